@@ -1,0 +1,140 @@
+"""The command line. The only module that parses argv and calls sys.exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from erpsync.config import Settings, load_settings, redacted_dump, resolve_config_path
+from erpsync.errors import ConfigError, ErpsyncError, JobFailed
+
+EXIT_CONFIG = 78  # EX_CONFIG: systemd's Restart=on-failure will not help, an operator must act
+EXIT_FATAL = 2
+EXIT_RETRY = 75  # EX_TEMPFAIL
+
+
+class Ctx:
+    def __init__(self, config: str | None) -> None:
+        self.config_arg = config
+        self._settings: Settings | None = None
+
+    @property
+    def config_path(self) -> Path:
+        return resolve_config_path(self.config_arg, os.environ)
+
+    def settings(self, *, require_secrets: bool = True) -> Settings:
+        if self._settings is None:
+            try:
+                self._settings = load_settings(self.config_path, require_secrets=require_secrets)
+            except ConfigError as exc:
+                _config_exit(exc)
+            from erpsync.logs import configure_logging
+
+            s = self._settings
+            configure_logging(
+                s.logging.level, s.logging.format, stream=sys.stderr,
+                secrets=[v.get_secret_value() for v in (s.centra.soap.password, s.centra.graphql.token) if v],
+            )
+        return self._settings
+
+
+def _config_exit(exc: ConfigError) -> NoReturn:
+    click.echo(f"erpsync: invalid configuration ({len(exc.problems)} problem(s)):", err=True)
+    for p in exc.problems:
+        click.echo(f"  - {p}", err=True)
+    sys.exit(EXIT_CONFIG)
+
+
+def _fail(exc: ErpsyncError) -> NoReturn:
+    click.echo(f"erpsync: {type(exc).__name__}: {exc}", err=True)
+    sys.exit(EXIT_FATAL if isinstance(exc, JobFailed) else EXIT_RETRY)
+
+
+def _print_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@click.group()
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
+              help="config file (default: $ERPSYNC_CONFIG, else /etc/erpsync/erpsync.toml)")
+@click.version_option(package_name="erpsync")
+@click.pass_context
+def cli(ctx: click.Context, config: str | None) -> None:
+    """erpsync: keeps an ERP and a Centra store in sync."""
+    ctx.obj = Ctx(config)
+
+
+# ---------------------------------------------------------------- config
+
+
+@cli.group("config")
+def config_group() -> None:
+    """Validate or show the configuration."""
+
+
+@config_group.command("check")
+@click.pass_obj
+def config_check(obj: Ctx) -> None:
+    """Validate the config file, environment overrides and secrets; exit non-zero listing every problem."""
+    obj.settings()
+    click.echo(f"configuration OK: {obj.config_path}")
+
+
+@config_group.command("show")
+@click.pass_obj
+def config_show(obj: Ctx) -> None:
+    """Print the effective configuration (file + environment + defaults), secrets redacted."""
+    _print_json(redacted_dump(obj.settings(require_secrets=False)))
+
+
+# ---------------------------------------------------------------- database
+
+
+@cli.group("db")
+def db_group() -> None:
+    """Database schema migrations."""
+
+
+@db_group.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+@click.pass_obj
+def db_upgrade(obj: Ctx, revision: str) -> None:
+    """Create or migrate the schema to the current version (a no-op when already current)."""
+    from erpsync.store import migrate
+    from erpsync.store.engine import make_engine
+
+    s = obj.settings(require_secrets=False)
+    engine = make_engine(s.database_url, busy_timeout_ms=s.database.busy_timeout_ms)
+    before = migrate.current_revision(engine)
+    migrate.upgrade(engine, revision)
+    after = migrate.current_revision(engine)
+    click.echo(f"schema at {after}" + (" (already current)" if before == after else f" (was {before or 'empty'})"))
+
+
+@db_group.command("status")
+@click.pass_obj
+def db_status(obj: Ctx) -> None:
+    """Show the schema revision of the database and the one this erpsync needs."""
+    from erpsync.store import migrate
+    from erpsync.store.engine import make_engine
+
+    s = obj.settings(require_secrets=False)
+    engine = make_engine(s.database_url, busy_timeout_ms=s.database.busy_timeout_ms)
+    current, head = migrate.current_revision(engine), migrate.head_revision()
+    click.echo(f"database: {current or 'empty'}; required: {head}; {'current' if current == head else 'OUT OF DATE'}")
+    if current != head:
+        sys.exit(EXIT_FATAL)
+
+
+def main() -> None:
+    try:
+        cli(standalone_mode=True)
+    except ConfigError as exc:
+        _config_exit(exc)
+    except ErpsyncError as exc:
+        _fail(exc)

@@ -1,0 +1,98 @@
+"""The injected clock: all rate, retry and timestamp logic reads time through a ``Clock``.
+
+``SystemClock`` is the real one; ``ScaledClock`` runs faster than real time (the simulator's
+time-scale option; client and simulator must then share the same epoch and factor);
+``FakeClock`` is for tests: ``sleep`` advances time instantly.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Aware UTC wall-clock time."""
+        ...
+
+    def time(self) -> float:
+        """Wall-clock seconds since the Unix epoch (scaled clocks scale it)."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back."""
+        ...
+
+    def sleep(self, seconds: float) -> None:
+        """Wait ``seconds`` of this clock's time."""
+        ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def time(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+class ScaledClock:
+    """Time that runs ``factor`` times faster than the real clock, from ``epoch`` (Unix seconds).
+
+    Two processes given the same ``epoch`` and ``factor`` read the same scaled time.
+    """
+
+    def __init__(self, factor: float, epoch: float | None = None) -> None:
+        if factor <= 0:
+            raise ValueError("time scale factor must be positive")
+        self.factor = factor
+        self.epoch = time.time() if epoch is None else epoch
+
+    def time(self) -> float:
+        return self.epoch + (time.time() - self.epoch) * self.factor
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.time(), UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic() * self.factor
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds / self.factor)
+
+
+class FakeClock:
+    """A clock for tests: time only moves when ``advance`` or ``sleep`` is called."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self._t = start
+        self._lock = threading.Lock()
+        self.sleeps: list[float] = []
+
+    def time(self) -> float:
+        return self._t
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._t, UTC)
+
+    def monotonic(self) -> float:
+        return self._t
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.advance(max(seconds, 0.0))
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._t += seconds

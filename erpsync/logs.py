@@ -1,0 +1,137 @@
+"""Logging: structlog for erpsync, stdlib loggers (zeep, gql, apscheduler, sqlalchemy) routed in.
+
+JSON lines on stdout when not on a TTY (journald: one object per line, ``timestamp`` in UTC
+ISO-8601, ``level``, ``event``, ``logger``), a readable console renderer on a TTY. The
+``redact_secrets`` processor scrubs every registered secret value from every string in the event
+dict, whatever key it hides under, plus passwords embedded in URLs and SOAP ``<password>`` elements.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import threading
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+REDACTED = "**********"
+_SENSITIVE_KEYS = re.compile(r"pass(word)?|secret|token|authorization|credential|api[_-]?key", re.I)
+_URL_PASSWORD = re.compile(r"(?P<pre>[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@/\s]+(?=@)", re.I)
+_XML_PASSWORD = re.compile(r"(<(?:[\w-]+:)?password>)[^<]*(</)", re.I)
+_BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.I)
+
+_secrets: set[str] = set()
+_secrets_lock = threading.Lock()
+
+
+def register_secret(value: str | None) -> None:
+    """Make ``value`` unprintable in every log line from now on."""
+    if value and len(value) >= 3:
+        with _secrets_lock:
+            _secrets.add(value)
+
+
+def scrub(text: str) -> str:
+    for secret in sorted(_secrets, key=len, reverse=True):
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    text = _URL_PASSWORD.sub(lambda m: m.group("pre") + REDACTED, text)
+    text = _XML_PASSWORD.sub(lambda m: m.group(1) + REDACTED + m.group(2), text)
+    return _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
+
+
+def _scrub_value(key: str | None, value: Any) -> Any:
+    if key is not None and _SENSITIVE_KEYS.search(key) and value not in (None, ""):
+        return REDACTED
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, bytes):
+        return scrub(value.decode("utf-8", "replace"))
+    if isinstance(value, MutableMapping):
+        return {k: _scrub_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set):
+        return [_scrub_value(None, v) for v in value]
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    return scrub(repr(value)) if not isinstance(value, str) else value
+
+
+def redact_secrets(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
+    return {k: (_scrub_value(k, v) if k != "event" else _scrub_value(None, v)) for k, v in event_dict.items()}
+
+
+def _add_logger_name(logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
+    if "logger" not in event_dict:
+        record = event_dict.get("_record")
+        event_dict["logger"] = record.name if record is not None else getattr(logger, "name", "erpsync")
+    return event_dict
+
+
+class _Stream:
+    """Write-through to whatever ``sys.stdout`` is at write time (pytest swaps it)."""
+
+    def __init__(self, stream: TextIO | None) -> None:
+        self._fixed = stream
+
+    def write(self, s: str) -> int:
+        return (self._fixed or sys.stdout).write(s)
+
+    def flush(self) -> None:
+        (self._fixed or sys.stdout).flush()
+
+
+def configure_logging(
+    level: str = "INFO",
+    fmt: str = "auto",
+    stream: TextIO | None = None,
+    secrets: Iterable[str | None] = (),
+) -> None:
+    """Set up structlog and the stdlib root logger. Safe to call more than once."""
+    for s in secrets:
+        register_secret(s)
+    out = stream or sys.stdout
+    use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        _add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+        structlog.processors.format_exc_info,
+        redact_secrets,
+    ]
+    renderer: Processor = (
+        structlog.processors.JSONRenderer(default=str)
+        if use_json
+        else structlog.dev.ConsoleRenderer(colors=out.isatty())
+    )
+    structlog.configure(
+        processors=[structlog.stdlib.filter_by_level, *shared,
+                    structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[structlog.stdlib.ExtraAdder(), *shared],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, redact_secrets, renderer],
+    )
+    handler = logging.StreamHandler(_Stream(stream))  # type: ignore[arg-type]
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for h in list(root.handlers):
+        if getattr(h, "_erpsync", False):
+            root.removeHandler(h)
+    handler._erpsync = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    # chatty libraries: their INFO is noise for operators, DEBUG only when asked
+    for noisy in ("zeep", "gql", "urllib3", "sqlalchemy.engine", "apscheduler"):
+        logging.getLogger(noisy).setLevel(level if level == "DEBUG" else "WARNING")
+
+
+def get_logger(name: str = "erpsync") -> Any:
+    return structlog.stdlib.get_logger(name)
