@@ -1,0 +1,1 @@
+"""The jobs: pull events from Centra, push ERP masters to Centra. They run without the daemon."""
