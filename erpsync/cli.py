@@ -59,7 +59,25 @@ def _print_json(data: Any) -> None:
     click.echo(json.dumps(data, indent=2, default=str))
 
 
-@click.group()
+def _set_config(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        ctx.find_object(Ctx).config_arg = value  # type: ignore[union-attr]
+
+
+class ErpsyncGroup(click.Group):
+    """Every command also accepts ``--config`` after its name (``erpsync config check --config F``)."""
+
+    group_class = type  # subgroups are ErpsyncGroups too
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        if not any(p.name == "config_late" for p in cmd.params):
+            cmd.params.append(click.Option(
+                ["--config", "config_late"], type=click.Path(dir_okay=False), expose_value=False,
+                callback=_set_config, help="config file (same as erpsync --config)"))
+        super().add_command(cmd, name)
+
+
+@click.group(cls=ErpsyncGroup)
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None,
               help="config file (default: $ERPSYNC_CONFIG, else /etc/erpsync/erpsync.toml)")
 @click.version_option(package_name="erpsync")
@@ -78,10 +96,18 @@ def config_group() -> None:
 
 
 @config_group.command("check")
+@click.option("--require-secrets", is_flag=True,
+              help="also fail when the SOAP password or GraphQL token is not available")
 @click.pass_obj
-def config_check(obj: Ctx) -> None:
-    """Validate the config file, environment overrides and secrets; exit non-zero listing every problem."""
-    obj.settings()
+def config_check(obj: Ctx, require_secrets: bool) -> None:
+    """Validate the config file and environment overrides; exit non-zero listing every problem.
+
+    Secrets are looked up too; their absence is a warning unless --require-secrets (the commands
+    that talk to Centra always require them).
+    """
+    settings = obj.settings(require_secrets=require_secrets)
+    for problem in settings.missing_secrets():
+        click.echo(f"warning: {problem}", err=True)
     click.echo(f"configuration OK: {obj.config_path}")
 
 
