@@ -4,9 +4,9 @@ over an open connection in ``config.attributes["connection"]``."""
 from __future__ import annotations
 
 from alembic import context
+from sqlmodel import SQLModel
 
 import erpsync.store.tables  # noqa: F401  (registers every table on the metadata)
-from sqlmodel import SQLModel
 
 config = context.config
 target_metadata = SQLModel.metadata

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 18:02:37.459742
+Create Date: pre-release (regenerated from the models)
 """
 from collections.abc import Sequence
 
@@ -24,7 +24,7 @@ def upgrade() -> None:
     op.create_table('centra_account',
     sa.Column('centra_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
     sa.Column('last_event_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('last_event_seq', sa.Integer(), nullable=True),
+    sa.Column('last_event_seq', sa.BigInteger(), nullable=True),
     sa.Column('last_event_date', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('deleted', sa.Boolean(), nullable=False),
     sa.Column('deleted_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
@@ -40,7 +40,7 @@ def upgrade() -> None:
     op.create_table('centra_customer',
     sa.Column('centra_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
     sa.Column('last_event_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('last_event_seq', sa.Integer(), nullable=True),
+    sa.Column('last_event_seq', sa.BigInteger(), nullable=True),
     sa.Column('last_event_date', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('deleted', sa.Boolean(), nullable=False),
     sa.Column('deleted_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
@@ -62,7 +62,7 @@ def upgrade() -> None:
     op.create_table('centra_generic',
     sa.Column('centra_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
     sa.Column('last_event_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('last_event_seq', sa.Integer(), nullable=True),
+    sa.Column('last_event_seq', sa.BigInteger(), nullable=True),
     sa.Column('last_event_date', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('deleted', sa.Boolean(), nullable=False),
     sa.Column('deleted_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
@@ -77,7 +77,7 @@ def upgrade() -> None:
     op.create_table('centra_invoice',
     sa.Column('centra_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
     sa.Column('last_event_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('last_event_seq', sa.Integer(), nullable=True),
+    sa.Column('last_event_seq', sa.BigInteger(), nullable=True),
     sa.Column('last_event_date', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('deleted', sa.Boolean(), nullable=False),
     sa.Column('deleted_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
@@ -97,7 +97,7 @@ def upgrade() -> None:
     op.create_table('centra_order',
     sa.Column('centra_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
     sa.Column('last_event_id', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
-    sa.Column('last_event_seq', sa.Integer(), nullable=True),
+    sa.Column('last_event_seq', sa.BigInteger(), nullable=True),
     sa.Column('last_event_date', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('deleted', sa.Boolean(), nullable=False),
     sa.Column('deleted_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),

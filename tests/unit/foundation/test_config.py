@@ -1,0 +1,123 @@
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from erpsync.config import load_settings, redact_url, redacted_dump, resolve_config_path
+from erpsync.errors import ConfigError
+
+EXAMPLE = Path(__file__).parents[3] / "config" / "erpsync.example.toml"
+SECRETS = {"ERPSYNC_CENTRA_SOAP_PASSWORD": "s3cret-pw", "ERPSYNC_CENTRA_GRAPHQL_TOKEN": "tok-123456"}
+
+MINIMAL = """
+[centra.soap]
+url = "http://127.0.0.1:1/soap"
+username = "erp"
+[centra.graphql]
+url = "http://127.0.0.1:1/graphql"
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "erpsync.toml"
+    p.write_text(text)
+    return p
+
+
+def test_example_config_is_valid_and_frozen() -> None:
+    s = load_settings(EXAMPLE, SECRETS)
+    assert s.centra.soap.username == "erp-user"
+    assert isinstance(s.centra.soap.password, SecretStr)
+    assert s.centra.soap.password.get_secret_value() == "s3cret-pw"
+    with pytest.raises(Exception, match="frozen"):
+        s.quota.share = 0.1  # type: ignore[misc]
+
+
+def test_three_mistakes_are_reported_together_with_dotted_keys_and_file(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+[centra.soap]
+url = "http://x/soap"
+read_timeout = "soon"
+colour = "blue"
+[centra.graphql]
+url = "http://x/graphql"
+""")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, SECRETS)
+    problems = {p.key: p for p in err.value.problems}
+    assert set(problems) == {"centra.soap.username", "centra.soap.read_timeout", "centra.soap.colour"}
+    assert problems["centra.soap.colour"].message == "unknown key"
+    assert problems["centra.soap.username"].message == "required value is missing"
+    assert all(p.source == str(path) for p in problems.values())
+
+
+def test_secret_in_the_file_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL.replace('username = "erp"', 'username = "erp"\npassword = "pw"'))
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, SECRETS)
+    [problem] = err.value.problems
+    assert problem.key == "centra.soap.password"
+    assert "not read from the file" in problem.message
+
+
+def test_missing_secrets_are_named_with_where_to_put_them(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, MINIMAL), {})
+    msgs = {p.key: p.message for p in err.value.problems}
+    assert "ERPSYNC_CENTRA_SOAP_PASSWORD" in msgs["centra.soap.password"]
+    assert "centra_graphql_token" in msgs["centra.graphql.token"]
+    assert load_settings(write(tmp_path, MINIMAL), {}, require_secrets=False).centra.soap.password is None
+
+
+def test_secrets_from_systemd_credentials_directory(tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "centra_soap_password").write_text("from-cred\n")
+    (creds / "centra_graphql_token").write_text("tok-cred")
+    s = load_settings(write(tmp_path, MINIMAL), {"CREDENTIALS_DIRECTORY": str(creds)})
+    assert s.centra.soap.password is not None
+    assert s.centra.soap.password.get_secret_value() == "from-cred"
+    assert s.centra.graphql.token is not None
+    assert s.centra.graphql.token.get_secret_value() == "tok-cred"
+
+
+def test_env_overrides_are_validated_like_the_file(tmp_path: Path) -> None:
+    env = {**SECRETS, "ERPSYNC_DATABASE_URL": "postgresql+psycopg://u@h/db",
+           "ERPSYNC_QUOTA_SHARE": "0.5", "ERPSYNC_CENTRA_SOAP_EVENT_TYPES": '["order", "customer"]'}
+    s = load_settings(write(tmp_path, MINIMAL), env)
+    assert s.database_url == "postgresql+psycopg://u@h/db"
+    assert s.quota.share == 0.5
+    assert s.centra.soap.event_types == ("order", "customer")
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, MINIMAL), {**SECRETS, "ERPSYNC_QUOTA_SHARE": "lots",
+                                                  "ERPSYNC_QUOTA_SHAER": "1"})
+    by_key = {p.key: p for p in err.value.problems}
+    assert by_key["quota.share"].source == "environment (ERPSYNC_QUOTA_SHARE)"
+    assert by_key["ERPSYNC_QUOTA_SHAER"].message == "unknown setting in environment"
+
+
+def test_default_database_is_sqlite_in_state_dir(tmp_path: Path) -> None:
+    s = load_settings(write(tmp_path, MINIMAL + f'[paths]\nstate_dir = "{tmp_path}"\n'), SECRETS)
+    assert s.database_url == f"sqlite:///{tmp_path}/erpsync.db"
+
+
+def test_bad_toml_and_missing_file_are_config_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(write(tmp_path, "[centra\n"), SECRETS)
+    with pytest.raises(ConfigError, match="not found"):
+        load_settings(tmp_path / "nope.toml", SECRETS)
+
+
+def test_config_path_precedence() -> None:
+    assert resolve_config_path("a.toml", {"ERPSYNC_CONFIG": "b.toml"}) == Path("a.toml")
+    assert resolve_config_path(None, {"ERPSYNC_CONFIG": "b.toml"}) == Path("b.toml")
+    assert resolve_config_path(None, {}) == Path("/etc/erpsync/erpsync.toml")
+
+
+def test_redacted_dump_hides_secrets_and_url_passwords(tmp_path: Path) -> None:
+    env = {**SECRETS, "ERPSYNC_DATABASE_URL": "postgresql+psycopg://u:dbpw@h/db"}
+    dump = redacted_dump(load_settings(write(tmp_path, MINIMAL), env))
+    text = repr(dump)
+    assert "s3cret-pw" not in text and "tok-123456" not in text and "dbpw" not in text
+    assert dump["centra"]["soap"]["password"] == "**********"
+    assert redact_url("sqlite:///x.db") == "sqlite:///x.db"
