@@ -1,0 +1,327 @@
+"""``GraphqlApp``: one HTTP POST /graphql in, (status, headers, body) out. Thread-safe.
+
+Order of checks for a request: Bearer token (missing, unknown or expired → 403, free) → JSON body
+(→ 400, free) → parse and validate the document against the contract SDL and coerce variables
+(→ 400, free) → complexity and mutation count (see ``erpsync.sim.gql.complexity``) → the quota,
+charged all-or-nothing (→ 429 + ``Retry-After``, free; a cost no bucket can ever hold → 400) →
+per-token permissions of the root fields (missing → 200 with an ``authorization`` error, charged) →
+execution. Every 200 carries ``extensions.complexity`` and ``extensions.permissionsUsed``; every
+response carries ``X-Centra-Request-ID`` and ``X-Correlation-ID``.
+
+Time is read from the injected clock. With a ``ScaledClock`` the ``Retry-After`` seconds are scaled
+seconds and the Unix / HTTP-date forms are instants on the scaled clock, so a client sharing the same
+epoch and factor waits exactly as long as the simulator needs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from importlib import resources
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    FragmentDefinitionNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationType,
+    build_schema,
+    execute,
+    get_operation_ast,
+    parse,
+    validate,
+)
+from graphql.execution.values import get_variable_values
+
+from erpsync.clock import Clock
+from erpsync.sim.gql.complexity import measure
+from erpsync.sim.gql.mutations import MUTATION_PERMISSIONS, Mutations
+from erpsync.sim.gql.options import GqlOptions
+from erpsync.sim.gql.queries import query_root
+from erpsync.sim.gql.quota import CostExceedsCapacity, Quota
+from erpsync.sim.gql.state import State, seeded
+
+#: Permission needed by each root query field (``rateLimits`` needs none).
+QUERY_PERMISSIONS: dict[str, str | None] = {
+    "rateLimits": None,
+    "products": "Product:read",
+    "pricelists": "Pricelist:read",
+    "warehouses": "Warehouse:read",
+    "sizeCharts": "SizeChart:read",
+    "stores": "Store:read",
+}
+
+_schema_cache: GraphQLSchema | None = None
+_schema_lock = threading.Lock()
+
+
+def contract_sdl() -> str:
+    """The GraphQL SDL shared with erpsync's client (erpsync/contract/centra.graphql)."""
+    return resources.files("erpsync.contract").joinpath("centra.graphql").read_text(encoding="utf-8")
+
+
+def contract_schema() -> GraphQLSchema:
+    global _schema_cache  # noqa: PLW0603 - built once per process, it is immutable
+    with _schema_lock:
+        if _schema_cache is None:
+            _schema_cache = build_schema(contract_sdl())
+        return _schema_cache
+
+
+Response = tuple[int, dict[str, str], bytes]
+
+
+class GraphqlApp:
+    """The simulated Centra GraphQL Integration API (see the module docstring for the pipeline)."""
+
+    def __init__(self, options: GqlOptions, clock: Clock) -> None:
+        self.options = options
+        self.clock = clock
+        self.schema = contract_schema()
+        self._lock = threading.RLock()
+        self._expired: set[str] = set(options.expired_tokens)
+        self._limits = options.bucket_limits()
+        self.state: State = seeded(options.warehouses, options.pricelists)
+        self.quota = Quota(self._limits, clock, options.other_integration_share)
+        self._requests = 0
+        self._by_status: dict[str, int] = {}
+
+    # --- public API -------------------------------------------------------------------------
+
+    def handle(self, headers: Mapping[str, str], body: bytes) -> Response:
+        """One HTTP POST /graphql → (status, response headers, body). Thread-safe."""
+        lower = {k.lower(): v for k, v in headers.items()}
+        out_headers = {
+            "Content-Type": "application/json",
+            "X-Centra-Request-ID": uuid.uuid4().hex,
+            "X-Correlation-ID": lower.get("x-correlation-id") or uuid.uuid4().hex,
+        }
+        with self._lock:
+            status, payload, extra = self._handle(lower, body)
+            self._requests += 1
+            self._by_status[str(status)] = self._by_status.get(str(status), 0) + 1
+        out_headers.update(extra)
+        return status, out_headers, json.dumps(payload).encode("utf-8")
+
+    def apply_then_fail(self, headers: Mapping[str, str], body: bytes) -> Response:
+        """Apply the request exactly like ``handle`` (for the 499-after-apply fault: the caller then
+        answers 499 instead of this result)."""
+        return self.handle(headers, body)
+
+    def expire_token(self, token: str) -> None:
+        """From now on ``token`` is answered with 403 (the "expired token" fault)."""
+        with self._lock:
+            self._expired.add(token)
+
+    def inspect(self) -> dict[str, Any]:
+        """JSON-able view of what the simulator holds (for /_sim/state and tests)."""
+        with self._lock:
+            s = self.state
+            return {
+                "counts": {
+                    "products": len(s.products),
+                    "variants": len(s.variants),
+                    "productSizes": len(s.product_sizes),
+                    "sizeCharts": len(s.size_charts),
+                    "sizes": len(s.sizes),
+                    "pricelists": len(s.pricelists),
+                    "warehouses": len(s.warehouses),
+                    "stockChanges": s.stock_changes,
+                    "mutationsApplied": s.mutations_applied,
+                },
+                "duplicates": s.duplicates(),
+                "externalIds": {kind: dict(per) for kind, per in s.external.items()},
+                "stock": self._stock_rows(),
+                "prices": self._price_rows(),
+                "quota": {
+                    "tier": self.options.tier,
+                    "limits": dict(self._limits),
+                    "retryAfterFormat": self.options.retry_after_format,
+                    "otherIntegrationShare": self.options.other_integration_share,
+                    **self.quota.inspect(),
+                },
+                "clock": {
+                    "factor": getattr(self.clock, "factor", 1.0),
+                    "epoch": getattr(self.clock, "epoch", None),
+                    "now": self.clock.time(),
+                },
+                "requests": {"total": self._requests, "byStatus": dict(self._by_status)},
+            }
+
+    def reset(self) -> None:
+        """Back to the freshly seeded state with full buckets and zero counters."""
+        with self._lock:
+            self.state = seeded(self.options.warehouses, self.options.pricelists)
+            self.quota = Quota(self._limits, self.clock, self.options.other_integration_share)
+            self._expired = set(self.options.expired_tokens)
+            self._requests = 0
+        self._by_status = {}
+
+    def snapshot(self) -> dict[str, Any]:
+        """The catalogue, prices and stock as JSON-able data (the quota is not persisted)."""
+        with self._lock:
+            return {"version": 1, "state": self.state.to_json()}
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        """Replace the state with one taken by ``snapshot``."""
+        if data.get("version") != 1:
+            raise ValueError(f"unsupported GraphQL simulator snapshot version {data.get('version')!r}")
+        state = State.from_json(dict(data["state"]))
+        with self._lock:
+            self.state = state
+
+    # --- pipeline ---------------------------------------------------------------------------
+
+    def _handle(self, headers: Mapping[str, str], body: bytes) -> tuple[int, Any, dict[str, str]]:
+        token = _bearer(headers.get("authorization", ""))
+        if token is None:
+            return 403, _errors("Missing or malformed Authorization: Bearer token", "authentication"), {}
+        if token in self._expired:
+            return 403, _errors("The access token has expired", "authentication"), {}
+        permissions = self.options.tokens.get(token)
+        if permissions is None:
+            return 403, _errors("Invalid access token", "authentication"), {}
+
+        try:
+            request = json.loads(body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            return 400, _errors(f"Malformed JSON body: {exc}", "bad_request"), {}
+        if not isinstance(request, dict) or not isinstance(request.get("query"), str):
+            return 400, _errors("The body must be a JSON object with a string 'query'", "bad_request"), {}
+        variables = request.get("variables") or {}
+        op_name = request.get("operationName")
+        if not isinstance(variables, dict) or not (op_name is None or isinstance(op_name, str)):
+            return 400, _errors("'variables' must be an object, 'operationName' a string", "bad_request"), {}
+
+        try:
+            document = parse(request["query"])
+        except GraphQLError as exc:
+            return 400, {"errors": [exc.formatted]}, {}
+        problems = validate(self.schema, document)
+        if problems:
+            return 400, {"errors": [e.formatted for e in problems]}, {}
+        operation = get_operation_ast(document, op_name)
+        if operation is None:
+            return 400, _errors("Unknown or ambiguous operation; set operationName", "bad_request"), {}
+        coerced = get_variable_values(self.schema, operation.variable_definitions or (), variables)
+        if isinstance(coerced, list):
+            return 400, {"errors": [e.formatted for e in coerced]}, {}
+
+        fragments = _fragments(document)
+        complexity, mutation_count, roots = measure(self.schema, operation, fragments, coerced)
+        try:
+            wait = self.quota.try_charge(
+                {"REQUEST_COUNT": 1, "QUERY_COMPLEXITY": complexity, "MUTATION_COUNT": mutation_count}
+            )
+        except CostExceedsCapacity as exc:
+            return 400, _errors(f"Query too complex: {exc}", "complexity"), {}
+        if wait is not None:
+            return (
+                429,
+                _errors(f"Rate limit exceeded, retry in {wait:.3f} s", "rate_limit"),
+                {"Retry-After": self._retry_after(wait)},
+            )
+
+        is_mutation = operation.operation == OperationType.MUTATION
+        table = MUTATION_PERMISSIONS if is_mutation else QUERY_PERMISSIONS
+        needed = [(name, table.get(name)) for name in roots]
+        used = sorted({p for _, p in needed if p is not None})
+        for name, perm in needed:
+            if perm is not None and perm not in permissions:
+                payload = _errors(f"You need {perm} permission to use {name}", "authorization")
+                payload["data"] = None
+                payload["extensions"] = {"complexity": complexity, "permissionsUsed": []}
+                return 200, payload, {}
+
+        result = self._execute(document, variables, op_name, is_mutation)
+        result["extensions"] = {"complexity": complexity, "permissionsUsed": used}
+        return 200, result, {}
+
+    def _execute(
+        self,
+        document: DocumentNode,
+        variables: dict[str, Any],
+        op_name: str | None,
+        is_mutation: bool,
+    ) -> dict[str, Any]:
+        root: dict[str, Callable[..., Any]]
+        if is_mutation:
+            root = Mutations(self.state, self.clock, self.options.batch_failure).root()
+        else:
+            root = query_root(self.state, self.quota)
+        result = execute(self.schema, document, root_value=root, variable_values=variables, operation_name=op_name)
+        if not isinstance(result, ExecutionResult):
+            raise TypeError("the simulator's resolvers are synchronous")
+        out: dict[str, Any] = {"data": result.data}
+        if result.errors:
+            out["errors"] = [e.formatted for e in result.errors]
+        return out
+
+    def _retry_after(self, wait: float) -> str:
+        fmt = self.options.retry_after_format
+        if fmt == "seconds":
+            return str(max(1, math.ceil(wait)))
+        at = math.ceil(self.clock.time() + wait)
+        if fmt == "unix":
+            return str(at)
+        return format_datetime(datetime.fromtimestamp(at, UTC), usegmt=True)
+
+    def _stock_rows(self) -> list[dict[str, Any]]:
+        s = self.state
+        rows = []
+        for (wid, psid), qty in sorted(s.stock.items()):
+            ps = s.product_sizes[psid]
+            wh = s.warehouses[wid]
+            rows.append(
+                {
+                    "warehouseId": wid,
+                    "warehouse": wh.external_id or wh.name,
+                    "productSizeId": psid,
+                    "SKU": s.sku(ps),
+                    "EAN": ps.ean,
+                    "quantity": qty,
+                }
+            )
+        return rows
+
+    def _price_rows(self) -> list[dict[str, Any]]:
+        s = self.state
+        rows = []
+        for (plid, kind, oid), price in sorted(s.prices.items()):
+            pl = s.pricelists[plid]
+            obj = s.products[oid] if kind == "product" else s.variants[oid]
+            rows.append(
+                {
+                    "pricelistId": plid,
+                    "pricelist": pl.external_id or pl.name,
+                    "currency": pl.currency,
+                    "kind": kind,
+                    "id": oid,
+                    "externalId": obj.external_id,
+                    "price": None if price.price is None else str(price.price),
+                    "recommendedRetailPrice": None if price.rrp is None else str(price.rrp),
+                }
+            )
+        return rows
+
+
+def _bearer(value: str) -> str | None:
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        return None
+    return token.strip()
+
+
+def _errors(message: str, category: str) -> dict[str, Any]:
+    return {"errors": [{"message": message, "extensions": {"category": category}}]}
+
+
+def _fragments(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
+    return {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
