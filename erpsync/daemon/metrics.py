@@ -1,0 +1,210 @@
+"""Prometheus metrics and the ``/metrics``, ``/healthz``, ``/readyz`` listener.
+
+Run counters and timestamps are kept in-process as jobs finish. Backlog, parked items, pending
+outbound items, quota and 429s are read from the database at scrape time (``StoreCollector``), so
+``/metrics`` always agrees with the tables ``erpsync status`` reads.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col
+
+from erpsync.logs import get_logger
+from erpsync.store.models import InboxEvent, OutboundItem, ParkedItem, QuotaBucket, QuotaState
+
+log = get_logger("erpsync.daemon.metrics")
+
+# run.counts keys that mean "events" for the pull job and "items" for the push jobs
+EVENT_COUNT_KEYS = ("fetched", "stored", "acked", "parked", "duplicates")
+ITEM_COUNT_KEYS = ("pushed", "parked", "unchanged", "failed")
+
+
+class DaemonMetrics:
+    """The daemon's metric set, in its own registry (several daemons may live in one test process)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.runs = Counter("erpsync_job_runs", "Job runs by job and outcome (ok, stopped, retry, failed).",
+                            ["job", "outcome"], registry=r)
+        self.duration = Histogram("erpsync_job_duration_seconds", "Duration of job runs.", ["job"],
+                                  buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600), registry=r)
+        self.last_attempt = Gauge("erpsync_job_last_attempt_timestamp_seconds",
+                                  "Unix time the job last started.", ["job"], registry=r)
+        self.last_success = Gauge("erpsync_job_last_success_timestamp_seconds",
+                                  "Unix time the job last finished with outcome ok.", ["job"], registry=r)
+        self.enabled = Gauge("erpsync_job_enabled",
+                             "1 while the job is scheduled, 0 after a fatal error disabled it.", ["job"],
+                             registry=r)
+        self.failures = Gauge("erpsync_job_consecutive_failures",
+                              "Failed or retried runs since the last success (drives the backoff).", ["job"],
+                              registry=r)
+        self.counts = Counter("erpsync_job_items", "Everything jobs counted in run.counts, by key.",
+                              ["job", "key"], registry=r)
+        self.events = Counter("erpsync_events", "SOAP events by stage (fetched, stored, acked, parked).",
+                              ["stage"], registry=r)
+        self.items = Counter("erpsync_items", "Outbound items by entity and result (pushed, parked, ...).",
+                             ["entity", "result"], registry=r)
+        self.leader = Gauge("erpsync_leader", "1 when this process is the active instance, 0 on standby.",
+                            registry=r)
+        self.healthy = Gauge("erpsync_healthy", "1 when the scheduler loop is healthy and no job is disabled.",
+                             registry=r)
+        self.watchdog_pings = Counter("erpsync_watchdog_pings", "WATCHDOG=1 messages sent to systemd.",
+                                      registry=r)
+
+    def record_run(self, job: str, outcome: str, counts: dict[str, int], duration_s: float,
+                   started_at: float, entity: str | None) -> None:
+        self.runs.labels(job, outcome).inc()
+        self.duration.labels(job).observe(max(duration_s, 0.0))
+        self.last_attempt.labels(job).set(started_at)
+        if outcome == "ok":
+            self.last_success.labels(job).set(started_at + duration_s)
+        for key, value in counts.items():
+            if value:
+                self.counts.labels(job, key).inc(value)
+        if job == "pull":
+            for key in EVENT_COUNT_KEYS:
+                if counts.get(key):
+                    self.events.labels(key).inc(counts[key])
+        elif entity is not None:
+            for key in ITEM_COUNT_KEYS:
+                if counts.get(key):
+                    self.items.labels(entity, key).inc(counts[key])
+
+
+class StoreCollector(Collector):
+    """Figures read from the database at scrape time."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def describe(self) -> list[Metric]:
+        return []  # computed at scrape time; nothing to pre-register
+
+    def collect(self) -> Iterator[Metric]:
+        ok = GaugeMetricFamily("erpsync_store_scrape_ok", "1 when the database figures below could be read.")
+        try:
+            figures = store_figures(self.engine)
+        except SQLAlchemyError as exc:
+            log.warning("metrics.store_unavailable", error_class=type(exc).__name__, error=str(exc)[:200])
+            ok.add_metric([], 0)
+            yield ok
+            return
+        ok.add_metric([], 1)
+        yield ok
+        backlog = GaugeMetricFamily("erpsync_inbox_backlog",
+                                    "Inbox events stored but not yet acknowledged to Centra.")
+        backlog.add_metric([], figures["inbox_unacked"])
+        yield backlog
+        parked = GaugeMetricFamily("erpsync_parked_items", "Open (unresolved) parked items by kind.",
+                                   labels=["kind"])
+        for kind, n in figures["parked_open"].items():
+            parked.add_metric([kind], n)
+        yield parked
+        outbound = GaugeMetricFamily("erpsync_outbound_items", "Outbound items by entity and status.",
+                                     labels=["entity", "status"])
+        for (entity, status), n in figures["outbound"].items():
+            outbound.add_metric([entity, status], n)
+        yield outbound
+        remaining = GaugeMetricFamily("erpsync_quota_remaining", "Tokens left in each quota bucket.",
+                                      labels=["bucket"])
+        capacity = GaugeMetricFamily("erpsync_quota_capacity", "Capacity of each quota bucket.",
+                                     labels=["bucket"])
+        for name, (tokens, cap) in figures["quota"].items():
+            remaining.add_metric([name], tokens)
+            capacity.add_metric([name], cap)
+        yield remaining
+        yield capacity
+        limited = CounterMetricFamily("erpsync_rate_limited", "HTTP 429 answers received from Centra.")
+        limited.add_metric([], figures["rate_limited"])
+        yield limited
+
+
+def store_figures(engine: Engine) -> dict[str, Any]:
+    """Backlog, parked, outbound and quota figures, shared by /metrics and ``erpsync status``."""
+    with Session(engine) as s:
+        unacked = s.exec(select(func.count()).select_from(InboxEvent).where(  # type: ignore[call-overload]
+            col(InboxEvent.acked_at).is_(None))).one()[0]
+        parked_rows = s.exec(select(ParkedItem.kind, func.count()).where(  # type: ignore[call-overload]
+            col(ParkedItem.resolved_at).is_(None)).group_by(ParkedItem.kind)).all()
+        outbound_rows = s.exec(select(OutboundItem.entity, OutboundItem.status,  # type: ignore[call-overload]
+                                      func.count()).group_by(OutboundItem.entity, OutboundItem.status)).all()
+        buckets = s.exec(select(QuotaBucket.name, QuotaBucket.tokens, QuotaBucket.capacity)).all()  # type: ignore[call-overload]
+        state = s.exec(select(QuotaState.rate_limited_count)).first()  # type: ignore[call-overload]
+    return {
+        "inbox_unacked": int(unacked),
+        "parked_open": {str(k): int(n) for k, n in parked_rows},
+        "outbound": {(str(e), str(st)): int(n) for e, st, n in outbound_rows},
+        "quota": {str(name): (float(t), float(c)) for name, t, c in buckets},
+        "rate_limited": int(state[0]) if state else 0,
+    }
+
+
+HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]
+
+
+class MetricsServer:
+    """``/metrics``, ``/healthz`` and ``/readyz`` on one small threaded HTTP listener."""
+
+    def __init__(self, host: str, port: int, registry: CollectorRegistry,
+                 healthz: HealthCheck, readyz: HealthCheck) -> None:
+        handler = _handler(registry, healthz, readyz)
+        self._server = ThreadingHTTPServer((host, port), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="erpsync-metrics",
+                                        kwargs={"poll_interval": 0.2}, daemon=True)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        host, port = self._server.server_address[:2]
+        return str(host), int(port)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._server.shutdown()
+            self._thread.join(5)
+        self._server.server_close()
+
+
+def _handler(registry: CollectorRegistry, healthz: HealthCheck,
+             readyz: HealthCheck) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "erpsync"
+
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                body = generate_latest(registry)
+                self._send(200, body, CONTENT_TYPE_LATEST)
+            elif path in ("/healthz", "/readyz"):
+                ok, detail = (healthz if path == "/healthz" else readyz)()
+                body = json.dumps({"ok": ok, **detail}, default=str).encode()
+                self._send(200 if ok else 503, body, "application/json")
+            else:
+                self._send(404, b"not found\n", "text/plain")
+
+        def _send(self, code: int, body: bytes, ctype: str) -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return None  # scrapes every few seconds would drown the journal
+
+    return Handler

@@ -1,0 +1,539 @@
+"""The daemon: APScheduler jobs under an explicit supervising loop.
+
+Threads:
+- the **main thread** runs ``Daemon.serve()``: signals, leader election, health, systemd
+  STATUS/WATCHDOG. It only sends ``WATCHDOG=1`` while it is itself ticking *and* the scheduler's
+  own heartbeat job is fresh, so a wedged loop or a wedged scheduler makes systemd restart us;
+- APScheduler's thread (``BackgroundScheduler``, in-memory job store rebuilt from config at
+  start, ``coalesce=True``, ``max_instances=1``, explicit misfire grace) fires the jobs into a
+  ``default`` pool; the heartbeat and the instance-row writer have their own one-thread pools so a
+  busy job pool cannot starve them.
+
+Error policy per run (the job template already logged the summary line and wrote ``job_run``):
+``ok`` resets the failure streak; ``retry`` (and unexpected crashes) push the next run out with
+exponential backoff (``max(next tick, now + base * 2**(n-1))``, capped); ``JobFailed`` (bad
+credentials, schema mismatch) removes the job from the schedule and the daemon reports unhealthy
+on ``/healthz``, in ``STATUS=`` and in ``erpsync status`` instead of spinning.
+
+Shutdown: the first SIGTERM/SIGINT stops scheduling and sets the jobs' ``stop_event`` (their
+``checkpoint()`` ends the run after the current batch, committed); the daemon waits up to
+``grace_seconds`` for running jobs, then exits 0. When the grace expires, or on a second signal, it
+exits at once (code 1, or 128+signal): nothing uncommitted is acknowledged because every ack
+follows its commit. SIGHUP re-reads the config and applies what can change live (job intervals,
+log level); see ``docs/operations.md``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import socket
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import FrameType
+from typing import Any, Protocol
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from erpsync.clock import Clock, SystemClock
+from erpsync.daemon.leader import AlwaysLeader, Leadership
+from erpsync.daemon.metrics import DaemonMetrics, MetricsServer, StoreCollector, store_figures
+from erpsync.daemon.notify import SystemdNotifier, watchdog_interval
+from erpsync.errors import JobFailed
+from erpsync.logs import get_logger
+from erpsync.store.daemon_state import DaemonInstance
+from erpsync.store.engine import transaction
+from erpsync.sync.job import JobResult
+
+log = get_logger("erpsync.daemon")
+
+EXIT_OK = 0
+EXIT_GRACE_EXPIRED = 1
+MAX_CONSECUTIVE_CRASHES = 10  # a job that crashes (a bug) this often in a row is disabled
+
+
+class RunnableJob(Protocol):
+    name: str
+
+    def run(self) -> JobResult: ...
+
+
+@dataclass
+class JobSpec:
+    """One scheduled capability. ``entity`` labels item metrics (stock, price, product)."""
+
+    name: str
+    job: RunnableJob
+    trigger: BaseTrigger
+    entity: str | None = None
+    retry_base_s: float | None = None  # default: the interval (or 60 s for cron triggers)
+    max_backoff_s: float = 900.0
+    misfire_grace_s: int = 60
+    run_at_start: bool = True  # interval jobs run as soon as this process leads
+
+
+@dataclass
+class JobState:
+    enabled: bool = True
+    failures: int = 0
+    disabled_reason: str | None = None
+    last_outcome: str | None = None
+    last_started: float | None = None
+    last_success: float | None = None
+    last_counts: dict[str, int] = field(default_factory=dict)
+    runs: int = 0
+    running: bool = False
+
+
+class Daemon:
+    def __init__(
+        self,
+        engine: Engine,
+        jobs: list[JobSpec],
+        *,
+        leadership: Leadership | None = None,
+        notifier: SystemdNotifier | None = None,
+        clock: Clock | None = None,
+        stop_event: threading.Event | None = None,
+        grace_seconds: float = 30.0,
+        metrics_address: tuple[str, int] | None = None,
+        takeover_seconds: float = 30.0,
+        loop_interval: float = 1.0,
+        stall_after: float | None = None,
+        instance_interval: float = 5.0,
+        watchdog_seconds: float | None = None,
+        environ: Mapping[str, str] | None = None,
+        reload: Callable[[], Mapping[str, BaseTrigger]] | None = None,
+        status_hook: Callable[[], str | None] | None = None,
+        hard_exit: Callable[[int], None] = os._exit,
+    ) -> None:
+        self.engine = engine
+        self.specs = {s.name: s for s in jobs}
+        self.leadership: Leadership = leadership or AlwaysLeader()
+        self.notifier = notifier or SystemdNotifier.from_environ(environ)
+        self.clock = clock or SystemClock()
+        self.stop_event = stop_event or threading.Event()
+        self.grace_seconds = grace_seconds
+        self.takeover_seconds = takeover_seconds
+        self.loop_interval = loop_interval
+        self.stall_after = stall_after or max(5.0, 5 * loop_interval)
+        self.instance_interval = instance_interval
+        self.watchdog_seconds = (watchdog_seconds if watchdog_seconds is not None
+                                 else watchdog_interval(environ))
+        self.reload_fn = reload
+        self.status_hook = status_hook
+        self.hard_exit = hard_exit
+        self.metrics = DaemonMetrics()
+        self.metrics.registry.register(StoreCollector(engine))
+        self.metrics_address = metrics_address
+        self.server: MetricsServer | None = None
+        self.states = {name: JobState() for name in self.specs}
+        self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.role = "starting"
+        self.leader_holder: str | None = None
+        self.quota_left_pct: float | None = None
+        self.events_pulled = 0
+        self.ready = False
+        self.stopping = False
+        self._lock = threading.RLock()
+        self._wake = threading.Event()
+        self._signals: list[int] = []
+        self._reload_requested = False
+        self._loop_tick = time.monotonic()
+        self._sched_beat = time.monotonic()
+        self._next_ping = 0.0
+        self._next_leader_check = 0.0
+        self._last_status = ""
+        self.scheduler = BackgroundScheduler(
+            timezone="UTC",
+            executors={
+                "default": ThreadPoolExecutor(max(1, len(self.specs))),
+                "heartbeat": ThreadPoolExecutor(1),
+                "state": ThreadPoolExecutor(1),
+            },
+            job_defaults={"coalesce": True, "max_instances": 1},
+        )
+
+    # ------------------------------------------------------------------ health
+
+    @property
+    def leader_retry_seconds(self) -> float:
+        """Standbys try the lock this often: a dead leader is replaced within ``takeover_seconds``."""
+        return max(0.2, self.takeover_seconds / 3)
+
+    def loop_healthy(self) -> bool:
+        now = time.monotonic()
+        return (now - self._loop_tick) < self.stall_after and (now - self._sched_beat) < self.stall_after
+
+    def health(self) -> tuple[bool, dict[str, Any]]:
+        with self._lock:
+            disabled = {n: s.disabled_reason for n, s in self.states.items() if not s.enabled}
+        loop_ok = self.loop_healthy()
+        return loop_ok and not disabled, {
+            "role": self.role, "loop": "ok" if loop_ok else "stalled", "disabled_jobs": disabled,
+            "instance": self.instance_id}
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        ok, detail = self.health()
+        detail["started"] = self.ready
+        detail["stopping"] = self.stopping
+        return ok and self.ready and not self.stopping, detail
+
+    # ------------------------------------------------------------------ running one job
+
+    def _execute(self, name: str) -> None:
+        spec, state = self.specs[name], self.states[name]
+        if self.stop_event.is_set() or not state.enabled:
+            return
+        if self.role not in ("leader", "single") or not self.leadership.is_leader():
+            return  # a standby never runs jobs; the loop notices lost leadership and reports it
+        started = self.clock.time()
+        with self._lock:
+            state.last_started = started
+            state.running = True
+        try:
+            result = spec.job.run()
+        except JobFailed as exc:
+            self._record(spec, "failed", {}, self.clock.time() - started, started)
+            self._disable(name, f"{type(exc).__name__}: {exc}")
+            return
+        except Exception as exc:  # noqa: BLE001 - the daemon outlives a buggy job
+            # a bug: the template logged job.crashed with the traceback; back off, disable if endless
+            self._record(spec, "failed", {}, self.clock.time() - started, started)
+            with self._lock:
+                state.failures += 1
+                crashes = state.failures
+            if crashes >= MAX_CONSECUTIVE_CRASHES:
+                self._disable(name, f"crashed {crashes} times in a row, last: {type(exc).__name__}: {exc}")
+            else:
+                self._back_off(name)
+            return
+        self._record(spec, result.outcome, result.counts, result.duration_s, started)
+        if result.outcome == "ok":
+            with self._lock:
+                state.failures = 0
+                state.last_success = started
+        elif result.outcome == "retry":
+            with self._lock:
+                state.failures += 1
+            self._back_off(name)
+
+    def _record(self, spec: JobSpec, outcome: str, counts: dict[str, int], duration: float,
+                started: float) -> None:
+        state = self.states[spec.name]
+        with self._lock:
+            state.running = False
+            state.last_outcome = outcome
+            state.last_counts = dict(counts)
+            state.runs += 1
+            if spec.name == "pull":
+                self.events_pulled += int(counts.get("fetched", 0))
+        self.metrics.record_run(spec.name, outcome, counts, duration, started, spec.entity)
+        self.metrics.failures.labels(spec.name).set(state.failures)
+
+    def backoff_delay(self, name: str) -> float:
+        spec, state = self.specs[name], self.states[name]
+        base = spec.retry_base_s
+        if base is None:
+            base = spec.trigger.interval.total_seconds() if isinstance(spec.trigger, IntervalTrigger) else 60.0
+        base = max(base, 1.0)
+        exp = min(max(state.failures - 1, 0), 30)
+        delay = min(spec.max_backoff_s, base * (2 ** exp))
+        return delay * random.uniform(0.9, 1.1)  # jitter: instances restarted together spread out
+
+    def _back_off(self, name: str) -> None:
+        delay = self.backoff_delay(name)
+        job = self.scheduler.get_job(name)
+        if job is None:
+            return
+        earliest = self.clock.now() + timedelta(seconds=delay)
+        natural: datetime | None = job.next_run_time
+        if natural is None or natural < earliest:
+            self.scheduler.modify_job(name, next_run_time=earliest)
+        log.warning("daemon.job_backoff", job=name, failures=self.states[name].failures,
+                    retry_in_s=round(delay, 1))
+
+    def _disable(self, name: str, reason: str) -> None:
+        with self._lock:
+            state = self.states[name]
+            state.enabled = False
+            state.disabled_reason = reason
+        if self.scheduler.get_job(name) is not None:
+            self.scheduler.remove_job(name)
+        self.metrics.enabled.labels(name).set(0)
+        log.error("daemon.job_disabled", job=name, reason=reason,
+                  hint="fix the cause (credentials, schema, contract), then restart erpsync")
+        self._wake.set()
+
+    # ------------------------------------------------------------------ scheduler bookkeeping
+
+    def _beat(self) -> None:
+        self._sched_beat = time.monotonic()
+
+    def _schedule(self) -> None:
+        now = self.clock.now()
+        for name, spec in self.specs.items():
+            start = now if (spec.run_at_start and isinstance(spec.trigger, IntervalTrigger)) else None
+            kwargs: dict[str, Any] = {"next_run_time": start} if start else {}
+            self.scheduler.add_job(self._execute, spec.trigger, args=[name], id=name, name=name,
+                                   misfire_grace_time=spec.misfire_grace_s, replace_existing=True, **kwargs)
+            self.metrics.enabled.labels(name).set(1)
+        beat = max(0.2, self.loop_interval)
+        self.scheduler.add_job(self._beat, IntervalTrigger(seconds=beat), id="_heartbeat",
+                               executor="heartbeat", misfire_grace_time=None, next_run_time=now)
+        self.scheduler.add_job(self._write_instance, IntervalTrigger(seconds=self.instance_interval),
+                               id="_instance", executor="state", misfire_grace_time=None, next_run_time=now)
+
+    def _run_now(self) -> None:
+        """Leadership just won: start the interval jobs at once instead of at their next tick."""
+        now = self.clock.now()
+        for name, spec in self.specs.items():
+            if (self.states[name].enabled and spec.run_at_start and isinstance(spec.trigger, IntervalTrigger)
+                    and self.scheduler.get_job(name) is not None):
+                self.scheduler.modify_job(name, next_run_time=now)
+
+    def next_runs(self) -> dict[str, datetime | None]:
+        out: dict[str, datetime | None] = {}
+        for name in self.specs:
+            job = self.scheduler.get_job(name) if self.scheduler.running else None
+            out[name] = job.next_run_time if job is not None else None
+        return out
+
+    # ------------------------------------------------------------------ instance row and STATUS
+
+    def _write_instance(self, state_override: str | None = None) -> None:
+        """Refresh this process's ``daemon_instance`` row and the figures STATUS shows."""
+        try:
+            figures = store_figures(self.engine)
+            pct = [t / c for t, c in figures["quota"].values() if c > 0]
+            self.quota_left_pct = round(100 * min(pct), 1) if pct else None
+        except SQLAlchemyError as exc:
+            log.warning("daemon.store_unavailable", error_class=type(exc).__name__, error=str(exc)[:200])
+        if self.role == "standby":
+            self.leader_holder = self.leadership.holder()
+        ok, _ = self.health()
+        state = state_override or ("stopping" if self.stopping else ("running" if ok else "unhealthy"))
+        with self._lock:
+            jobs = {
+                name: {"next_run": nr.isoformat() if nr else None, "enabled": s.enabled,
+                       "failures": s.failures, "disabled_reason": s.disabled_reason,
+                       "last_outcome": s.last_outcome}
+                for (name, s), nr in zip(self.states.items(), self.next_runs().values(), strict=True)}
+        try:
+            with transaction(self.engine) as s:
+                row = s.get(DaemonInstance, self.instance_id)
+                if row is None:
+                    row = DaemonInstance(instance_id=self.instance_id, host=socket.gethostname(),
+                                         pid=os.getpid(), role=self.role, state=state,
+                                         started_at=self.clock.now())
+                row.role, row.state, row.jobs = self.role, state, jobs
+                row.heartbeat_at = self.clock.now()
+                row.status_text = self.status_text()
+                s.add(row)
+        except SQLAlchemyError as exc:
+            log.warning("daemon.instance_write_failed", error_class=type(exc).__name__, error=str(exc)[:200])
+
+    def status_text(self) -> str:
+        """The one-line STATUS= for systemctl status (also stored in the instance row)."""
+        parts: list[str] = []
+        if self.stopping:
+            parts.append("stopping")
+        if self.role == "standby":
+            parts.append(f"standby, leader {self.leader_holder or 'unknown'}")
+        else:
+            parts.append(f"{self.role}: pulled {self.events_pulled} events")
+        if self.quota_left_pct is not None:
+            parts.append(f"quota {self.quota_left_pct:g} % left")
+        with self._lock:
+            disabled = [n for n, s in self.states.items() if not s.enabled]
+            backing = [n for n, s in self.states.items() if s.enabled and s.failures]
+        if disabled:
+            parts.append("UNHEALTHY, disabled: " + ", ".join(disabled))
+        if backing:
+            parts.append("backing off: " + ", ".join(backing))
+        if not self.loop_healthy():
+            parts.append("scheduler stalled")
+        if self.status_hook is not None:
+            extra = self.status_hook()
+            if extra:
+                parts.append(extra)
+        return "; ".join(parts)
+
+    # ------------------------------------------------------------------ leadership
+
+    def _check_leadership(self) -> None:
+        now = time.monotonic()
+        if now < self._next_leader_check:
+            return
+        self._next_leader_check = now + self.leader_retry_seconds
+        if self.role == "single":
+            return
+        if self.role == "leader":
+            if not self.leadership.is_leader():
+                self._set_role("standby")
+                log.error("leader.lost_leadership", instance=self.instance_id,
+                          hint="jobs stop at their next batch; this process now stands by")
+            return
+        if self.leadership.try_acquire():
+            self._set_role("leader")
+            log.info("leader.acquired", instance=self.instance_id, lock=self.leadership.kind)
+            self._run_now()
+        elif self.role != "standby":
+            self._set_role("standby")
+            self.leader_holder = self.leadership.holder()
+            log.info("leader.standby", instance=self.instance_id, leader=self.leader_holder)
+
+    def _set_role(self, role: str) -> None:
+        self.role = role
+        self.metrics.leader.set(1 if role in ("leader", "single") else 0)
+        self._wake.set()
+
+    # ------------------------------------------------------------------ signals
+
+    def install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGTERM, self._on_signal)
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGHUP, self._on_sighup)
+
+    def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
+        self.request_stop(signum)
+
+    def _on_sighup(self, _signum: int, _frame: FrameType | None) -> None:
+        self._reload_requested = True
+        self._wake.set()
+
+    def request_stop(self, signum: int = signal.SIGTERM) -> None:
+        self._signals.append(signum)
+        if len(self._signals) > 1:
+            # second signal: exit now; uncommitted work rolls back, nothing uncommitted was acked
+            sys.stderr.write(f'{{"event": "daemon.forced_exit", "signal": {signum}, "level": "warning"}}\n')
+            sys.stderr.flush()
+            self.hard_exit(128 + signum)
+            return
+        self.stop_event.set()
+        self._wake.set()
+
+    def _apply_reload(self) -> None:
+        self._reload_requested = False
+        if self.reload_fn is None:
+            log.warning("daemon.reload_unsupported", hint="restart erpsync to apply a new configuration")
+            return
+        try:
+            triggers = self.reload_fn()
+        except Exception as exc:  # noqa: BLE001 - a bad config on reload must not kill a healthy daemon
+            log.error("daemon.reload_failed", error_class=type(exc).__name__, error=str(exc),
+                      hint="the running configuration stays in force")
+            return
+        changed = []
+        for name, trigger in triggers.items():
+            spec = self.specs.get(name)
+            if spec is None or str(spec.trigger) == str(trigger):
+                continue
+            spec.trigger = trigger
+            changed.append(name)
+            if self.states[name].enabled and self.scheduler.get_job(name) is not None:
+                self.scheduler.reschedule_job(name, trigger=trigger)
+        log.info("daemon.reloaded", rescheduled=changed)
+
+    # ------------------------------------------------------------------ the loop
+
+    def start(self) -> None:
+        """Start the metrics listener and the scheduler (``serve`` calls this)."""
+        if isinstance(self.leadership, AlwaysLeader) or self.leadership.kind == "sqlite-file-lock":
+            # single instance: the caller took the lock before building the daemon
+            self._set_role("single")
+        if self.metrics_address is not None:
+            self.server = MetricsServer(*self.metrics_address, self.metrics.registry,
+                                        self.health, self.readiness)
+            self.server.start()
+            log.info("daemon.metrics_listening", address="{}:{}".format(*self.server.address))
+        self._schedule()
+        self._loop_tick = self._sched_beat = time.monotonic()
+        self.scheduler.start()
+        self._check_leadership()
+        self.ready = True
+        self.notifier.ready(self.status_text())
+        log.info("daemon.started", instance=self.instance_id, role=self.role,
+                 jobs={n: str(s.trigger) for n, s in self.specs.items()},
+                 watchdog_s=self.watchdog_seconds, grace_s=self.grace_seconds)
+
+    def tick(self) -> None:
+        """One pass of the supervising loop."""
+        self._loop_tick = time.monotonic()
+        if self._reload_requested:
+            self._apply_reload()
+        self._check_leadership()
+        healthy, _ = self.health()
+        self.metrics.healthy.set(1 if healthy else 0)
+        text = self.status_text()
+        if text != self._last_status:
+            self._last_status = text
+            self.notifier.status(text)
+        if self.watchdog_seconds and self.loop_healthy():
+            now = time.monotonic()
+            if now >= self._next_ping:
+                if self.notifier.watchdog():
+                    self.metrics.watchdog_pings.inc()
+                self._next_ping = now + self.watchdog_seconds / 2
+
+    def serve(self, *, install_signals: bool = True) -> int:
+        """Run until a signal (or ``request_stop``); returns the process exit code."""
+        if install_signals:
+            self.install_signal_handlers()
+        try:
+            self.start()
+            while not self.stop_event.is_set():
+                self.tick()
+                self._wake.wait(self.loop_interval)
+                self._wake.clear()
+            return self.shutdown()
+        finally:
+            self.close()
+
+    def shutdown(self) -> int:
+        self.stopping = True
+        self.stop_event.set()
+        running = [n for n, s in self.states.items() if s.running]
+        log.info("daemon.stopping", grace_s=self.grace_seconds, signal=self._signals[:1] or None)
+        self.notifier.stopping(self.status_text())
+        done = threading.Event()
+
+        def _drain() -> None:
+            self.scheduler.shutdown(wait=True)
+            done.set()
+
+        drainer = threading.Thread(target=_drain, name="erpsync-drain", daemon=True)
+        drainer.start()
+        deadline = time.monotonic() + self.grace_seconds
+        while not done.wait(0.1):
+            if time.monotonic() >= deadline:
+                log.error("daemon.grace_expired", grace_s=self.grace_seconds, running=running,
+                          hint="exiting now: uncommitted work rolls back and is redone at next start")
+                self._write_instance("stopped")
+                self.close()
+                self.hard_exit(EXIT_GRACE_EXPIRED)
+                return EXIT_GRACE_EXPIRED
+        self._write_instance("stopped")
+        log.info("daemon.stopped", instance=self.instance_id, events_pulled=self.events_pulled,
+                 runs={n: s.runs for n, s in self.states.items()})
+        return EXIT_OK
+
+    def close(self) -> None:
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        self.leadership.release()
+        self.notifier.close()

@@ -1,0 +1,165 @@
+"""Graceful shutdown, the second signal, and sd_notify over a real datagram socket."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine, select
+from sqlmodel import Session, SQLModel
+
+from erpsync.daemon.notify import SystemdNotifier, watchdog_interval
+from erpsync.daemon.service import Daemon, JobSpec
+from erpsync.store.engine import make_engine
+from erpsync.store.models import JobRun
+from tests.integration.daemon.helpers import NotifySocket, running, scripted, wait_for
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
+    eng = make_engine(sqlite_url)
+    SQLModel.metadata.create_all(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
+    sock = NotifySocket(tmp_path / "notify.sock")
+    yield sock
+    sock.close()
+
+
+def every(seconds: float) -> IntervalTrigger:
+    return IntervalTrigger(seconds=seconds, timezone="UTC")
+
+
+def test_stop_lets_the_running_batch_finish_commits_and_exits_0(sqlite_engine: Engine) -> None:
+    stop = threading.Event()
+    job = scripted("push_stock", sqlite_engine, ["batches"], stop_event=stop)
+    d = Daemon(sqlite_engine, [JobSpec("push_stock", job, every(60))], stop_event=stop, environ={},
+               loop_interval=0.05, grace_seconds=5)
+    with running(d) as t:
+        wait_for(job.in_batch.is_set, 5, "job in a batch")
+        time.sleep(0.12)
+        code = t.stop()
+    assert code == 0
+    with Session(sqlite_engine) as s:
+        row = s.exec(select(JobRun)).scalars().one()  # type: ignore[call-overload]
+    assert row.outcome == "stopped" and row.finished_at is not None
+    assert row.counts == {"pushed": job.batches_done} and job.batches_done >= 1
+
+
+def test_grace_expiry_exits_at_once_with_code_1(sqlite_engine: Engine) -> None:
+    stop = threading.Event()
+    exits: list[int] = []
+    job = scripted("push_stock", sqlite_engine, ["batches"], stop_event=stop)
+    job.ignore_stop = True
+    d = Daemon(sqlite_engine, [JobSpec("push_stock", job, every(60))], stop_event=stop, environ={},
+               loop_interval=0.05, grace_seconds=0.3, hard_exit=exits.append)
+    with running(d) as t:
+        wait_for(lambda: job.batches_done >= 1, 5, "job stuck in a batch")
+        t0 = time.monotonic()
+        code = t.stop()
+        assert time.monotonic() - t0 < 3
+    job.release.set()  # let the stuck thread end so the test leaves nothing behind
+    assert code == 1 and exits == [1]
+
+
+def test_second_signal_exits_immediately(sqlite_engine: Engine) -> None:
+    stop = threading.Event()
+    exits: list[int] = []
+    d = Daemon(sqlite_engine, [], stop_event=stop, environ={}, hard_exit=exits.append)
+    d.request_stop(signal.SIGTERM)
+    assert stop.is_set() and exits == []
+    d.request_stop(signal.SIGINT)
+    assert exits == [128 + signal.SIGINT]
+    d.close()
+
+
+def test_notifier_speaks_the_datagram_protocol(notify_socket: NotifySocket, tmp_path: Path) -> None:
+    n = SystemdNotifier.from_environ({"NOTIFY_SOCKET": str(notify_socket.path)})
+    assert n.ready("starting") and n.status("pulled 3 events") and n.watchdog() and n.stopping()
+    n.close()
+    msgs = notify_socket.drain()
+    assert msgs[0]["READY"] == "1" and msgs[0]["STATUS"] == "starting" and msgs[0]["MAINPID"].isdigit()
+    assert msgs[1:] == [{"STATUS": "pulled 3 events"}, {"WATCHDOG": "1"}, {"STOPPING": "1"}]
+    # no socket: a no-op; a vanished socket: counted, not raised
+    assert SystemdNotifier.from_environ({}).send(READY=1) is False
+    gone = SystemdNotifier(str(tmp_path / "missing.sock"))
+    assert gone.watchdog() is False and gone.failed_sends == 1
+    gone.close()
+
+
+def test_notifier_abstract_namespace_socket() -> None:
+    import socket as so
+
+    name = f"erpsync-test-{time.monotonic_ns()}"
+    srv = so.socket(so.AF_UNIX, so.SOCK_DGRAM)
+    srv.bind("\0" + name)
+    srv.settimeout(2)
+    try:
+        n = SystemdNotifier(f"@{name}")
+        assert n.watchdog()
+        n.close()
+        assert srv.recv(100) == b"WATCHDOG=1"
+    finally:
+        srv.close()
+
+
+def test_watchdog_interval_from_environment() -> None:
+    assert watchdog_interval({}) is None
+    assert watchdog_interval({"WATCHDOG_USEC": "30000000"}) == 30.0
+    assert watchdog_interval({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"}) is None
+
+
+def test_daemon_notifies_ready_status_watchdog_stopping_and_stops_pinging_when_wedged(
+        sqlite_engine: Engine, notify_socket: NotifySocket) -> None:
+    stop = threading.Event()
+    wedge = threading.Event()
+    job = scripted("pull", sqlite_engine, [], stop_event=stop)
+
+    def status_hook() -> str | None:
+        while wedge.is_set():  # the loop is stuck here: no tick, so no watchdog ping
+            time.sleep(0.01)
+        return None
+
+    environ = {"NOTIFY_SOCKET": str(notify_socket.path), "WATCHDOG_USEC": "200000"}
+    d = Daemon(sqlite_engine, [JobSpec("pull", job, every(0.2))], stop_event=stop, environ=environ,
+               loop_interval=0.02, stall_after=0.3, status_hook=status_hook)
+
+    def pings() -> int:
+        return sum(1 for m in notify_socket.drain() if m.get("WATCHDOG") == "1")
+
+    with running(d) as t:
+        wait_for(lambda: pings() >= 3, 5, "watchdog pings")
+        msgs = notify_socket.drain()
+        assert msgs[0]["READY"] == "1" and "single" in msgs[0]["STATUS"]
+        wait_for(lambda: any("pulled 3 events" in m.get("STATUS", "")
+                             for m in notify_socket.drain()), 5, "STATUS with figures")
+
+        # 1) the supervising loop is wedged: pings stop
+        wedge.set()
+        time.sleep(0.1)
+        before = pings()
+        time.sleep(0.5)
+        assert pings() == before
+        wedge.clear()
+        wait_for(lambda: pings() > before, 5, "pings resume")
+
+        # 2) the scheduler is wedged (its heartbeat job no longer runs): pings stop too
+        d.scheduler.pause()
+        time.sleep(0.4)  # heartbeat goes stale after stall_after
+        before = pings()
+        time.sleep(0.5)
+        assert pings() == before
+        assert "scheduler stalled" in d.status_text()
+        d.scheduler.resume()
+        wait_for(lambda: pings() > before, 5, "pings resume after the scheduler recovers")
+        assert t.stop() == 0
+    assert notify_socket.drain()[-1].get("STOPPING") == "1"
