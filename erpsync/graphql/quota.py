@@ -1,0 +1,502 @@
+"""The quota governor: spends Centra's six GraphQL rate-limit buckets without a 429 storm.
+
+Centra meters every integration of a store against six token buckets (requests, complexity and
+mutations, each per 10 s and per hour; PROTOCOL.md §2.1) that refill continuously. The governor
+models the same six buckets, scaled by ``share`` (the fraction erpsync may use, leaving the rest to
+the shop's other integrations), and is consulted before every call:
+
+- ``acquire(requests, complexity, mutations, lane)`` blocks (on the injected clock) until every
+  bucket can pay, then charges them; ``try_acquire`` returns the wait instead of blocking.
+- Lanes: ``stock`` > ``prices`` > ``catalogue``. A lane may not take a bucket below its floor:
+  catalogue leaves ``stock_reserve + prices_reserve`` of every bucket, prices leaves
+  ``stock_reserve``, stock may use everything. So a catalogue backlog never starves stock, and a
+  waiting stock call always gets the next tokens first.
+- Feedback: ``settle`` corrects the charge and the per-operation complexity estimate from
+  ``extensions.complexity``; ``on_rate_limited`` (a 429) blocks every caller, in every process,
+  until Retry-After and makes a ``rateLimits`` refresh due; ``reseed`` sets the buckets from
+  ``rateLimits`` (``remainingQuota`` minus the part left to others), so quota spent by other
+  integrations, or limits lowered by Centra, are seen.
+- State lives in a ``QuotaStore``: in memory, or in the database (``erpsync.store.quota_repo``)
+  so a restart keeps its spent buckets and several processes share one budget. Each
+  ``try_acquire`` is one short transaction.
+
+Time is ``clock.time()`` (Unix seconds, scaled by a ``ScaledClock``): it must mean the same thing
+in every process that shares the store.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from typing import Protocol
+
+from erpsync.clock import Clock
+from erpsync.config import QuotaSettings
+from erpsync.logs import get_logger
+
+log = get_logger("erpsync.graphql.quota")
+
+#: The six buckets, in the order they are shown.
+BUCKETS: tuple[str, ...] = (
+    "requests_10s", "requests_1h", "complexity_10s", "complexity_1h", "mutations_10s", "mutations_1h",
+)
+INTERVALS: dict[str, float] = {"10s": 10.0, "1h": 3600.0}
+#: Centra's ``rateLimits`` names → bucket name
+_TYPE_NAMES = {"REQUEST_COUNT": "requests", "QUERY_COMPLEXITY": "complexity", "MUTATION_COUNT": "mutations"}
+_INTERVAL_NAMES = {"TEN_SECONDS": "10s", "ONE_HOUR": "1h"}
+
+#: Lanes, highest priority first.
+LANES: tuple[str, ...] = ("stock", "prices", "catalogue")
+
+#: Published plan tiers: (requests, mutations, complexity) per 10 s and per hour.
+TIERS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
+    "growth": ((60, 20, 250_000), (5_000, 1_800, 30_000_000)),
+    "enhanced": ((150, 50, 900_000), (20_000, 4_500, 90_000_000)),
+    "high_volume": ((450, 150, 1_800_000), (40_000, 7_000, 180_000_000)),
+    "enterprise": ((1_500, 500, 4_000_000), (85_000, 25_000, 400_000_000)),
+}
+
+#: complexity charged for an operation never seen before (observed: 100–230 for small documents)
+DEFAULT_COMPLEXITY_GUESS = 250
+#: weight of the newest observation in the running complexity estimate
+ESTIMATE_WEIGHT = 0.3
+#: longest single sleep while waiting, so changes by other processes are noticed
+MAX_SLEEP = 5.0
+#: a Retry-After number at least this large is a Unix timestamp, not delta-seconds
+_UNIX_TIMESTAMP_MIN = 1_000_000_000
+
+
+def bucket_interval(name: str) -> float:
+    return INTERVALS[name.rsplit("_", 1)[1]]
+
+
+def bucket_kind(name: str) -> str:
+    return name.rsplit("_", 1)[0]
+
+
+def bucket_name(rate_limit_type: str, interval: str) -> str:
+    """``("MUTATION_COUNT", "ONE_HOUR")`` → ``"mutations_1h"``."""
+    return f"{_TYPE_NAMES[rate_limit_type]}_{_INTERVAL_NAMES[interval]}"
+
+
+def tier_limits(tier: str) -> dict[str, int]:
+    """The six capacities of a published tier."""
+    ten, hour = TIERS[tier]
+    return _limits(ten, hour)
+
+
+def _limits(ten: Sequence[int], hour: Sequence[int]) -> dict[str, int]:
+    return {
+        "requests_10s": ten[0], "mutations_10s": ten[1], "complexity_10s": ten[2],
+        "requests_1h": hour[0], "mutations_1h": hour[1], "complexity_1h": hour[2],
+    }
+
+
+def limits_from_settings(settings: QuotaSettings) -> dict[str, int]:
+    """Capacities from ``[quota]``: the tier's, or ``limits_10s``/``limits_1h`` for ``custom``
+    (an explicit pair also overrides a named tier)."""
+    if settings.limits_10s is not None and settings.limits_1h is not None:
+        return _limits(settings.limits_10s, settings.limits_1h)
+    if settings.tier == "custom":
+        raise ValueError("quota.tier = 'custom' needs quota.limits_10s and quota.limits_1h")
+    return tier_limits(settings.tier)
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from ``now`` (Unix seconds) per a ``Retry-After`` header value.
+
+    Accepts delta-seconds (``"30"``, ``"1.5"``), a Unix timestamp (``"1800000030"``) and an
+    HTTP-date (``"Wed, 21 Oct 2026 07:28:00 GMT"``). Returns None when absent or unparseable;
+    never negative.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        number = math.nan
+    if math.isfinite(number):
+        if number >= _UNIX_TIMESTAMP_MIN:
+            return max(0.0, number - now)
+        return max(0.0, number)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # RFC 9110: an HTTP-date is always GMT
+        return None
+    # HTTP-dates have whole seconds: the server's instant lies within the second after ``when``
+    return max(0.0, when.timestamp() - now)
+
+
+# ---------------------------------------------------------------- state
+
+
+@dataclass
+class BucketState:
+    capacity: float  # the server's quota for this bucket (before ``share``)
+    tokens: float  # erpsync's allowance at ``updated_at`` (at most capacity × share; may be < 0)
+    updated_at: float
+
+
+@dataclass
+class QuotaSnapshot:
+    """Everything the governor persists. Stores hand one out per transaction."""
+
+    buckets: dict[str, BucketState]
+    blocked_until: float = 0.0
+    rate_limited_count: int = 0
+    last_refresh_at: float = 0.0
+    estimates: dict[str, float] = field(default_factory=dict)
+    dirty_buckets: bool = False
+    dirty_state: bool = False
+
+
+class QuotaStore(Protocol):
+    def transaction(self, initial: QuotaSnapshot) -> AbstractContextManager[QuotaSnapshot]:
+        """Lock the shared state, yield it (created from ``initial`` if absent), save on clean exit
+        what the caller marked dirty."""
+        ...
+
+
+class MemoryQuotaStore:
+    """State in this process only (tests, ``erpsync quota`` without a database)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snap: QuotaSnapshot | None = None
+
+    @contextmanager
+    def transaction(self, initial: QuotaSnapshot) -> Iterator[QuotaSnapshot]:
+        with self._lock:
+            if self._snap is None:
+                self._snap = copy.deepcopy(initial)
+            work = copy.deepcopy(self._snap)
+            yield work
+            work.dirty_buckets = work.dirty_state = False
+            self._snap = work
+
+
+# ---------------------------------------------------------------- the governor
+
+
+@dataclass(frozen=True)
+class Permit:
+    """The outcome of ``try_acquire``: granted (``wait == 0``) or the seconds to wait."""
+
+    granted: bool
+    wait: float
+    lane: str
+    requests: int
+    complexity: int
+    mutations: int
+    op_key: str | None = None
+    reason: str = ""  # which bucket (or "retry-after") made it wait
+    #: a ``rateLimits`` refresh is due: the caller (the client) should read and ``reseed``
+    refresh_due: bool = False
+
+
+@dataclass(frozen=True)
+class BucketView:
+    name: str
+    capacity: int  # the server's quota
+    allowance: float  # capacity × share
+    tokens: float  # erpsync's tokens now
+    refill_per_second: float
+
+
+@dataclass
+class GovernorStats:
+    granted: int = 0
+    waits: int = 0
+    waited_seconds: float = 0.0
+    rate_limited: int = 0
+    reseeds: int = 0
+
+
+class QuotaGovernor:
+    """Six buckets × ``share``, lanes with reservations, Retry-After, re-seeding; thread-safe."""
+
+    def __init__(
+        self,
+        limits: Mapping[str, int],
+        *,
+        clock: Clock,
+        share: float = 0.8,
+        stock_reserve: float = 0.3,
+        prices_reserve: float = 0.2,
+        refresh_seconds: float = 300.0,
+        store: QuotaStore | None = None,
+        default_complexity: int = DEFAULT_COMPLEXITY_GUESS,
+    ) -> None:
+        missing = set(BUCKETS) - set(limits)
+        if missing:
+            raise ValueError(f"limits missing for {sorted(missing)}")
+        if not 0 < share <= 1:
+            raise ValueError("share must be in (0, 1]")
+        if stock_reserve < 0 or prices_reserve < 0 or stock_reserve + prices_reserve >= 1:
+            raise ValueError("stock_reserve + prices_reserve must be in [0, 1)")
+        self.limits = {b: int(limits[b]) for b in BUCKETS}
+        self.clock = clock
+        self.share = share
+        self.floors = {"stock": 0.0, "prices": stock_reserve, "catalogue": stock_reserve + prices_reserve}
+        self.refresh_seconds = refresh_seconds
+        self.store: QuotaStore = store or MemoryQuotaStore()
+        self.default_complexity = default_complexity
+        self.stats = GovernorStats()
+        self._lock = threading.Lock()
+        self._estimates: dict[str, float] = {}
+        self._dirty_estimates: set[str] = set()
+        self._pending_complexity = 0.0  # settle() corrections not yet written to the store
+        self._last_refresh_at = 0.0
+        self._blocked_until = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: QuotaSettings, *, clock: Clock, store: QuotaStore | None = None) -> QuotaGovernor:
+        return cls(
+            limits_from_settings(settings), clock=clock, share=settings.share,
+            stock_reserve=settings.stock_reserve, prices_reserve=settings.prices_reserve,
+            refresh_seconds=settings.refresh_seconds, store=store,
+        )
+
+    # -------------------------------------------------------------- estimates
+
+    def estimate(self, op_key: str) -> int:
+        """The running complexity estimate of an operation (the default guess if never seen)."""
+        with self._lock:
+            est = self._estimates.get(op_key)
+        return self.default_complexity if est is None else max(1, math.ceil(est))
+
+    # -------------------------------------------------------------- acquire
+
+    def acquire(
+        self,
+        *,
+        requests: int = 1,
+        complexity: int | None = None,
+        mutations: int = 0,
+        lane: str = "catalogue",
+        op_key: str | None = None,
+        timeout: float | None = None,
+    ) -> Permit:
+        """Block until every bucket allows the call, then charge it and return the granted permit.
+
+        ``complexity`` defaults to the running estimate for ``op_key``. With ``timeout`` (clock
+        seconds) it returns the last refused permit (``granted`` False) instead of waiting longer.
+        """
+        started = self.clock.time()
+        waited = False
+        while True:
+            permit = self.try_acquire(
+                requests=requests, complexity=complexity, mutations=mutations, lane=lane, op_key=op_key)
+            if permit.granted:
+                if waited:
+                    self.stats.waited_seconds += self.clock.time() - started
+                return permit
+            if timeout is not None and self.clock.time() - started + permit.wait > timeout:
+                return permit
+            if not waited:
+                self.stats.waits += 1
+                log.debug("quota.wait", lane=lane, seconds=round(permit.wait, 3), reason=permit.reason)
+            waited = True
+            self.clock.sleep(min(permit.wait, MAX_SLEEP))
+
+    def try_acquire(
+        self,
+        *,
+        requests: int = 1,
+        complexity: int | None = None,
+        mutations: int = 0,
+        lane: str = "catalogue",
+        op_key: str | None = None,
+    ) -> Permit:
+        """Charge the call if every bucket allows it now; otherwise return how long to wait."""
+        if lane not in self.floors:
+            raise ValueError(f"unknown lane {lane!r}; lanes are {', '.join(LANES)}")
+        if complexity is None:
+            complexity = self.estimate(op_key) if op_key else self.default_complexity
+        costs = {"requests": requests, "complexity": complexity, "mutations": mutations}
+        floor = self.floors[lane]
+        now = self.clock.time()
+        with self._lock, self.store.transaction(self._initial(now)) as snap:
+            self._merge_shared(snap)
+            wait, reason = 0.0, ""
+            if snap.blocked_until > now:
+                wait, reason = snap.blocked_until - now, "retry-after"
+            levels = {name: self._level(snap, name, now) for name in BUCKETS}
+            for name in BUCKETS:
+                cost = costs[bucket_kind(name)]
+                if cost <= 0:
+                    continue
+                allowance = self._allowance(snap, name)
+                # a call bigger than the lane's room waits for a full bucket
+                need = min(cost + floor * allowance, allowance)
+                if levels[name] < need:
+                    rate = allowance / bucket_interval(name)
+                    w = (need - levels[name]) / rate
+                    if w > wait:
+                        wait, reason = w, name
+            refresh_due = now - snap.last_refresh_at >= self.refresh_seconds and now >= snap.blocked_until
+            permit = Permit(
+                granted=wait <= 0, wait=max(0.0, wait), lane=lane, requests=requests, complexity=complexity,
+                mutations=mutations, op_key=op_key, reason=reason, refresh_due=refresh_due,
+            )
+            if permit.granted:
+                for name in BUCKETS:
+                    b = snap.buckets[name]
+                    b.tokens = levels[name] - costs[bucket_kind(name)]
+                    b.updated_at = max(b.updated_at, now)
+                snap.dirty_buckets = True
+                self.stats.granted += 1
+        return permit
+
+    def _initial(self, now: float) -> QuotaSnapshot:
+        """The state of a store that has none yet: full allowances, a refresh due at once."""
+        return QuotaSnapshot(
+            buckets={n: BucketState(self.limits[n], self.limits[n] * self.share, now) for n in BUCKETS},
+        )
+
+    def _allowance(self, snap: QuotaSnapshot, name: str) -> float:
+        return snap.buckets[name].capacity * self.share
+
+    def _level(self, snap: QuotaSnapshot, name: str, now: float) -> float:
+        b = snap.buckets[name]
+        allowance = self._allowance(snap, name)
+        elapsed = max(0.0, now - b.updated_at)
+        return min(allowance, b.tokens + elapsed * allowance / bucket_interval(name))
+
+    def _merge_shared(self, snap: QuotaSnapshot) -> None:
+        """Exchange with the shared state what this process learnt (called under the store lock)."""
+        if self._pending_complexity:
+            for name in ("complexity_10s", "complexity_1h"):
+                snap.buckets[name].tokens -= self._pending_complexity
+            self._pending_complexity = 0.0
+            snap.dirty_buckets = True
+        for name in BUCKETS:  # a tier change in the configuration
+            b = snap.buckets[name]
+            if b.capacity != self.limits[name] and snap.last_refresh_at == 0.0:
+                b.capacity = self.limits[name]
+                b.tokens = min(b.tokens, b.capacity * self.share)
+                snap.dirty_buckets = True
+        if self._dirty_estimates:
+            for key in self._dirty_estimates:
+                snap.estimates[key] = self._estimates[key]
+            self._dirty_estimates.clear()
+            snap.dirty_state = True
+        for key, value in snap.estimates.items():
+            self._estimates.setdefault(key, value)
+        self._last_refresh_at = snap.last_refresh_at
+        self._blocked_until = snap.blocked_until
+
+    # -------------------------------------------------------------- feedback
+
+    def settle(self, permit: Permit, complexity: int | None) -> None:
+        """Correct a granted call by the complexity the server reported (``extensions.complexity``).
+
+        The difference is charged (or refunded) with the next store transaction and the
+        operation's running estimate moves towards the observed value.
+        """
+        if complexity is None or not permit.granted:
+            return
+        with self._lock:
+            self._pending_complexity += complexity - permit.complexity
+            if permit.op_key:
+                old = self._estimates.get(permit.op_key)
+                new = float(complexity) if old is None else old + ESTIMATE_WEIGHT * (complexity - old)
+                if old is None or abs(new - old) >= 0.5:
+                    self._estimates[permit.op_key] = new
+                    self._dirty_estimates.add(permit.op_key)
+
+    def on_rate_limited(self, retry_after: float | None) -> float:
+        """A 429 arrived: block every caller (all processes) for ``retry_after`` seconds, count it,
+        and make a ``rateLimits`` refresh due once the block ends. Returns the block in seconds."""
+        now = self.clock.time()
+        seconds = retry_after if retry_after is not None else 10.0  # no header: one short window
+        with self._lock, self.store.transaction(self._initial(now)) as snap:
+            self._merge_shared(snap)
+            snap.blocked_until = max(snap.blocked_until, now + seconds)
+            snap.rate_limited_count += 1
+            snap.last_refresh_at = 0.0  # refresh as soon as the block ends
+            snap.dirty_state = True
+            self._blocked_until = snap.blocked_until
+            self._last_refresh_at = 0.0
+        self.stats.rate_limited += 1
+        log.warning("quota.rate_limited", retry_after=round(seconds, 3))
+        return seconds
+
+    def refresh_due(self) -> bool:
+        """Cheap, in-memory: is a ``rateLimits`` refresh due as far as this process last saw?"""
+        now = self.clock.time()
+        return now - self._last_refresh_at >= self.refresh_seconds and now >= self._blocked_until
+
+    def claim_refresh(self) -> bool:
+        """Atomically take the duty of the next refresh (one process per period does it)."""
+        now = self.clock.time()
+        with self._lock, self.store.transaction(self._initial(now)) as snap:
+            self._merge_shared(snap)
+            if now - snap.last_refresh_at < self.refresh_seconds or now < snap.blocked_until:
+                return False
+            snap.last_refresh_at = now
+            snap.dirty_state = True
+            self._last_refresh_at = now
+            return True
+
+    def reseed(self, rows: Sequence[Mapping[str, object]], *, at: float | None = None) -> None:
+        """Set the buckets from ``rateLimits`` rows ({type, intervalSeconds, quota, remainingQuota}).
+
+        erpsync's allowance becomes what remains beyond the part left to others:
+        ``remainingQuota − (1 − share) × quota``, possibly negative (others spent it: wait).
+        ``quota`` replaces the configured capacity, so a limit lowered by Centra is obeyed.
+        """
+        now = self.clock.time() if at is None else at
+        with self._lock, self.store.transaction(self._initial(now)) as snap:
+            self._pending_complexity = 0.0  # the server's numbers already include those calls
+            self._merge_shared(snap)
+            for row in rows:
+                try:
+                    name = bucket_name(str(row["type"]), str(row["intervalSeconds"]))
+                    quota = float(row["quota"])  # type: ignore[arg-type]
+                    remaining = float(row["remainingQuota"])  # type: ignore[arg-type]
+                except (KeyError, ValueError, TypeError):
+                    log.warning("quota.reseed_row_ignored", row=dict(row))
+                    continue
+                if quota <= 0:
+                    continue
+                b = snap.buckets[name]
+                b.capacity = quota
+                b.tokens = min(quota * self.share, remaining - (1.0 - self.share) * quota)
+                b.updated_at = now
+            snap.last_refresh_at = max(snap.last_refresh_at, now)
+            snap.dirty_buckets = snap.dirty_state = True
+            self._last_refresh_at = snap.last_refresh_at
+        self.stats.reseeds += 1
+
+    # -------------------------------------------------------------- visibility
+
+    def snapshot(self) -> tuple[list[BucketView], dict[str, float]]:
+        """The six buckets as the governor sees them now, plus the shared counters."""
+        now = self.clock.time()
+        with self._lock, self.store.transaction(self._initial(now)) as snap:
+            self._merge_shared(snap)
+            views = [
+                BucketView(
+                    name=n, capacity=int(snap.buckets[n].capacity), allowance=self._allowance(snap, n),
+                    tokens=self._level(snap, n, now),
+                    refill_per_second=self._allowance(snap, n) / bucket_interval(n),
+                )
+                for n in BUCKETS
+            ]
+            info = {
+                "blocked_for": max(0.0, snap.blocked_until - now),
+                "rate_limited_count": float(snap.rate_limited_count),
+                "last_refresh_at": snap.last_refresh_at,
+            }
+        return views, info
