@@ -1,0 +1,250 @@
+"""One documented layout per entity (docs/erp-import.md): column names, types, what is required.
+
+The same layout serves CSV headers, JSON Lines keys and the column names of the SQL source's
+queries. Unknown columns are ignored (ERPs add columns). Every entity also accepts an optional
+``removed`` column (``true``/``1``/``yes``): an incremental feed's way to say "gone".
+
+Conversion is pure: ``convert(layout, raw)`` returns the typed row or raises ``RowError`` with a
+reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+ENTITY_ORDER: tuple[str, ...] = ("sizechart", "product", "variant", "size", "pricelist", "price", "stock")
+
+#: names accepted for an entity in file names and ``--entity`` (``products.csv``, ``stock-2026.jsonl``)
+ALIASES: dict[str, str] = {
+    "sizechart": "sizechart", "sizecharts": "sizechart", "size_chart": "sizechart", "size_charts": "sizechart",
+    "product": "product", "products": "product",
+    "variant": "variant", "variants": "variant",
+    "size": "size", "sizes": "size",
+    "pricelist": "pricelist", "pricelists": "pricelist",
+    "price": "price", "prices": "price",
+    "stock": "stock", "stocks": "stock", "inventory": "stock",
+}
+
+_TRUE = {"1", "true", "yes", "y", "t"}
+_FALSE = {"0", "false", "no", "n", "f", ""}
+
+
+class RowError(ValueError):
+    """This row cannot be loaded; ``str(exc)`` is the reason."""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    kind: str = "str"  # str | int | decimal | status | product_status | sizes
+    required: bool = False
+    default: Any = None
+    max_length: int = 128
+
+
+@dataclass(frozen=True)
+class Layout:
+    entity: str
+    key: tuple[str, ...]
+    columns: tuple[Column, ...]
+    doc: str
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns if c.required)
+
+
+LAYOUTS: dict[str, Layout] = {
+    "sizechart": Layout("sizechart", ("name",), (
+        Column("name", required=True),
+        Column("sizes", "sizes", required=True),
+    ), "sizes in display order; CSV: separated by '|' (XS|S|M), JSON: a list or the same string"),
+    "product": Layout("product", ("product_number",), (
+        Column("product_number", required=True),
+        Column("name", required=True, max_length=512),
+        Column("status", "product_status", default="ACTIVE"),
+    ), "status ACTIVE | INACTIVE | CANCELLED (default ACTIVE)"),
+    "variant": Layout("variant", ("variant_number",), (
+        Column("variant_number", required=True),
+        Column("product_number", required=True),
+        Column("name", required=True, max_length=512),
+        Column("status", "status", default="ACTIVE"),
+        Column("size_chart"),
+    ), "variant numbers are unique across all products; size_chart names a size chart"),
+    "size": Layout("size", ("variant_number", "size"), (
+        Column("variant_number", required=True),
+        Column("size", required=True, max_length=64),
+        Column("ean", required=True, max_length=64),
+        Column("upc", max_length=64),
+        Column("size_number", max_length=64),
+    ), "one row per size of a variant; size must be in the variant's size chart; EAN unique"),
+    "pricelist": Layout("pricelist", ("code",), (
+        Column("code", required=True),
+        Column("name", required=True, max_length=256),
+        Column("currency", required=True, max_length=8),
+        Column("store", "int", default=1),
+        Column("status", "status", default="ACTIVE"),
+    ), "currency is an ISO 4217 code; store is Centra's store id (default 1)"),
+    "price": Layout("price", ("pricelist", "product_number", "variant_number"), (
+        Column("pricelist", required=True),
+        Column("product_number", required=True),
+        Column("variant_number", default=""),
+        Column("price", "decimal", required=True),
+        Column("rrp", "decimal"),
+    ), "empty variant_number = a price for the whole product; decimals with '.' (199.00)"),
+    "stock": Layout("stock", ("warehouse", "ean"), (
+        Column("warehouse", required=True, max_length=64),
+        Column("ean", required=True, max_length=64),
+        Column("quantity", "int", required=True),
+    ), "absolute physical quantity (integer >= 0) of one size (by EAN) in one warehouse"),
+}
+
+
+def entity_for(name: str) -> str | None:
+    """Entity named by ``name`` (an alias, or a file stem such as ``stock-2026-11-23``)."""
+    low = name.lower()
+    if low in ALIASES:
+        return ALIASES[low]
+    for sep in ("-", "_", ".", " "):
+        head = low.split(sep, 1)[0]
+        if head in ALIASES:
+            return ALIASES[head]
+    return None
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value).strip()
+
+
+def _int(col: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise RowError(f"bad number in {col}: {value!r}")
+    if isinstance(value, int):
+        return value
+    text = _text(value)
+    try:
+        dec = Decimal(text)
+    except InvalidOperation:
+        raise RowError(f"bad number in {col}: {text!r}") from None
+    if not dec.is_finite() or dec != dec.to_integral_value():
+        raise RowError(f"bad number in {col}: {text!r} is not a whole number")
+    return int(dec)
+
+
+def _decimal(col: str, value: Any) -> Decimal:
+    if isinstance(value, float):
+        # JSON Lines are parsed with parse_float=Decimal; a float here came from a SQL driver
+        value = repr(value)
+    if isinstance(value, bool):
+        raise RowError(f"bad number in {col}: {value!r}")
+    text = _text(value) if not isinstance(value, Decimal) else value
+    try:
+        dec = text if isinstance(text, Decimal) else Decimal(text)
+    except InvalidOperation:
+        raise RowError(f"bad number in {col}: {text!r}") from None
+    if not dec.is_finite():
+        raise RowError(f"bad number in {col}: {text!r}")
+    return dec
+
+
+def _sizes(value: Any) -> list[str]:
+    if isinstance(value, list | tuple):
+        items = [_text(v) for v in value]
+    else:
+        text = _text(value)
+        if text.startswith("["):
+            try:
+                items = [_text(v) for v in json.loads(text)]
+            except (ValueError, TypeError):
+                raise RowError(f"bad size list: {text!r}") from None
+        else:
+            items = [s.strip() for s in text.split("|")]
+    items = [s for s in items if s]
+    if not items:
+        raise RowError("missing sizes")
+    if len(set(items)) != len(items):
+        raise RowError(f"duplicate size in size chart: {'|'.join(items)}")
+    return items
+
+
+def is_removed(raw: Mapping[str, Any]) -> bool:
+    value = raw.get("removed")
+    if isinstance(value, bool):
+        return value
+    text = _text(value).lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise RowError(f"bad flag in removed: {text!r} (expected true/false)")
+
+
+def convert(layout: Layout, raw: Mapping[str, Any]) -> dict[str, Any]:
+    """The typed staging row for ``raw`` (column -> value), or ``RowError``."""
+    out: dict[str, Any] = {}
+    for col in layout.columns:
+        value = raw.get(col.name)
+        empty = value is None or (isinstance(value, str) and not value.strip())
+        if empty:
+            if col.required:
+                raise RowError(f"missing {col.name}")
+            out[col.name] = col.default
+            continue
+        if col.kind == "str":
+            text = _text(value)
+            if len(text) > col.max_length:
+                raise RowError(f"{col.name} longer than {col.max_length} characters")
+            out[col.name] = text
+        elif col.kind == "int":
+            out[col.name] = _int(col.name, value)
+        elif col.kind == "decimal":
+            out[col.name] = _decimal(col.name, value)
+        elif col.kind in ("status", "product_status"):
+            status = _text(value).upper()
+            allowed = ("ACTIVE", "INACTIVE", "CANCELLED") if col.kind == "product_status" else ("ACTIVE", "INACTIVE")
+            if status not in allowed:
+                raise RowError(f"bad {col.name} {_text(value)!r} (expected {' | '.join(allowed)})")
+            out[col.name] = status
+        elif col.kind == "sizes":
+            out[col.name] = _sizes(value)
+        else:  # pragma: no cover - layouts are declared above
+            raise AssertionError(col.kind)
+    if layout.entity == "stock" and out["quantity"] < 0:
+        raise RowError(f"bad number in quantity: {out['quantity']} is negative")
+    if layout.entity == "price":
+        for name in ("price", "rrp"):
+            if out[name] is not None and out[name] < 0:
+                raise RowError(f"bad number in {name}: {out[name]} is negative")
+    if layout.entity == "pricelist":
+        cur = out["currency"].upper()
+        if len(cur) != 3 or not cur.isalpha():
+            raise RowError(f"bad currency {out['currency']!r} (expected an ISO 4217 code like SEK)")
+        out["currency"] = cur
+    return out
+
+
+def raw_key(layout: Layout, raw: Mapping[str, Any]) -> str | None:
+    """The row's key as text (``WH-MAIN|7350000000017``), or None when a key column is missing."""
+    parts = []
+    for name in layout.key:
+        text = _text(raw.get(name))
+        if not text and not (layout.entity == "price" and name == "variant_number"):
+            return None
+        parts.append(text)
+    if layout.entity == "price" and not parts[-1]:
+        parts.pop()
+    return "|".join(parts)

@@ -1,0 +1,328 @@
+"""Load ERP rows into the staging tables: validate, report, park, upsert, mark absent rows removed.
+
+``StagingLoader.load(entity, sources, mode=...)`` is the one entry point the file importer and the
+SQL source share. Per entity it runs in **one transaction**: either every valid row of every
+source is loaded (and every invalid row parked), or nothing is (a file that turns out unreadable
+half-way rolls the entity back). Re-importing the same data is harmless: rows are upserted by key.
+
+Invalid rows (missing key, bad number, unknown reference, duplicate key) never block the valid
+ones: each is reported as ``Problem(source, line, reason)`` and parked as a ``ParkedItem`` with
+``kind="import"``, ``key="<entity>:<row key>"`` (or ``"<entity>:<source>:<line>"`` when the key is
+missing). Parking the same key again updates the open item; loading the key successfully later
+resolves it (``resolution="applied"``).
+
+Modes: ``incremental`` upserts what it gets (a ``removed`` column marks rows gone); ``snapshot``
+also marks every row of the entity that the sources did not mention as removed (rows that were
+present but invalid count as mentioned: a typo must not deactivate a product). An empty snapshot
+marks nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import Engine, and_, select, update
+from sqlalchemy.orm import Session as OrmSession
+
+from erpsync.clock import Clock, SystemClock
+from erpsync.erp.layouts import LAYOUTS, Layout, RowError, convert, is_removed, raw_key
+from erpsync.erp.readers import ImportFileError, SourceRow
+from erpsync.logs import get_logger
+from erpsync.store.engine import transaction
+from erpsync.store.models import ParkedItem
+from erpsync.store.staging import STAGING_TABLES, StagingProduct, StagingSize, StagingSizeChart, StagingVariant
+from erpsync.store.upsert import insert_stmt
+
+Mode = Literal["incremental", "snapshot"]
+Progress = Callable[[str, str, int], None]  # (entity, source, rows so far)
+
+log = get_logger("erpsync.erp.loader")
+
+
+@dataclass(frozen=True)
+class Problem:
+    source: str
+    line: int
+    reason: str
+    key: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}: {self.reason}"
+
+
+@dataclass
+class EntityReport:
+    entity: str
+    mode: str
+    sources: list[str] = field(default_factory=list)
+    rows: int = 0
+    loaded: int = 0
+    rejected: int = 0
+    removed: int = 0
+    problems: list[Problem] = field(default_factory=list)  # the first ``max_problems``
+    error: str | None = None  # set when nothing of this entity was loaded
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"entity": self.entity, "mode": self.mode, "sources": self.sources, "rows": self.rows,
+                "loaded": self.loaded, "rejected": self.rejected, "removed": self.removed,
+                "error": self.error, "problems": [str(p) for p in self.problems]}
+
+
+@dataclass
+class ImportReport:
+    entities: list[EntityReport] = field(default_factory=list)
+
+    @property
+    def rejected(self) -> int:
+        return sum(e.rejected for e in self.entities)
+
+    @property
+    def failed(self) -> list[EntityReport]:
+        return [e for e in self.entities if e.error]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"entities": [e.as_dict() for e in self.entities], "rejected": self.rejected,
+                "failed": [e.entity for e in self.failed]}
+
+
+class _References:
+    """What rows may refer to, read once per entity load (earlier entities are committed)."""
+
+    def __init__(self, session: OrmSession, entity: str) -> None:
+        self.products: set[str] = set()
+        self.charts: dict[str, list[str]] = {}
+        self.variants: dict[str, tuple[str, str | None]] = {}  # variant -> (product, size chart)
+        self.ean_owner: dict[str, tuple[str, str]] = {}  # ean -> (variant, size)
+        self.pricelists: set[str] = set()
+        if entity in ("variant", "price"):
+            p = StagingProduct.__table__  # type: ignore[attr-defined]
+            self.products = set(session.execute(select(p.c.product_number)).scalars())
+        if entity in ("variant", "size"):
+            c = StagingSizeChart.__table__  # type: ignore[attr-defined]
+            self.charts = {n: list(s or []) for n, s in session.execute(select(c.c.name, c.c.sizes))}
+        if entity in ("size", "price"):
+            v = StagingVariant.__table__  # type: ignore[attr-defined]
+            self.variants = {r[0]: (r[1], r[2]) for r in session.execute(
+                select(v.c.variant_number, v.c.product_number, v.c.size_chart))}
+        if entity in ("size", "stock"):
+            z = StagingSize.__table__  # type: ignore[attr-defined]
+            self.ean_owner = {r[0]: (r[1], r[2]) for r in session.execute(
+                select(z.c.ean, z.c.variant_number, z.c.size))}
+        if entity == "price":
+            pl = STAGING_TABLES["pricelist"].__table__
+            self.pricelists = set(session.execute(select(pl.c.code)).scalars())
+
+    def check(self, entity: str, row: dict[str, Any]) -> None:
+        """Raise ``RowError`` for a reference to something the staging tables do not hold."""
+        if entity == "variant":
+            if row["product_number"] not in self.products:
+                raise RowError(f"unknown product {row['product_number']!r}")
+            if row["size_chart"] and row["size_chart"] not in self.charts:
+                raise RowError(f"unknown size chart {row['size_chart']!r}")
+        elif entity == "size":
+            variant = self.variants.get(row["variant_number"])
+            if variant is None:
+                raise RowError(f"unknown variant {row['variant_number']!r}")
+            chart = self.charts.get(variant[1] or "")
+            if chart and row["size"] not in chart:
+                raise RowError(f"size {row['size']!r} is not in size chart {variant[1]!r} ({'|'.join(chart)})")
+            owner = self.ean_owner.get(row["ean"])
+            if owner is not None and owner != (row["variant_number"], row["size"]):
+                raise RowError(f"duplicate key: EAN {row['ean']} already belongs to {owner[0]}/{owner[1]}")
+        elif entity == "price":
+            if row["pricelist"] not in self.pricelists:
+                raise RowError(f"unknown pricelist {row['pricelist']!r}")
+            if row["product_number"] not in self.products:
+                raise RowError(f"unknown product {row['product_number']!r}")
+            if row["variant_number"]:
+                variant = self.variants.get(row["variant_number"])
+                if variant is None:
+                    raise RowError(f"unknown variant {row['variant_number']!r}")
+                if variant[0] != row["product_number"]:
+                    raise RowError(f"variant {row['variant_number']!r} belongs to product {variant[0]!r}, "
+                                   f"not {row['product_number']!r}")
+        elif entity == "stock" and row["ean"] not in self.ean_owner:
+            raise RowError(f"unknown EAN {row['ean']!r} (no size has it)")
+
+
+class StagingLoader:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Clock | None = None,
+        progress: Progress | None = None,
+        progress_every: int = 10_000,
+        log_every: int = 100_000,
+        chunk_size: int = 1_000,
+        max_problems: int = 1_000,
+    ) -> None:
+        self.engine = engine
+        self.clock = clock or SystemClock()
+        self.progress = progress
+        self.progress_every = progress_every
+        self.log_every = log_every
+        self.chunk_size = chunk_size
+        self.max_problems = max_problems
+
+    def load(
+        self, entity: str, sources: Sequence[tuple[str, Iterable[SourceRow]]], *, mode: Mode = "incremental",
+    ) -> EntityReport:
+        """Load every source of ``entity`` in one transaction; see the module docstring."""
+        if entity not in LAYOUTS:
+            raise ValueError(f"unknown entity {entity!r}")
+        if mode not in ("incremental", "snapshot"):
+            raise ValueError(f"unknown mode {mode!r}")
+        report = EntityReport(entity, mode, [name for name, _ in sources])
+        try:
+            with transaction(self.engine) as session:
+                self._load(session, LAYOUTS[entity], sources, mode, report)
+        except ImportFileError as exc:
+            report.error = str(exc)
+            report.loaded = report.removed = 0
+            log.error("import.failed", entity=entity, error=str(exc))
+            return report
+        log.info("import.loaded", entity=entity, mode=mode, sources=report.sources, rows=report.rows,
+                 loaded=report.loaded, rejected=report.rejected, removed=report.removed)
+        return report
+
+    def _load(
+        self, session: OrmSession, layout: Layout, sources: Sequence[tuple[str, Iterable[SourceRow]]],
+        mode: Mode, report: EntityReport,
+    ) -> None:
+        entity = layout.entity
+        table = STAGING_TABLES[entity].__table__
+        now = self.clock.now()
+        run = uuid.uuid4().hex[:16]
+        refs = _References(session, entity)
+        open_parked = self._open_parked(session, entity)
+        stmt = self._upsert_stmt(session, table, layout)
+        seen: dict[str, tuple[str, int]] = {}
+        seen_invalid: list[dict[str, Any]] = []  # key columns of present-but-invalid rows (snapshot)
+        buffer: list[dict[str, Any]] = []
+        parked: list[tuple[str, str, str]] = []  # (key, reason, payload)
+        resolved: list[int] = []
+
+        def reject(source: str, line: int, reason: str, raw: Any, key: str | None, *, by_line: bool = False,
+                   ) -> None:
+            report.rejected += 1
+            problem = Problem(source, line, reason, key)
+            if len(report.problems) < self.max_problems:
+                report.problems.append(problem)
+            # a duplicate is parked by its line: its key belongs to the row that was loaded
+            by_key = key is not None and not by_line
+            park_key = f"{entity}:{key}" if by_key else f"{entity}:{source}:{line}"
+            payload = json.dumps(raw, default=str, ensure_ascii=False) if raw is not None else None
+            parked.append((park_key, str(problem), payload or ""))
+
+        for source, rows in sources:
+            count = 0
+            for line, raw in rows:
+                count += 1
+                report.rows += 1
+                if self.progress and count % self.progress_every == 0:
+                    self.progress(entity, source, count)
+                if self.log_every and count % self.log_every == 0:
+                    log.info("import.progress", entity=entity, source=source, rows=count)
+                if isinstance(raw, RowError):
+                    reject(source, line, str(raw), None, None)
+                    continue
+                key = raw_key(layout, raw)
+                try:
+                    row = convert(layout, raw)
+                    removed = is_removed(raw)
+                    assert key is not None  # convert() rejects missing key columns
+                    first = seen.get(key)
+                    if first is not None:
+                        reject(source, line, f"duplicate key {key} (first at {first[0]}:{first[1]})",
+                               dict(raw), key, by_line=True)
+                        continue
+                    refs.check(entity, row)
+                except RowError as exc:
+                    if key is not None and mode == "snapshot" and key not in seen:
+                        seen_invalid.append({k: _text(raw.get(k)) for k in layout.key})
+                    reject(source, line, str(exc), dict(raw), key)
+                    continue
+                seen[key] = (source, line)
+                if entity == "size":
+                    refs.ean_owner[row["ean"]] = (row["variant_number"], row["size"])
+                row.update(import_run=run, imported_at=now, removed_at=now if removed else None)
+                buffer.append(row)
+                park_id = open_parked.get(f"{entity}:{key}")
+                if park_id is not None:
+                    resolved.append(park_id)
+                if len(buffer) >= self.chunk_size:
+                    session.execute(stmt, buffer)
+                    report.loaded += len(buffer)
+                    buffer = []
+            if self.progress:
+                self.progress(entity, source, count)
+        if buffer:
+            session.execute(stmt, buffer)
+            report.loaded += len(buffer)
+        if mode == "snapshot":
+            report.removed = self._mark_absent(session, table, layout, run, now, seen, seen_invalid)
+        self._park(session, entity, parked, open_parked, resolved, now)
+
+    @staticmethod
+    def _upsert_stmt(session: OrmSession, table: Any, layout: Layout) -> Any:
+        ins = insert_stmt(session, table)  # type: ignore[arg-type]
+        cols = [*layout.names, "import_run", "imported_at", "removed_at"]
+        return ins.on_conflict_do_update(
+            index_elements=list(layout.key),
+            set_={c: ins.excluded[c] for c in cols if c not in layout.key},
+        )
+
+    def _mark_absent(
+        self, session: OrmSession, table: Any, layout: Layout, run: str, now: datetime,
+        seen: dict[str, Any], seen_invalid: list[dict[str, Any]],
+    ) -> int:
+        if not seen and not seen_invalid:
+            log.warning("import.empty_snapshot", entity=layout.entity,
+                        detail="an empty snapshot marks nothing removed")
+            return 0
+        for keys in seen_invalid:
+            session.execute(update(table).where(and_(*(table.c[k] == v for k, v in keys.items())))
+                            .values(import_run=run))
+        result = session.execute(
+            update(table).where(table.c.import_run != run, table.c.removed_at.is_(None)).values(removed_at=now))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def _open_parked(session: OrmSession, entity: str) -> dict[str, int]:
+        t = ParkedItem.__table__  # type: ignore[attr-defined]
+        rows = session.execute(select(t.c.key, t.c.id).where(
+            t.c.kind == "import", t.c.resolved_at.is_(None), t.c.key.like(f"{entity}:%")))
+        return {k: i for k, i in rows}
+
+    @staticmethod
+    def _park(
+        session: OrmSession, entity: str, parked: list[tuple[str, str, str]], open_parked: dict[str, int],
+        resolved: list[int], now: datetime,
+    ) -> None:
+        t = ParkedItem.__table__  # type: ignore[attr-defined]
+        new: dict[str, dict[str, Any]] = {}
+        for key, reason, payload in parked:
+            park_id = open_parked.get(key)
+            if park_id is not None:
+                session.execute(update(t).where(t.c.id == park_id).values(
+                    reason=reason, payload=payload or None, attempts=t.c.attempts + 1, updated_at=now))
+            else:
+                new[key] = {"kind": "import", "key": key, "reason": reason, "payload": payload or None,
+                            "attempts": 1, "created_at": now, "updated_at": now}
+        if new:
+            session.execute(t.insert(), list(new.values()))
+        for i in range(0, len(resolved), 500):
+            session.execute(update(t).where(t.c.id.in_(resolved[i:i + 500])).values(
+                resolved_at=now, resolution="applied", updated_at=now))
+        if parked:
+            log.warning("import.parked", entity=entity, count=len(parked))
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
