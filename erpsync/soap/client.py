@@ -1,0 +1,143 @@
+"""Centra's SOAP event queue over zeep.
+
+The WSDL is the package's own (``erpsync/contract/centra.wsdl``), parsed once per client and
+pointed at the configured URL; zeep builds the request envelopes, the responses are read with
+lxml (``raw_response``) and returned as ``SoapEvent`` dataclasses. Every library exception is
+translated here (and in ``transport.py``) into erpsync's error classes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import tzinfo
+from pathlib import Path
+from typing import Protocol
+
+import requests
+import zeep
+from lxml import etree
+from zeep.exceptions import Error as ZeepError
+
+from erpsync.errors import AuthenticationFailed, ProtocolError, SourceUnavailable
+from erpsync.logs import get_logger, register_secret
+from erpsync.soap import xml
+from erpsync.soap.models import SoapEvent
+from erpsync.soap.transport import ClassifyingTransport, make_session
+
+WSDL_PATH = Path(__file__).resolve().parent.parent / "contract" / "centra.wsdl"
+NS = "http://www.centra.com/webservices/"
+BINDING = f"{{{NS}}}CentraBinding"
+
+_AUTH_FAULT = re.compile(r"login|auth|password|credential|unauthori[sz]ed|access denied", re.I)
+
+log = get_logger("erpsync.soap")
+
+
+class EventSource(Protocol):
+    """What the pull job needs from Centra: the oldest unacknowledged events, and acknowledging."""
+
+    def fetch(self) -> list[SoapEvent]:
+        """At most 100 of the oldest unacknowledged events, ascending."""
+        ...
+
+    def ack(self, event_ids: Sequence[str]) -> None:
+        """Remove these events from the queue (``events_Done``)."""
+        ...
+
+
+class CentraSoapClient:
+    """``EventSource`` over Centra's SOAP API. Build once, reuse, ``close()`` at the end."""
+
+    def __init__(
+        self,
+        url: str,
+        username: str,
+        password: str,
+        *,
+        store_tz: tzinfo,
+        event_type: str = "all",
+        markets: Sequence[str] = (),
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        operation_timeout: float = 60.0,
+        session: requests.Session | None = None,
+    ) -> None:
+        register_secret(password)
+        self._username = username
+        self._password = password
+        self.store_tz = store_tz
+        self.event_type = event_type
+        self.markets = tuple(markets)
+        self._owns_session = session is None
+        self._session = session or make_session()
+        transport = ClassifyingTransport(
+            self._session, connect_timeout=connect_timeout, read_timeout=read_timeout,
+            operation_timeout=operation_timeout)
+        settings = zeep.Settings(strict=False, xml_huge_tree=True, forbid_external=True, forbid_dtd=True,
+                                 forbid_entities=True, raw_response=True)
+        self._client = zeep.Client(str(WSDL_PATH), transport=transport, settings=settings)
+        self._service = self._client.create_service(BINDING, url)
+
+    # ------------------------------------------------------------- EventSource
+
+    def fetch(self) -> list[SoapEvent]:
+        login = {"username": self._username, "password": self._password}
+        if self.markets:
+            markets = {"market": [{"id": m} for m in self.markets]}
+            body = self._call("events_GetByMarkets", login=login, type=self.event_type, markets=markets)
+        else:
+            body = self._call("events_Get", login=login, type=self.event_type)
+        events = xml.parse_events(xml.payload_element(body), self.store_tz)
+        log.info("events.fetched", count=len(events))
+        return events
+
+    def ack(self, event_ids: Sequence[str]) -> None:
+        if not event_ids:
+            return
+        login = {"username": self._username, "password": self._password}
+        body = self._call("events_Done", login=login, event=list(event_ids))
+        answer = xml.parse_done_response(xml.payload_element(body))
+        if answer.upper() != "OK":
+            raise ProtocolError(f"events_Done answered {answer[:200]!r}, expected OK")
+        log.info("events.acked", count=len(event_ids))
+
+    # ------------------------------------------------------------- plumbing
+
+    def _call(self, op: str, **kwargs: object) -> etree._Element:
+        try:
+            response = getattr(self._service, op)(**kwargs)
+        except ZeepError as exc:
+            raise ProtocolError(f"{op}: zeep could not build or send the request: {exc}") from exc
+        except requests.exceptions.RequestException as exc:  # should not get past the transport
+            raise SourceUnavailable(f"{op}: HTTP error talking to Centra SOAP ({type(exc).__name__})") from exc
+        try:
+            body = xml.soap_body(xml.parse_document(response.content))
+        except ProtocolError as exc:
+            # malformed or truncated XML: a broken answer, possibly a proxy: worth a retry
+            raise SourceUnavailable(f"{op}: {exc}") from exc
+        fault = xml.find_fault(body)
+        if fault is not None:
+            raise classify_fault(op, fault)
+        return body
+
+    def close(self) -> None:
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> CentraSoapClient:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+def classify_fault(op: str, fault: xml.SoapFault) -> Exception:
+    """A SOAP Fault by what happens next: bad login is fatal, a server fault retriable, a client
+    fault a contract problem (fatal: resending the same request will not help)."""
+    text = f"{op}: SOAP Fault {fault.code or '?'}: {fault.message or '(no message)'}"
+    if _AUTH_FAULT.search(fault.message):
+        return AuthenticationFailed(text)
+    if fault.code.rpartition(":")[2].lower().startswith("server") or not fault.code:
+        return SourceUnavailable(text)
+    return ProtocolError(text)

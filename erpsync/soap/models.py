@@ -1,0 +1,60 @@
+"""erpsync's own view of Centra's SOAP events: plain dataclasses, never zeep objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+# The event types Centra documents for events_Get / the <data> child names (PROTOCOL.md §1.1).
+KNOWN_EVENT_TYPES = frozenset({
+    "account", "customer", "invoice", "market", "order", "paymentterm", "pricelist", "salesrep",
+    "shippingterm", "size", "warehouse", "stock",
+})
+MISSIONS = frozenset({"update", "delete"})
+FETCH_LIMIT = 100  # events_Get returns at most this many; a full batch means "fetch again at once"
+
+
+@dataclass(frozen=True)
+class SoapEvent:
+    """One event from ``events_Get``.
+
+    ``data`` is the single child of ``<data>`` as a plain nested dict (leaves are strings, repeated
+    elements lists), ``None`` when ``<data>`` is empty (deletes). ``problem`` is set when the event
+    envelope itself could not be understood (bad date, several objects in ``<data>`` …): such an
+    event is parked, but still acknowledged. ``raw_xml`` is the ``<event>`` element as received.
+    """
+
+    id: str
+    type: str
+    entry: str
+    mission: str
+    date: datetime | None
+    data: dict[str, Any] | None
+    data_tag: str | None
+    raw_xml: str
+    problem: str | None = None
+
+    @property
+    def seq(self) -> int | None:
+        """The event id as a number when it is one: Centra's ids grow with time."""
+        return int(self.id) if self.id.isdigit() else None
+
+
+def parse_centra_date(value: str | None, store_tz: tzinfo) -> datetime | None:
+    """Parse both date formats Centra uses into aware UTC.
+
+    ``2019-03-27 12:52:20`` (no offset) is in the store's own time zone; ISO-8601 with an offset
+    (``2026-11-20T09:13:58+01:00`` or ``…Z``) carries its own. Raises ``ValueError`` otherwise.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if text.startswith("0000-00-00"):
+        return None  # Centra's "no date"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=store_tz)
+    return parsed.astimezone(UTC)

@@ -1,0 +1,120 @@
+"""The HTTP layer under zeep: pooled ``requests`` session, connect/read timeouts plus a total
+deadline per operation, and every transport failure classified into erpsync's errors *before*
+zeep sees the body (zeep loses the status code of a 503 with an HTML body; see STACK-NOTES).
+"""
+
+from __future__ import annotations
+
+import time
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import requests
+from requests.adapters import HTTPAdapter
+from zeep.transports import Transport
+
+from erpsync.errors import AuthenticationFailed, ProtocolError, RateLimited, SourceUnavailable
+from erpsync.logs import get_logger
+
+log = get_logger("erpsync.soap")
+
+_CHUNK = 64 * 1024
+
+
+def make_session(pool_size: int = 4) -> requests.Session:
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=pool_size, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """``Retry-After`` as seconds from now: delta-seconds, a Unix timestamp or an HTTP-date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        number = float(value)
+    except ValueError:
+        try:
+            return max(0.0, parsedate_to_datetime(value).timestamp() - now)
+        except (TypeError, ValueError):
+            return None
+    return max(0.0, number - now) if number > 1_000_000_000 else max(0.0, number)
+
+
+class ClassifyingTransport(Transport):
+    """zeep ``Transport`` whose ``post`` enforces timeouts and classifies failures.
+
+    - connect/read timeouts go to requests per socket operation; ``operation_timeout`` is a total
+      deadline for receiving the whole body (a slow drip is cut off);
+    - refused / reset / timed out / truncated → ``SourceUnavailable`` (retriable);
+    - 429 → ``RateLimited`` with ``retry_after``; 5xx without a SOAP Fault body → ``SourceUnavailable``;
+      401/403 → ``AuthenticationFailed``; other non-2xx without a Fault → ``ProtocolError``.
+    A 500 carrying a SOAP Fault is returned as is: the caller reads the fault.
+    The request body is never logged here (it carries the password).
+    """
+
+    def __init__(
+        self,
+        session: requests.Session,
+        *,
+        connect_timeout: float,
+        read_timeout: float,
+        operation_timeout: float,
+    ) -> None:
+        super().__init__(session=session, timeout=connect_timeout + read_timeout,
+                         operation_timeout=operation_timeout)
+        self.connect_timeout = connect_timeout
+        self.read_timeout = read_timeout
+        self.total_timeout = operation_timeout
+
+    def post(self, address: str, message: Any, headers: dict[str, str]) -> requests.Response:
+        op = headers.get("SOAPAction", "").strip('"').rpartition("/")[2] or "?"
+        t0 = time.monotonic()
+        deadline = t0 + self.total_timeout
+        try:
+            response = self.session.post(
+                address, data=message, headers=headers,
+                timeout=(self.connect_timeout, self.read_timeout), stream=True)
+            try:
+                chunks = []
+                for chunk in response.iter_content(_CHUNK):
+                    chunks.append(chunk)
+                    if time.monotonic() > deadline:
+                        raise SourceUnavailable(
+                            f"{op}: no complete answer within {self.total_timeout:g}s (operation timeout)")
+                response._content = b"".join(chunks)
+            finally:
+                response.close()
+        except requests.exceptions.Timeout as exc:
+            raise SourceUnavailable(f"{op}: timed out talking to Centra SOAP ({type(exc).__name__})") from exc
+        except requests.exceptions.ConnectionError as exc:
+            raise SourceUnavailable(f"{op}: connection to Centra SOAP failed ({type(exc).__name__})") from exc
+        except requests.exceptions.RequestException as exc:
+            raise SourceUnavailable(f"{op}: HTTP error talking to Centra SOAP ({type(exc).__name__})") from exc
+        status = response.status_code
+        log.info(
+            "soap.call", op=op, status=status, duration_ms=round((time.monotonic() - t0) * 1000, 1),
+            bytes=len(response.content),
+            request_id=response.headers.get("X-Centra-Request-ID"),
+            correlation_id=response.headers.get("X-Correlation-ID"),
+        )
+        if 200 <= status < 300:
+            return response
+        looks_like_fault = b"Fault" in response.content[:4096] and b"Envelope" in response.content[:4096]
+        if status == 429:
+            raise RateLimited(f"{op}: HTTP 429 from Centra SOAP",
+                              retry_after=parse_retry_after(response.headers.get("Retry-After"), time.time()))
+        if status == 500 and looks_like_fault:
+            return response
+        if status >= 500:
+            raise SourceUnavailable(
+                f"{op}: HTTP {status} from Centra SOAP",
+                retry_after=parse_retry_after(response.headers.get("Retry-After"), time.time()))
+        if looks_like_fault:
+            return response
+        if status in (401, 403):
+            raise AuthenticationFailed(f"{op}: HTTP {status} from Centra SOAP: check the username and password")
+        raise ProtocolError(f"{op}: unexpected HTTP {status} from Centra SOAP")

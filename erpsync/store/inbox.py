@@ -1,0 +1,317 @@
+"""The inbox repository: the only code that writes ``inbox_event``, ``id_map`` (erpsync's side)
+and the ``centra_*`` mapping tables.
+
+``store_batch`` is the exactly-once step of the pull job. Called inside ONE transaction per
+batch, it
+
+- recognises event ids already in the inbox (a re-delivery after a crash between commit and
+  ``events_Done``) and applies nothing for them;
+- keeps only the newest version of every object: an event older than what is stored (by event
+  id when both are numeric, else by event date) is recorded as ``superseded`` and changes nothing;
+- replaces an order's lines and shipments together with the order row;
+- marks ``mission=delete`` objects ``deleted`` and keeps the row and its last payload (history);
+- parks what could not be mapped (``parked_item`` kind ``event``, raw XML + reason).
+
+Every event given to it ends up in the inbox, so the caller may acknowledge all of them once the
+transaction has committed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+
+from sqlalchemy import Table, delete, func, insert, select, update
+from sqlmodel import Session, SQLModel, col
+
+from erpsync.store.models import (
+    CentraAccount,
+    CentraCustomer,
+    CentraGeneric,
+    CentraInvoice,
+    CentraOrder,
+    CentraOrderLine,
+    CentraOrderShipment,
+    IdMap,
+    InboxEvent,
+    ParkedItem,
+)
+from erpsync.store.upsert import upsert
+
+OBJECT_TABLES: dict[str, type[SQLModel]] = {
+    "order": CentraOrder,
+    "customer": CentraCustomer,
+    "account": CentraAccount,
+    "invoice": CentraInvoice,
+    "generic": CentraGeneric,
+}
+
+# statuses of inbox_event rows
+APPLIED, SUPERSEDED, PARKED = "applied", "superseded", "parked"
+
+
+@dataclass(frozen=True)
+class EventMeta:
+    event_id: str
+    seq: int | None
+    type: str
+    entry: str
+    mission: str
+    date: datetime | None
+
+
+@dataclass(frozen=True)
+class ObjectChange:
+    """What one event does to one mapped object. ``table`` is a key of ``OBJECT_TABLES``;
+    ``columns`` are that table's typed columns (without the bookkeeping ones); ``lines`` and
+    ``shipments`` (orders only) replace the stored ones."""
+
+    table: str
+    key: str
+    delete: bool = False
+    columns: dict[str, Any] = field(default_factory=dict)
+    lines: list[dict[str, Any]] | None = None
+    shipments: list[dict[str, Any]] | None = None
+    generic_type: str | None = None
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        return (self.table, self.generic_type or "", self.key)
+
+
+@dataclass(frozen=True)
+class InboundItem:
+    """One received event: either a change to apply or the reason it must be parked."""
+
+    meta: EventMeta
+    change: ObjectChange | None
+    park_reason: str | None
+    raw_xml: str
+
+
+@dataclass
+class BatchOutcome:
+    applied: int = 0
+    superseded: int = 0
+    duplicates: int = 0
+    parked: int = 0
+    ack_ids: list[str] = field(default_factory=list)
+
+
+def _newer(seq: int | None, date: datetime | None, cur_seq: int | None, cur_date: datetime | None) -> bool:
+    """Is (seq, date) a newer version than (cur_seq, cur_date)? Ties and unknowns go to the
+    later arrival (events arrive oldest first)."""
+    if seq is not None and cur_seq is not None:
+        return seq > cur_seq
+    if date is not None and cur_date is not None:
+        return date >= _aware(cur_date)
+    return True
+
+
+def _aware(value: datetime) -> datetime:
+    # SQLite hands back naive datetimes; everything erpsync stores is UTC
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+class InboxRepository:
+    def store_batch(
+        self,
+        session: Session,
+        items: Sequence[InboundItem],
+        *,
+        now: datetime,
+        mid_hook: Callable[[], None] | None = None,
+    ) -> BatchOutcome:
+        """Store one fetched batch (see the module docstring). Call inside a transaction."""
+        out = BatchOutcome()
+        seen: set[str] = set()
+        fresh: list[InboundItem] = []
+        for item in items:
+            eid = item.meta.event_id
+            if not eid:
+                # nothing to acknowledge it by: keep it for a human
+                self._park(session, item, item.park_reason or "event without id", now)
+                out.parked += 1
+                continue
+            out.ack_ids.append(eid)
+            if eid in seen:
+                out.duplicates += 1
+                continue
+            seen.add(eid)
+            fresh.append(item)
+        if fresh:
+            known = set(session.connection().execute(
+                select(col(InboxEvent.event_id)).where(col(InboxEvent.event_id).in_([i.meta.event_id for i in fresh]))
+            ).scalars())
+            out.duplicates += sum(1 for i in fresh if i.meta.event_id in known)
+            fresh = [i for i in fresh if i.meta.event_id not in known]
+
+        statuses = self._apply(session, fresh, now=now)
+        if mid_hook is not None:
+            mid_hook()  # objects written, inbox rows not yet: the middle of the transaction
+        inbox_rows = []
+        for item in fresh:
+            status = statuses[item.meta.event_id]
+            if status == APPLIED:
+                out.applied += 1
+            elif status == SUPERSEDED:
+                out.superseded += 1
+            else:
+                out.parked += 1
+                self._park(session, item, item.park_reason or "unknown", now)
+            m = item.meta
+            inbox_rows.append({
+                "event_id": m.event_id, "event_seq": m.seq, "type": m.type[:40], "entry": m.entry[:128],
+                "mission": m.mission[:16], "event_date": m.date, "received_at": now,
+                "processed_at": now if status != PARKED else None, "acked_at": None, "status": status,
+            })
+        if inbox_rows:
+            session.connection().execute(insert(InboxEvent.__table__), inbox_rows)  # type: ignore[attr-defined]
+        return out
+
+    def _apply(self, session: Session, items: Sequence[InboundItem], *, now: datetime) -> dict[str, str]:
+        """Decide and write the object changes of ``items``; returns event_id -> status."""
+        statuses: dict[str, str] = {}
+        by_table: dict[tuple[str, str], list[InboundItem]] = {}
+        for item in items:
+            if item.change is None:
+                statuses[item.meta.event_id] = PARKED
+            else:
+                by_table.setdefault((item.change.table, item.change.generic_type or ""), []).append(item)
+        for (table_name, generic_type), group in by_table.items():
+            model = OBJECT_TABLES[table_name]
+            keys = list({i.change.key for i in group if i.change is not None})
+            current = self._current_versions(session, model, keys, generic_type)
+            winners: dict[str, tuple[InboundItem, int]] = {}
+            for item in group:
+                ch = item.change
+                assert ch is not None
+                cur = current.get(ch.key)
+                if cur is not None and not _newer(item.meta.seq, item.meta.date, cur[0], cur[1]):
+                    statuses[item.meta.event_id] = SUPERSEDED
+                    continue
+                version = (cur[2] if cur is not None else 0) + 1
+                if ch.key in winners:
+                    statuses[winners[ch.key][0].meta.event_id] = SUPERSEDED
+                winners[ch.key] = (item, version)
+                current[ch.key] = (item.meta.seq, item.meta.date, version)
+                statuses[item.meta.event_id] = APPLIED
+            self._write(session, model, table_name, generic_type, list(winners.values()), now)
+        return statuses
+
+    def _current_versions(
+        self, session: Session, model: type[SQLModel], keys: list[str], generic_type: str,
+    ) -> dict[str, tuple[int | None, datetime | None, int]]:
+        t = model.__table__  # type: ignore[attr-defined]
+        found: dict[str, tuple[int | None, datetime | None, int]] = {}
+        for start in range(0, len(keys), 500):
+            stmt = select(t.c.centra_id, t.c.last_event_seq, t.c.last_event_date, t.c.version).where(
+                t.c.centra_id.in_(keys[start:start + 500]))
+            if generic_type:
+                stmt = stmt.where(t.c.type == generic_type)
+            stmt = stmt.with_for_update()
+            for cid, seq, date, version in session.connection().execute(stmt):
+                found[cid] = (seq, date, version)
+        return found
+
+    def _write(
+        self, session: Session, model: type[SQLModel], table_name: str, generic_type: str,
+        winners: list[tuple[InboundItem, int]], now: datetime,
+    ) -> None:
+        if not winners:
+            return
+        table = model.__table__  # type: ignore[attr-defined]
+        key_cols = ["centra_id", "type"] if generic_type else ["centra_id"]
+        updates: list[dict[str, Any]] = []
+        deletes: list[dict[str, Any]] = []
+        for item, version in winners:
+            ch = item.change
+            assert ch is not None
+            base: dict[str, Any] = {
+                "centra_id": ch.key, "last_event_id": item.meta.event_id, "last_event_seq": item.meta.seq,
+                "last_event_date": item.meta.date, "version": version, "changed_at": now,
+            }
+            if generic_type:
+                base["type"] = generic_type
+            if ch.delete:
+                deletes.append({**base, "deleted": True, "deleted_at": item.meta.date or now})
+            else:
+                updates.append({**base, "deleted": False, "deleted_at": None, **ch.columns})
+        # rows of one statement must share their columns: group by column set
+        for rows in (updates, deletes):
+            for group in _group_by_columns(rows):
+                upsert(session, table, group, key=key_cols)
+        idmap = [{"entity": generic_type or table_name, "centra_id": item.change.key, "erp_id": None,
+                  "updated_at": now} for item, _v in winners if item.change is not None]
+        upsert(session, IdMap.__table__, idmap, key=["entity", "centra_id"], update=[])  # type: ignore[attr-defined]
+        if table_name == "order":
+            replaced = [item.change.key for item, _v in winners if item.change is not None and not item.change.delete]
+            if replaced:
+                for start in range(0, len(replaced), 500):
+                    chunk = replaced[start:start + 500]
+                    conn = session.connection()
+                    conn.execute(delete(CentraOrderLine).where(col(CentraOrderLine.order_id).in_(chunk)))
+                    conn.execute(delete(CentraOrderShipment).where(col(CentraOrderShipment.order_id).in_(chunk)))
+                lines = [ln for item, _v in winners if item.change is not None and not item.change.delete
+                         for ln in (item.change.lines or [])]
+                shipments = [sh for item, _v in winners if item.change is not None and not item.change.delete
+                             for sh in (item.change.shipments or [])]
+                for rows, tbl in ((lines, CentraOrderLine), (shipments, CentraOrderShipment)):
+                    for group in _group_by_columns(rows):
+                        session.connection().execute(insert(table_of(tbl)), group)
+
+    def _park(self, session: Session, item: InboundItem, reason: str, now: datetime) -> None:
+        session.add(ParkedItem(kind="event", key=item.meta.event_id or f"entry:{item.meta.entry}", reason=reason,
+                               payload=item.raw_xml, created_at=now, updated_at=now))
+
+    # ------------------------------------------------------------- acks, replay, stats
+
+    def mark_acked(self, session: Session, event_ids: Iterable[str], now: datetime) -> None:
+        ids = list(event_ids)
+        for start in range(0, len(ids), 500):
+            session.connection().execute(
+                update(InboxEvent).where(col(InboxEvent.event_id).in_(ids[start:start + 500])).values(acked_at=now))
+
+    def replay(self, session: Session, parked: ParkedItem, item: InboundItem, now: datetime) -> str:
+        """Apply a parked event again. Returns its new status; a still-failing event stays parked
+        with the new reason and one more attempt."""
+        if item.change is None:
+            parked.attempts += 1
+            parked.reason = item.park_reason or parked.reason
+            parked.updated_at = now
+            session.add(parked)
+            return PARKED
+        status = self._apply(session, [item], now=now)[item.meta.event_id]
+        session.connection().execute(update(InboxEvent).where(col(InboxEvent.event_id) == item.meta.event_id)
+                                     .values(status=status, processed_at=now))
+        parked.resolved_at = now
+        parked.resolution = "applied"
+        parked.updated_at = now
+        parked.attempts += 1
+        session.add(parked)
+        return status
+
+    def stats(self, session: Session) -> list[dict[str, Any]]:
+        t = table_of(InboxEvent)
+        stmt = (select(t.c.type, t.c.status, func.count(), func.count(t.c.acked_at))
+                .group_by(t.c.type, t.c.status).order_by(t.c.type, t.c.status))
+        return [{"type": t, "status": s, "count": n, "acked": a} for t, s, n, a in session.connection().execute(stmt)]
+
+
+def table_of(model: type[SQLModel]) -> Table:
+    return cast(Table, model.__table__)  # type: ignore[attr-defined]
+
+
+def _group_by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(sorted(row)), []).append(row)
+    return list(groups.values())
+
+
+__all__ = [
+    "APPLIED", "OBJECT_TABLES", "PARKED", "SUPERSEDED", "BatchOutcome", "EventMeta", "InboundItem",
+    "InboxRepository", "ObjectChange",
+]

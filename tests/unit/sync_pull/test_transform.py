@@ -1,0 +1,91 @@
+"""SOAP objects (the documented samples) into mapping-table rows: plain asserts, no I/O."""
+
+from decimal import Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from erpsync.errors import ItemRejected
+from erpsync.soap import xml
+from erpsync.soap.models import SoapEvent
+from erpsync.sync.inbound_transform import event_change, money, to_inbound_item
+
+STOCKHOLM = ZoneInfo("Europe/Stockholm")
+
+
+@pytest.fixture
+def sample_events() -> list[SoapEvent]:
+    raw = Path("/work/shared/centra/soap-samples/events_Get.response.xml").read_bytes()
+    return xml.parse_events(xml.payload_element(xml.soap_body(xml.parse_document(raw))), STOCKHOLM)
+
+
+def test_order_event_becomes_order_row_lines_with_exact_decimals(sample_events: list[SoapEvent]) -> None:
+    ch = event_change(sample_events[0], STOCKHOLM)
+    assert (ch.table, ch.key, ch.delete) == ("order", "1207", False)
+    c = ch.columns
+    assert c["order_total"] == Decimal("1135.00") and str(c["order_total"]) == "1135.00"
+    assert (c["order_number"], c["status"], c["store"], c["currency"]) == ("1207", "pending", 1, "SEK")
+    assert (c["customer_id"], c["market"], c["pricelist"]) == ("88", "Retail-SE", "PL-SEK")
+    assert c["created"].isoformat() == "2026-11-20T08:13:58+00:00"
+    assert ch.lines is not None and len(ch.lines) == 1
+    line = ch.lines[0]
+    assert line["line_no"] == 1 and line["order_id"] == "1207"
+    assert (line["product_id"], line["variant_id"], line["sku"]) == ("TSHIRT-01", "TSHIRT-01-BLK", "TS01")
+    assert (line["size"], line["size_sku"], line["order_item_id"]) == ("M", "TS01BLKM", "5521")
+    assert (line["qty"], line["price"], line["subtotal"], line["tax"]) == (
+        Decimal("2"), Decimal("543.00"), Decimal("1086.00"), Decimal("25.000"))
+    assert str(line["tax"]) == "25.000"  # trailing zeros kept: exactly what Centra sent
+    assert all(not isinstance(v, float) for v in [*c.values(), *line.values()])
+    assert ch.shipments == []
+
+
+def test_customer_and_generic_delete(sample_events: list[SoapEvent]) -> None:
+    cust = event_change(sample_events[1], STOCKHOLM)
+    assert cust.table == "customer" and cust.columns["email"] == "ada@example.com"
+    assert cust.columns["payload"]["newsletter"] == "yes"  # unknown fields kept in the payload
+    term = event_change(sample_events[2], STOCKHOLM)
+    assert (term.table, term.generic_type, term.key, term.delete) == ("generic", "paymentterm", "NET30", True)
+
+
+def _event(**kw: object) -> SoapEvent:
+    base: dict[str, object] = dict(id="1", type="order", entry="5", mission="update", date=None,
+                                   data={"ordertotal": "10.00"}, data_tag="order", raw_xml="<event/>")
+    base.update(kw)
+    return SoapEvent(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("kw", "reason"), [
+    ({"type": "giftcard", "data_tag": "giftcard"}, "unknown event type"),
+    ({"mission": "explode"}, "unknown mission"),
+    ({"data": {"ordertotal": "12,50"}}, "not a decimal"),
+    ({"data": {"ordertotal": "NaN"}}, "not a finite"),
+    ({"data": {"store": "one"}}, "not an integer"),
+    ({"data": {"created": "soon"}}, "not a date"),
+    ({"data": None}, "without an object"),
+    ({"data_tag": "customer"}, "expected <order>"),
+    ({"problem": "unparseable event date 'x'"}, "unparseable event date"),
+])
+def test_unmappable_events_are_rejected_with_a_reason(kw: dict[str, object], reason: str) -> None:
+    with pytest.raises(ItemRejected, match=reason):
+        event_change(_event(**kw), STOCKHOLM)
+    item = to_inbound_item(_event(**kw), STOCKHOLM)
+    assert item.change is None and item.park_reason is not None and reason in item.park_reason
+    assert item.raw_xml == "<event/>"
+
+
+def test_multi_size_line_and_bundle_and_shipments() -> None:
+    data = {"ordertotal": "3.00", "products": {"product": [
+        {"id": "P", "qty": "3", "price": "1.00", "sizes": {"size": [{"id": "S"}, {"id": "M"}]},
+         "bundleinfo": {"isbundle": "yes"}}]},
+        "shipments": {"shipment": [{"id": "SH1"}, {"id": "SH2"}]}}
+    ch = event_change(_event(data=data), STOCKHOLM)
+    assert ch.lines is not None and ch.lines[0]["size"] is None and ch.lines[0]["is_bundle_virtual"] is True
+    assert [s["shipment_id"] for s in ch.shipments or []] == ["SH1", "SH2"]
+
+
+def test_money_never_float() -> None:
+    assert money("10.43100", "x") == Decimal("10.43100")
+    assert money("", "x") is None
+    with pytest.raises(ItemRejected):
+        money("1e", "x")
