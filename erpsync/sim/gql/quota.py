@@ -51,8 +51,13 @@ class Bucket:
         return self.key.split(":")[1]
 
     @property
+    def tolerance(self) -> float:
+        # float refill arithmetic: waiting exactly the announced time must be enough
+        return 1e-6 + 1e-13 * self.capacity
+
+    @property
     def remaining(self) -> int:
-        return max(0, math.floor(self.level + 1e-9))
+        return max(0, math.floor(self.level + self.tolerance))
 
     @property
     def used(self) -> int:
@@ -93,13 +98,13 @@ class Quota:
             cost = costs.get(b.type, 0)
             if cost > b.capacity:
                 raise CostExceedsCapacity(b.key, cost, b.capacity)
-            if cost > b.level + 1e-9:
+            if cost > b.level + b.tolerance:
                 wait = max(wait, (cost - b.level) / (b.rate * (1.0 - self._share)))
         if wait > 0:
             self.rejected += 1
             return wait
         for b in self.buckets.values():
-            b.level -= costs.get(b.type, 0)
+            b.level = max(0.0, b.level - costs.get(b.type, 0))
         self.charged_requests += 1
         return None
 
