@@ -1,0 +1,93 @@
+"""The quota governor's state in the database, shared by every erpsync process on it.
+
+One short transaction per governor call: lock the single ``quota_state`` row (PostgreSQL
+``SELECT … FOR UPDATE``; SQLite's ``BEGIN IMMEDIATE`` from ``make_engine`` takes the write lock),
+read the six ``quota_bucket`` rows, let the governor decide, write back only what it changed.
+Every writer takes the state-row lock first, so the buckets need no lock of their own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, Table, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from erpsync.graphql.quota import BucketState, QuotaSnapshot
+from erpsync.store.models import QuotaBucket, QuotaState
+
+_buckets: Table = QuotaBucket.__table__  # type: ignore[attr-defined]
+_state: Table = QuotaState.__table__  # type: ignore[attr-defined]
+
+_update_bucket = (
+    update(_buckets)
+    .where(_buckets.c.name == bindparam("b_name"))
+    .values(capacity=bindparam("b_capacity"), tokens=bindparam("b_tokens"), updated_at=bindparam("b_updated_at"))
+)
+
+
+class SqlQuotaStore:
+    """``QuotaStore`` over SQLite or PostgreSQL (tables ``quota_state`` and ``quota_bucket``)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.transactions = 0
+
+    @contextmanager
+    def transaction(self, initial: QuotaSnapshot) -> Iterator[QuotaSnapshot]:
+        with self.engine.begin() as conn:
+            self.transactions += 1
+            lock = select(_state).where(_state.c.id == 1).with_for_update()
+            state = conn.execute(lock).mappings().first()
+            if state is None:
+                self._create(conn, initial)
+                state = conn.execute(lock).mappings().one()
+            rows = conn.execute(select(_buckets)).mappings().all()
+            buckets = {r["name"]: BucketState(r["capacity"], r["tokens"], r["updated_at"]) for r in rows}
+            missing = {n: b for n, b in initial.buckets.items() if n not in buckets}
+            if missing:  # a bucket row deleted by hand: recreate it full, once
+                conn.execute(_insert(conn, _buckets).values([
+                    {"name": n, "capacity": b.capacity, "tokens": b.tokens, "updated_at": b.updated_at}
+                    for n, b in missing.items()
+                ]).on_conflict_do_nothing(index_elements=["name"]))
+                buckets.update(missing)
+            snap = QuotaSnapshot(
+                buckets=buckets,
+                blocked_until=state["blocked_until"],
+                rate_limited_count=state["rate_limited_count"],
+                last_refresh_at=state["last_refresh_at"],
+                estimates=dict(state["estimates"] or {}),
+            )
+            yield snap
+            if snap.dirty_buckets:
+                conn.execute(_update_bucket, [
+                    {"b_name": n, "b_capacity": b.capacity, "b_tokens": b.tokens, "b_updated_at": b.updated_at}
+                    for n, b in snap.buckets.items()
+                ])
+            if snap.dirty_state:
+                conn.execute(update(_state).where(_state.c.id == 1).values(
+                    blocked_until=snap.blocked_until,
+                    rate_limited_count=snap.rate_limited_count,
+                    last_refresh_at=snap.last_refresh_at,
+                    estimates=snap.estimates,
+                ))
+
+    @staticmethod
+    def _create(conn: Any, initial: QuotaSnapshot) -> None:
+        """First use of this database: insert the rows (a concurrent first use does nothing)."""
+        conn.execute(_insert(conn, _state).values(
+            id=1, blocked_until=initial.blocked_until, rate_limited_count=initial.rate_limited_count,
+            last_refresh_at=initial.last_refresh_at, estimates=initial.estimates,
+        ).on_conflict_do_nothing(index_elements=["id"]))
+        conn.execute(_insert(conn, _buckets).values([
+            {"name": n, "capacity": b.capacity, "tokens": b.tokens, "updated_at": b.updated_at}
+            for n, b in initial.buckets.items()
+        ]).on_conflict_do_nothing(index_elements=["name"]))
+
+
+def _insert(conn: Any, table: Table) -> Any:
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
