@@ -43,7 +43,7 @@ from graphql.execution.values import get_variable_values
 from erpsync.clock import Clock
 from erpsync.sim.gql.complexity import measure
 from erpsync.sim.gql.mutations import MUTATION_PERMISSIONS, Mutations
-from erpsync.sim.gql.options import GqlOptions
+from erpsync.sim.gql.options import BUCKET_KEYS, GqlOptions
 from erpsync.sim.gql.queries import query_root
 from erpsync.sim.gql.quota import CostExceedsCapacity, Quota
 from erpsync.sim.gql.state import State, seeded
@@ -88,6 +88,7 @@ class GraphqlApp:
         self._lock = threading.RLock()
         self._expired: set[str] = set(options.expired_tokens)
         self._limits = options.bucket_limits()
+        self._current_limits = dict(self._limits)
         self.state: State = seeded(options.warehouses, options.pricelists)
         self.quota = Quota(self._limits, clock, options.other_integration_share)
         self._requests = 0
@@ -120,6 +121,16 @@ class GraphqlApp:
         with self._lock:
             self._expired.add(token)
 
+    def set_limits(self, limits: Mapping[str, int]) -> None:
+        """Change some bucket capacities at runtime (keys from ``BUCKET_KEYS``), e.g. to simulate
+        Centra lowering the limits temporarily. ``reset`` restores the configured ones."""
+        unknown = set(limits) - set(BUCKET_KEYS)
+        if unknown or any(v <= 0 for v in limits.values()):
+            raise ValueError(f"limits need keys from {list(BUCKET_KEYS)} and positive values")
+        with self._lock:
+            self.quota.set_limits(limits)
+            self._current_limits.update(limits)
+
     def inspect(self) -> dict[str, Any]:
         """JSON-able view of what the simulator holds (for /_sim/state and tests)."""
         with self._lock:
@@ -142,7 +153,7 @@ class GraphqlApp:
                 "prices": self._price_rows(),
                 "quota": {
                     "tier": self.options.tier,
-                    "limits": dict(self._limits),
+                    "limits": dict(self._current_limits),
                     "retryAfterFormat": self.options.retry_after_format,
                     "otherIntegrationShare": self.options.other_integration_share,
                     **self.quota.inspect(),
@@ -160,6 +171,7 @@ class GraphqlApp:
         with self._lock:
             self.state = seeded(self.options.warehouses, self.options.pricelists)
             self.quota = Quota(self._limits, self.clock, self.options.other_integration_share)
+            self._current_limits = dict(self._limits)
             self._expired = set(self.options.expired_tokens)
             self._requests = 0
         self._by_status = {}

@@ -108,6 +108,14 @@ class Quota:
         self.charged_requests += 1
         return None
 
+    def set_limits(self, limits: Mapping[str, int]) -> None:
+        """Change bucket capacities now (Centra may lower limits temporarily); levels are capped."""
+        self.refill()
+        for key, capacity in limits.items():
+            b = self.buckets[key]
+            b.capacity = capacity
+            b.level = min(b.level, float(capacity))
+
     def rows(self) -> list[dict[str, object]]:
         """The six buckets as ``rateLimits`` rows (after a refill)."""
         self.refill()

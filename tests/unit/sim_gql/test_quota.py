@@ -300,3 +300,18 @@ def test_each_app_has_its_own_quota(make_app: Callable[..., GraphqlApp]) -> None
     a, b = make_app(), make_app()
     Caller(a).raw(QUERY)
     assert b.inspect()["quota"]["buckets"]["REQUEST_COUNT:TEN_SECONDS"]["used"] == 0
+
+
+def test_limits_can_be_lowered_at_runtime_and_reset(clock: FakeClock) -> None:
+    app = GraphqlApp(GqlOptions(tier="growth"), clock)
+    gql = Caller(app)
+    assert gql.raw(MUTATION)[0] == 200
+    app.set_limits({"MUTATION_COUNT:TEN_SECONDS": 1})
+    assert app.inspect()["quota"]["limits"]["MUTATION_COUNT:TEN_SECONDS"] == 1
+    assert gql.raw(MUTATION)[0] == 429
+    clock.advance(10)
+    assert gql.raw(MUTATION)[0] == 200
+    with pytest.raises(ValueError, match="limits need keys"):
+        app.set_limits({"MUTATIONS": 1})
+    app.reset()
+    assert app.inspect()["quota"]["limits"] == TIERS["growth"]
