@@ -1,0 +1,594 @@
+"""The simulator's HTTP server: one stdlib ``ThreadingHTTPServer`` (HTTP/1.1, keep-alive, one thread per
+connection) serving
+
+* ``POST {soap_path}`` — the SOAP API (``GET {soap_path}?wsdl`` serves erpsync's WSDL with the
+  service address pointing at this server),
+* ``POST /graphql`` — the GraphQL Integration API (``erpsync.sim.gql.GraphqlApp``),
+* ``/_sim/…`` — control and inspection for tests and operators (JSON):
+
+  ====================================  ==========================================================
+  ``GET /_sim/health``                  ``{"ok": true}``
+  ``GET /_sim/state``                   everything the simulator holds (see :meth:`SimServer.state`)
+  ``GET /_sim/faults``                  active fault rules and how often each kind fired
+  ``POST /_sim/faults``                 add a rule ``{"endpoint","kind","count"|"probability",…}``
+                                        or ``{"rules": [...]}``; see ``erpsync.sim.faults``
+  ``DELETE /_sim/faults[?endpoint=]``   remove rules
+  ``POST /_sim/events``                 enqueue exact events ``{"events": [{"type","entry",
+                                        "mission","date","data"|"data_xml"}]}`` → ``{"ids": [...]}``
+  ``POST /_sim/generate``               ``{"count": N}`` generated events → ``{"ids": [...]}``
+  ``POST /_sim/orders/<id>/advance``    move a generated order one lifecycle step (emits an event)
+  ``POST /_sim/expire-token``           ``{"token": T}``: T gets 403 from now on
+  ``POST /_sim/reset``                  empty queue, generated objects, GraphQL state, faults
+  ``POST /_sim/save``                   write the ``state_file`` now
+  ====================================  ==========================================================
+
+Every response carries ``X-Centra-Request-ID`` and ``X-Correlation-ID`` (echoed when the request sent
+one). Start it with ``SimServer(SimOptions(...)).start()`` → ``(host, port)``; ``stop()`` shuts the
+listener, wakes hanging fault handlers, closes open keep-alive connections and joins every thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import struct
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from erpsync.clock import Clock, ScaledClock, SystemClock
+from erpsync.logs import get_logger
+from erpsync.sim.events import EVENT_TYPES, Event, EventQueue
+from erpsync.sim.faults import FaultInjector, FaultRule
+from erpsync.sim.generator import EventGenerator
+from erpsync.sim.gql import ALL_PERMISSIONS, DEFAULT_TOKEN, GqlOptions, GraphqlApp
+from erpsync.sim.soap import SoapEndpoint, fault_body, operation_of
+
+log = get_logger("erpsync.sim")
+
+WSDL_PATH = Path(__file__).resolve().parent.parent / "contract" / "centra.wsdl"
+DEFAULT_SOAP_PATH = "/ams/system/service/module/soap/api"
+DEFAULT_PORT = 8765
+DEFAULT_SOAP_USER = "erp-user"
+DEFAULT_SOAP_PASSWORD = "s3cret"  # noqa: S105 - the documented quick-start login of a local simulator
+STATE_VERSION = 1
+
+Response = tuple[int, dict[str, str], bytes]
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    """Everything ``erpsync sim`` can be told. Defaults = the documented quick start.
+
+    ``token`` gets every permission; ``tokens`` adds more tokens with chosen permissions (e.g.
+    ``{"read-only": frozenset({"Product:read"})}``). ``time_scale`` > 1 runs the simulator's clock
+    faster (``ScaledClock(time_scale, time_epoch)``); clients must build the same clock from
+    ``time_epoch``/``time_scale`` (published in ``/_sim/state`` and on :class:`SimServer`).
+    ``generate_rate`` is generated events per real second in the background (0 = off);
+    ``initial_events`` are generated at start. ``state_file`` is loaded at start when it exists and
+    written at stop (and on ``POST /_sim/save``).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    soap_path: str = DEFAULT_SOAP_PATH
+    soap_user: str = DEFAULT_SOAP_USER
+    soap_password: str = DEFAULT_SOAP_PASSWORD
+    token: str = DEFAULT_TOKEN
+    tokens: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    expired_tokens: frozenset[str] = frozenset()
+    tier: str = "growth"
+    limits: Mapping[str, int] | None = None
+    retry_after_format: str = "seconds"
+    other_integration_share: float = 0.0
+    batch_failure: str = "reject"
+    warehouses: tuple[str, ...] = ("WH-MAIN", "WH-EU", "WH-US")
+    pricelists: tuple[tuple[str, str], ...] = (("PL-SEK", "SEK"), ("PL-EUR", "EUR"), ("PL-USD", "USD"))
+    seed: int = 1
+    time_scale: float = 1.0
+    time_epoch: float | None = None
+    generate_rate: float = 0.0
+    initial_events: int = 0
+    first_event_id: int = 1000
+    state_file: str | None = None
+    hang_seconds: float = 60.0
+    keepalive_timeout: float = 30.0
+
+    def gql_options(self) -> GqlOptions:
+        tokens = {self.token: ALL_PERMISSIONS, **dict(self.tokens)}
+        return GqlOptions(
+            tokens=tokens, expired_tokens=self.expired_tokens, tier=self.tier, limits=self.limits,
+            retry_after_format=self.retry_after_format, other_integration_share=self.other_integration_share,
+            batch_failure=self.batch_failure, warehouses=self.warehouses, pricelists=self.pricelists,
+        )
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = False  # stop() joins every handler thread
+    block_on_close = True
+
+    def __init__(self, address: tuple[str, int], sim: SimServer) -> None:
+        self.sim = sim
+        self.open_connections: set[socket.socket] = set()
+        self.conn_lock = threading.Lock()
+        super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self.conn_lock:
+            self.open_connections.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self.conn_lock:
+            self.open_connections.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        log.debug("sim.connection_error", client=str(client_address), exc_info=True)
+
+
+class SimServer:
+    """The simulator, startable from Python (tests, ``erpsync demo``) and by ``erpsync sim``.
+
+    Control API (also over HTTP, see the module docstring): :meth:`enqueue_event`, :meth:`generate`,
+    :meth:`set_fault`, :meth:`clear_faults`, :meth:`state`, :meth:`reset`, :meth:`save_state`.
+    Components are public for white-box tests: ``queue``, ``generator``, ``soap``, ``gql``, ``faults``,
+    ``clock``.
+    """
+
+    def __init__(self, options: SimOptions | None = None, clock: Clock | None = None) -> None:
+        self.options = options or SimOptions()
+        o = self.options
+        if clock is None:
+            clock = ScaledClock(o.time_scale, o.time_epoch) if o.time_scale != 1.0 else SystemClock()
+        self.clock = clock
+        self.queue = EventQueue(first_id=o.first_event_id)
+        self.generator = EventGenerator(self.queue, clock, seed=o.seed)
+        self.soap = SoapEndpoint(self.queue, self.generator, o.soap_user, o.soap_password)
+        self.gql = GraphqlApp(o.gql_options(), clock)
+        self.faults = FaultInjector(seed=o.seed)
+        self.stopping = threading.Event()
+        self.requests: Counter[str] = Counter()
+        self._counter_lock = threading.Lock()
+        self._httpd: _HTTPServer | None = None
+        self._threads: list[threading.Thread] = []
+        self._wsdl_cache: bytes | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> tuple[str, int]:
+        if self._httpd is not None:
+            raise RuntimeError("simulator already started")
+        if self.options.state_file and Path(self.options.state_file).exists():
+            self.load_state(self.options.state_file)
+        self._httpd = _HTTPServer((self.options.host, self.options.port), self)
+        if self.options.initial_events:
+            self.generator.generate(self.options.initial_events)
+        serve = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.1},
+                                 name="sim-http", daemon=True)
+        serve.start()
+        self._threads.append(serve)
+        if self.options.generate_rate > 0:
+            gen = threading.Thread(target=self._generate_loop, name="sim-generator", daemon=True)
+            gen.start()
+            self._threads.append(gen)
+        log.info("sim.started", base_url=self.base_url, soap_url=self.soap_url, graphql_url=self.graphql_url,
+                 tier=self.options.tier, time_scale=self.time_factor)
+        return self.host, self.port
+
+    def stop(self) -> None:
+        httpd, self._httpd = self._httpd, None
+        if httpd is None:
+            return
+        self.stopping.set()
+        httpd.shutdown()
+        with httpd.conn_lock:
+            conns = list(httpd.open_connections)
+        for conn in conns:  # wake threads blocked reading an idle keep-alive connection
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        httpd.server_close()  # joins the handler threads
+        for thread in self._threads:
+            thread.join(timeout=5)
+        self._threads.clear()
+        if self.options.state_file:
+            self.save_state(self.options.state_file)
+        log.info("sim.stopped")
+
+    def __enter__(self) -> SimServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def _generate_loop(self) -> None:
+        rate = self.options.generate_rate
+        interval = max(1.0 / rate, 0.05)
+        owed = 0.0
+        while not self.stopping.wait(interval):
+            owed += rate * interval
+            n = int(owed)
+            if n:
+                owed -= n
+                self.generator.generate(n)
+
+    # ------------------------------------------------------------------ addresses
+
+    @property
+    def host(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("simulator not started")
+        return str(self._httpd.server_address[0])
+
+    @property
+    def port(self) -> int:
+        if self._httpd is None:
+            raise RuntimeError("simulator not started")
+        return int(self._httpd.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def soap_url(self) -> str:
+        return self.base_url + self.options.soap_path
+
+    @property
+    def wsdl_url(self) -> str:
+        return self.soap_url + "?wsdl"
+
+    @property
+    def graphql_url(self) -> str:
+        return self.base_url + "/graphql"
+
+    @property
+    def token(self) -> str:
+        return self.options.token
+
+    @property
+    def soap_user(self) -> str:
+        return self.options.soap_user
+
+    @property
+    def soap_password(self) -> str:
+        return self.options.soap_password
+
+    @property
+    def time_factor(self) -> float:
+        return float(getattr(self.clock, "factor", 1.0))
+
+    @property
+    def time_epoch(self) -> float | None:
+        epoch = getattr(self.clock, "epoch", None)
+        return None if epoch is None else float(epoch)
+
+    def client_clock(self) -> Clock:
+        """A clock reading the same (possibly scaled) time as this simulator, for clients."""
+        if isinstance(self.clock, ScaledClock):
+            return ScaledClock(self.clock.factor, self.clock.epoch)
+        return self.clock
+
+    # ------------------------------------------------------------------ control API
+
+    def enqueue_event(self, type_: str, entry: str | int, *, mission: str = "update", data: Any = None,
+                      data_xml: str | None = None, date: str | None = None) -> Event:
+        """Put one exact event at the end of the queue (``data``: nested dict payload, see
+        ``erpsync.sim.events``; or ``data_xml``: the object element as XML). ``date`` defaults to now
+        in the store format ``YYYY-MM-DD hh:mm:ss``."""
+        if type_ not in EVENT_TYPES:
+            raise ValueError(f"unknown event type {type_!r}; one of {list(EVENT_TYPES)}")
+        if date is None:
+            from erpsync.sim.generator import STORE_TZ
+
+            date = self.clock.now().astimezone(STORE_TZ).strftime("%Y-%m-%d %H:%M:%S")
+        return self.queue.enqueue(type_, str(entry), date=date, mission=mission, data=data, data_xml=data_xml)
+
+    def generate(self, count: int) -> list[Event]:
+        """Generate ``count`` seeded events now (orders, their updates, customers, accounts, …)."""
+        return self.generator.generate(count)
+
+    def set_fault(self, endpoint: str, kind: str, *, count: int | None = None, probability: float | None = None,
+                  seconds: float | None = None, status: int | None = None, only: str | None = None) -> FaultRule:
+        """Add a fault rule (see ``erpsync.sim.faults``); with neither count nor probability: next call only."""
+        if count is None and probability is None:
+            count = 1
+        return self.faults.set(endpoint, kind, count=count, probability=probability, seconds=seconds,
+                               status=status, only=only)
+
+    def clear_faults(self, endpoint: str | None = None) -> None:
+        self.faults.clear(endpoint)
+
+    def expire_token(self, token: str) -> None:
+        self.gql.expire_token(token)
+
+    def reset(self) -> None:
+        self.queue.reset()
+        self.generator.reset()
+        self.gql.reset()
+        self.faults.clear()
+
+    def state(self) -> dict[str, Any]:
+        """What the simulator holds: SOAP queue (depth, acked ids, pending/emitted by type), generated
+        objects, GraphQL state (objects, duplicates per externalId, stock, prices, quota buckets, 429
+        count — from ``GraphqlApp.inspect``), faults, request counts and the clock."""
+        with self._counter_lock:
+            requests = dict(sorted(self.requests.items()))
+        return {
+            "clock": {"factor": self.time_factor, "epoch": self.time_epoch, "now": self.clock.now().isoformat(),
+                      "time": self.clock.time()},
+            "urls": {"soap": self.soap_url, "wsdl": self.wsdl_url, "graphql": self.graphql_url}
+            if self._httpd is not None else {},
+            "soap": {**self.queue.inspect(), "objects": self.generator.counts()},
+            "graphql": self.gql.inspect(),
+            "faults": self.faults.inspect(),
+            "requests": requests,
+        }
+
+    def snapshot(self) -> dict[str, Any]:
+        return {"version": STATE_VERSION, "queue": self.queue.snapshot(), "generator": self.generator.snapshot(),
+                "graphql": self.gql.snapshot()}
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported simulator state version {data.get('version')!r}")
+        self.queue.restore(data["queue"])
+        self.generator.restore(data["generator"])
+        self.gql.restore(data["graphql"])
+
+    def save_state(self, path: str | os.PathLike[str] | None = None) -> Path:
+        target = Path(path or self.options.state_file or "")
+        if not str(target):
+            raise ValueError("no state file configured")
+        tmp = target.with_name(target.name + ".tmp")
+        tmp.write_text(json.dumps(self.snapshot(), default=str), encoding="utf-8")
+        os.replace(tmp, target)
+        return target
+
+    def load_state(self, path: str | os.PathLike[str]) -> None:
+        self.restore(json.loads(Path(path).read_text(encoding="utf-8")))
+
+    # ------------------------------------------------------------------ request plumbing
+
+    def count(self, key: str) -> None:
+        with self._counter_lock:
+            self.requests[key] += 1
+
+    def wsdl(self) -> bytes:
+        text = WSDL_PATH.read_text(encoding="utf-8")
+        text = text.replace("http://127.0.0.1:8765/ams/system/service/module/soap/api", self.soap_url)
+        return text.encode("utf-8")
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: _HTTPServer
+    server_version = "CentraSim/1"
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.sim.options.keepalive_timeout)  # idle keep-alive limit
+
+    def log_message(self, format: str, *args: Any) -> None:
+        log.debug("sim.http", line=format % args)
+
+    # ---------------------------------------------------------------- verbs
+
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        sim = self.server.sim
+        if url.path == sim.options.soap_path and "wsdl" in url.query.lower():
+            self._send(200, {"Content-Type": "text/xml; charset=utf-8"}, sim.wsdl())
+        elif url.path == "/_sim/health":
+            self._json(200, {"ok": True})
+        elif url.path == "/_sim/state":
+            self._json(200, sim.state())
+        elif url.path == "/_sim/faults":
+            self._json(200, sim.faults.inspect())
+        else:
+            self._json(404, {"error": f"no such resource: {url.path}"})
+
+    def do_POST(self) -> None:
+        body = self._read_body()
+        url = urlsplit(self.path)
+        sim = self.server.sim
+        if url.path == sim.options.soap_path:
+            self._soap(body)
+        elif url.path == "/graphql":
+            self._graphql(body)
+        elif url.path.startswith("/_sim/"):
+            self._control(url.path, body)
+        else:
+            self._json(404, {"error": f"no such resource: {url.path}"})
+
+    def do_DELETE(self) -> None:
+        self._read_body()
+        url = urlsplit(self.path)
+        if url.path == "/_sim/faults":
+            endpoint = parse_qs(url.query).get("endpoint", [None])[0]
+            self.server.sim.clear_faults(endpoint)
+            self._json(200, self.server.sim.faults.inspect())
+        else:
+            self._json(404, {"error": f"no such resource: {url.path}"})
+
+    # ---------------------------------------------------------------- endpoints
+
+    def _soap(self, body: bytes) -> None:
+        sim = self.server.sim
+        operation = operation_of(body)
+        sim.count(f"soap:{operation}")
+
+        def execute() -> Response:
+            reply = sim.soap.handle(body)
+            return reply.status, {"Content-Type": "text/xml; charset=utf-8"}, reply.body
+
+        self._with_faults("soap", operation, execute)
+
+    def _graphql(self, body: bytes) -> None:
+        sim = self.server.sim
+        operation = "mutation" if _is_mutation(body) else "query"
+        sim.count(f"graphql:{operation}")
+        headers = {k: v for k, v in self.headers.items()}
+
+        def execute() -> Response:
+            status, out_headers, out = sim.gql.handle(headers, body)
+            return status, dict(out_headers), out
+
+        self._with_faults("graphql", operation, execute)
+
+    def _with_faults(self, endpoint: str, operation: str, execute: Callable[[], Response]) -> None:
+        sim = self.server.sim
+        rule = sim.faults.decide(endpoint, operation)
+        if rule is None:
+            self._send(*execute())
+            return
+        log.info("sim.fault", endpoint=endpoint, operation=operation, kind=rule.kind)
+        kind = rule.kind
+        soap = endpoint == "soap"
+        if kind == "latency":
+            sim.stopping.wait(1.0 if rule.seconds is None else rule.seconds)
+            self._send(*execute())
+        elif kind == "hang":
+            sim.stopping.wait(sim.options.hang_seconds if rule.seconds is None else rule.seconds)
+            self.close_connection = True  # no response at all
+        elif kind == "http":
+            status = rule.status or 500
+            if status in (502, 503, 504):
+                page = f"<html><body><h1>{status} {self.responses.get(status, ('',))[0]}</h1></body></html>"
+                self._send(status, {"Content-Type": "text/html"}, page.encode())
+            elif soap:
+                self._send(status, {"Content-Type": "text/html"}, b"<html><body>Internal Server Error</body></html>")
+            else:
+                self._json(status, {"errors": [{"message": "Internal server error"}]})
+        elif kind == "apply_then_499":
+            _status, headers, _body = execute()
+            self._send(499, {k: v for k, v in headers.items() if k.lower().startswith("x-")}, b"")
+        elif kind == "reset":
+            self._reset()
+        elif kind == "truncate":
+            status, headers, out = execute()
+            self._send(status, headers, out, cut=max(1, len(out) // 2))
+        elif kind == "malformed":
+            execute()
+            if soap:
+                broken = (b'<?xml version="1.0"?>\n<SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/'
+                          b'soap/envelope/"><SOAP-ENV:Body><ns1:events_Get><ns1:events><ns1:event>')
+                self._send(200, {"Content-Type": "text/xml; charset=utf-8"}, broken)
+            else:
+                self._send(200, {"Content-Type": "application/json"}, b'{"data": {"products": [{"id": 1,')
+        elif kind == "soap_fault":
+            self._send(500, {"Content-Type": "text/xml; charset=utf-8"}, fault_body("Server", "Internal error"))
+        elif kind == "expired_token":
+            if soap:
+                self._send(500, {"Content-Type": "text/xml; charset=utf-8"}, fault_body("Client", "Login failed"))
+            else:
+                self._json(403, {"errors": [{"message": "Token expired",
+                                             "extensions": {"category": "authentication"}}]})
+
+    def _control(self, path: str, body: bytes) -> None:
+        sim = self.server.sim
+        try:
+            payload = json.loads(body or b"{}")
+            if not isinstance(payload, dict):
+                raise ValueError("the body must be a JSON object")
+            if path == "/_sim/faults":
+                for rule in payload.get("rules", [payload]):
+                    sim.faults.add(FaultRule(**_rule_fields(rule)))
+                self._json(200, sim.faults.inspect())
+            elif path == "/_sim/events":
+                events = [sim.enqueue_event(e["type"], e["entry"], mission=e.get("mission", "update"),
+                                            data=e.get("data"), data_xml=e.get("data_xml"), date=e.get("date"))
+                          for e in payload.get("events", [])]
+                self._json(200, {"ids": [e.id for e in events]})
+            elif path == "/_sim/generate":
+                self._json(200, {"ids": [e.id for e in sim.generate(int(payload.get("count", 1)))]})
+            elif path.startswith("/_sim/orders/") and path.endswith("/advance"):
+                order_id = path.removeprefix("/_sim/orders/").removesuffix("/advance")
+                if order_id not in sim.generator.orders:
+                    self._json(404, {"error": f"no such order {order_id}"})
+                    return
+                self._json(200, {"id": sim.generator.advance_order(order_id).id})
+            elif path == "/_sim/expire-token":
+                sim.expire_token(str(payload["token"]))
+                self._json(200, {"ok": True})
+            elif path == "/_sim/reset":
+                sim.reset()
+                self._json(200, {"ok": True})
+            elif path == "/_sim/save":
+                self._json(200, {"saved": str(sim.save_state())})
+            else:
+                self._json(404, {"error": f"no such resource: {path}"})
+        except (ValueError, KeyError, TypeError) as exc:
+            self._json(400, {"error": f"{type(exc).__name__}: {exc}"})
+
+    # ---------------------------------------------------------------- low level
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _json(self, status: int, payload: Any) -> None:
+        self._send(status, {"Content-Type": "application/json"}, json.dumps(payload, default=str).encode())
+
+    def _send(self, status: int, headers: Mapping[str, str], body: bytes, cut: int | None = None) -> None:
+        out = dict(headers)
+        lower = {k.lower() for k in out}
+        if "x-centra-request-id" not in lower:
+            out["X-Centra-Request-ID"] = uuid.uuid4().hex
+        if "x-correlation-id" not in lower:
+            out["X-Correlation-ID"] = self.headers.get("X-Correlation-ID") or uuid.uuid4().hex
+        self.send_response(status, "Client Closed Request" if status == 499 else None)
+        for key, value in out.items():
+            if key.lower() not in ("content-length", "connection", "transfer-encoding"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(body)))
+        if cut is not None:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        self.wfile.write(body if cut is None else body[:cut])
+        self.wfile.flush()
+        if cut is not None:
+            self.close_connection = True
+        self.server.sim.count(f"status:{status}")
+
+    def _reset(self) -> None:
+        """Abort the connection with a TCP RST (SO_LINGER 0 + close)."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+
+
+def _is_mutation(body: bytes) -> bool:
+    """Whether a GraphQL request body holds a mutation (for ``only="mutation"`` fault rules)."""
+    from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+
+    try:
+        query = json.loads(body or b"{}").get("query", "")
+        document = parse(query)
+    except (ValueError, AttributeError, TypeError, GraphQLError):
+        return False
+    return any(isinstance(d, OperationDefinitionNode) and d.operation == OperationType.MUTATION
+               for d in document.definitions)
+
+
+def _rule_fields(rule: Any) -> dict[str, Any]:
+    if not isinstance(rule, dict):
+        raise ValueError("a fault rule must be a JSON object")
+    allowed = {"endpoint", "kind", "count", "probability", "seconds", "status", "only"}
+    unknown = set(rule) - allowed
+    if unknown:
+        raise ValueError(f"unknown fault rule fields {sorted(unknown)}")
+    fields = dict(rule)
+    if fields.get("count") is None and fields.get("probability") is None:
+        fields["count"] = 1
+    return fields

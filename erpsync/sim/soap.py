@@ -1,0 +1,181 @@
+"""The simulated SOAP endpoint (lxml, no SOAP framework): events_Get, events_GetByMarkets, events_Done,
+orders_Update, each checking ``<login>`` on every call.
+
+Responses have the exact shape of the contract's ``soap-samples/`` (``SOAP-ENV``/``ns1`` prefixes,
+unqualified ``<eventsDoneResponse>OK</eventsDoneResponse>``). A bad login is a SOAP Fault
+(``SOAP-ENV:Client`` / ``Login failed``) with HTTP 500; a body that is not a known operation is a
+``SOAP-ENV:Client`` fault too.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from lxml import etree
+
+from erpsync.sim.events import EVENT_TYPES, NS, Event, EventQueue, payload_to_xml, safe_parser, xml_to_payload
+from erpsync.sim.generator import EventGenerator
+
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+NSMAP = {"SOAP-ENV": SOAP_ENV, "ns1": NS}
+OPERATIONS = {"events_GetRequest": "events_Get", "events_Get": "events_Get",
+              "events_GetByMarkets": "events_GetByMarkets", "events_Done": "events_Done",
+              "orders_Update": "orders_Update"}
+XML_HEADERS = {"Content-Type": "text/xml; charset=utf-8"}
+
+
+@dataclass(frozen=True)
+class SoapReply:
+    status: int
+    body: bytes
+    operation: str
+
+
+class SoapFaultError(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def envelope(body_child: etree._Element | None = None) -> tuple[etree._Element, etree._Element]:
+    env = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap=NSMAP)
+    body = etree.SubElement(env, f"{{{SOAP_ENV}}}Body")
+    if body_child is not None:
+        body.append(body_child)
+    return env, body
+
+
+def serialise(env: etree._Element) -> bytes:
+    return bytes(etree.tostring(env, xml_declaration=True, encoding="UTF-8", pretty_print=True))
+
+
+def fault_body(code: str, message: str) -> bytes:
+    """A SOAP 1.1 Fault shaped like ``soap-samples/fault.response.xml``."""
+    env = etree.Element(f"{{{SOAP_ENV}}}Envelope", nsmap={"SOAP-ENV": SOAP_ENV})
+    body = etree.SubElement(env, f"{{{SOAP_ENV}}}Body")
+    fault = etree.SubElement(body, f"{{{SOAP_ENV}}}Fault")
+    etree.SubElement(fault, "faultcode").text = f"SOAP-ENV:{code}"
+    etree.SubElement(fault, "faultstring").text = message
+    return serialise(env)
+
+
+def operation_of(body: bytes) -> str:
+    """The operation a request body names (for fault matching), or ``unknown``."""
+    try:
+        root = etree.fromstring(body, parser=safe_parser())
+    except etree.XMLSyntaxError:
+        return "unknown"
+    found = root.find(f"{{{SOAP_ENV}}}Body")
+    children = [c for c in (found if found is not None else []) if isinstance(c.tag, str)]
+    if not children:
+        return "unknown"
+    return OPERATIONS.get(etree.QName(children[0]).localname, "unknown")
+
+
+class SoapEndpoint:
+    def __init__(self, queue: EventQueue, generator: EventGenerator, username: str, password: str) -> None:
+        self.queue = queue
+        self.generator = generator
+        self.username = username
+        self.password = password
+
+    def handle(self, body: bytes) -> SoapReply:
+        operation = "unknown"
+        try:
+            try:
+                root = etree.fromstring(body, parser=safe_parser())
+            except etree.XMLSyntaxError as exc:
+                raise SoapFaultError("Client", f"Malformed XML: {exc}") from exc
+            soap_body = root.find(f"{{{SOAP_ENV}}}Body")
+            if etree.QName(root).localname != "Envelope" or soap_body is None:
+                raise SoapFaultError("Client", "Not a SOAP 1.1 envelope")
+            children = [c for c in soap_body if isinstance(c.tag, str)]
+            if not children:
+                raise SoapFaultError("Client", "Empty SOAP body")
+            request = children[0]
+            operation = OPERATIONS.get(etree.QName(request).localname, "unknown")
+            if operation == "unknown":
+                raise SoapFaultError("Client", f"Unknown operation {etree.QName(request).localname}")
+            self._check_login(request)
+            if operation in ("events_Get", "events_GetByMarkets"):
+                reply = self._events_get(request, operation == "events_GetByMarkets")
+            elif operation == "events_Done":
+                reply = self._events_done(request)
+            else:
+                reply = self._orders_update(request)
+            return SoapReply(200, reply, operation)
+        except SoapFaultError as fault:
+            return SoapReply(500, fault_body(fault.code, fault.message), operation)
+
+    # ------------------------------------------------------------------ operations
+
+    def _check_login(self, request: etree._Element) -> None:
+        username = request.findtext(f"{{{NS}}}login/{{{NS}}}username") or ""
+        password = request.findtext(f"{{{NS}}}login/{{{NS}}}password") or ""
+        ok_user = hmac.compare_digest(username.encode(), self.username.encode())
+        ok_password = hmac.compare_digest(password.encode(), self.password.encode())
+        if not (ok_user and ok_password):
+            raise SoapFaultError("Client", "Login failed")
+
+    def _events_get(self, request: etree._Element, by_markets: bool) -> bytes:
+        type_ = (request.findtext(f"{{{NS}}}type") or "all").strip()
+        if type_ != "all" and type_ not in EVENT_TYPES:
+            raise SoapFaultError("Client", f"Unknown event type: {type_}")
+        markets = None
+        if by_markets:
+            markets = [m.findtext(f"{{{NS}}}id") or "" for m in request.iterfind(f"{{{NS}}}markets/{{{NS}}}market")]
+        events = self.queue.fetch(type_, markets)
+        wrapper = etree.Element(f"{{{NS}}}events_Get", nsmap=NSMAP)
+        events_el = etree.SubElement(wrapper, f"{{{NS}}}events")
+        for event in events:
+            events_el.append(event_element(event))
+        env, _ = envelope(wrapper)
+        return serialise(env)
+
+    def _events_done(self, request: etree._Element) -> bytes:
+        self.queue.done(el.text or "" for el in request.iterfind(f"{{{NS}}}event"))
+        done = etree.Element("eventsDoneResponse")  # unqualified, exactly as the sample
+        done.text = "OK"
+        env, _ = envelope(done)
+        return serialise(env)
+
+    def _orders_update(self, request: etree._Element) -> bytes:
+        changes = []
+        for order_el in request.iterfind(f"{{{NS}}}orders/{{{NS}}}order"):
+            change = xml_to_payload(order_el)
+            changes.append(change if isinstance(change, dict) else {})
+        errors, notices = self.generator.update_orders(changes) if changes else (["No orders given"], [])
+        result = etree.Element(f"{{{NS}}}result", nsmap=NSMAP)
+        etree.SubElement(result, f"{{{NS}}}success").text = "false" if errors else "true"
+        errors_el = etree.SubElement(result, f"{{{NS}}}errors")
+        for message in errors:
+            etree.SubElement(errors_el, f"{{{NS}}}message").text = message
+        notices_el = etree.SubElement(result, f"{{{NS}}}notices")
+        for message in notices:
+            etree.SubElement(notices_el, f"{{{NS}}}message").text = message
+        env, _ = envelope(result)
+        return serialise(env)
+
+
+def event_element(event: Event) -> etree._Element:
+    el = etree.Element(f"{{{NS}}}event")
+    for name, value in (("id", str(event.id)), ("type", event.type), ("entry", event.entry),
+                        ("mission", event.mission), ("date", event.date)):
+        etree.SubElement(el, f"{{{NS}}}{name}").text = value
+    data = etree.SubElement(el, f"{{{NS}}}data")
+    if event.data_xml is not None:
+        obj = etree.fromstring(event.data_xml.encode(), parser=safe_parser())
+        _qualify(obj)
+        data.append(obj)
+    elif event.data is not None:
+        payload_to_xml(data, event.type, event.data)
+    return el
+
+
+def _qualify(el: etree._Element) -> None:
+    """Raw XML enqueued by tests may omit the namespace: put every element in Centra's."""
+    for node in el.iter():
+        if isinstance(node.tag, str) and etree.QName(node).namespace is None:
+            node.tag = f"{{{NS}}}{etree.QName(node).localname}"
