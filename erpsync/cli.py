@@ -11,6 +11,7 @@ from typing import Any, NoReturn
 import click
 
 from erpsync.config import Settings, load_settings, redacted_dump, resolve_config_path
+from erpsync.erp.commands import COMMANDS as ERP_COMMANDS
 from erpsync.errors import ConfigError, ErpsyncError, JobFailed
 
 EXIT_CONFIG = 78  # EX_CONFIG: systemd's Restart=on-failure will not help, an operator must act
@@ -155,6 +156,12 @@ def db_status(obj: Ctx) -> None:
     click.echo(f"database: {current or 'empty'}; required: {head}; {'current' if current == head else 'OUT OF DATE'}")
     if current != head:
         sys.exit(EXIT_FATAL)
+
+
+# ---------------------------------------------------------------- ERP import, plan, resync, sample
+
+for _erp_command in ERP_COMMANDS:  # erpsync/erp/commands.py
+    cli.add_command(_erp_command)
 
 
 def main() -> None:
