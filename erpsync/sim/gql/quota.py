@@ -109,12 +109,14 @@ class Quota:
         return None
 
     def set_limits(self, limits: Mapping[str, int]) -> None:
-        """Change bucket capacities now (Centra may lower limits temporarily); levels are capped."""
+        """Change bucket capacities now (Centra may lower limits temporarily); what was used
+        stays used."""
         self.refill()
         for key, capacity in limits.items():
             b = self.buckets[key]
+            used = b.capacity - b.level
             b.capacity = capacity
-            b.level = min(b.level, float(capacity))
+            b.level = min(float(capacity), max(0.0, capacity - used))
 
     def rows(self) -> list[dict[str, object]]:
         """The six buckets as ``rateLimits`` rows (after a refill)."""
