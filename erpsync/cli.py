@@ -158,6 +158,69 @@ def db_status(obj: Ctx) -> None:
         sys.exit(EXIT_FATAL)
 
 
+# ---------------------------------------------------------------- daemon
+
+
+@cli.command("run")
+@click.option("--only", "only", multiple=True, metavar="JOB",
+              help="run only this job (repeatable): pull, push_stock, push_prices, push_products, "
+                   "quota_refresh, housekeeping")
+@click.pass_obj
+def run_cmd(obj: Ctx, only: tuple[str, ...]) -> None:
+    """Run the daemon until SIGTERM/SIGINT (systemd: Type=notify). SIGHUP reloads the config.
+
+    On SQLite one instance per database; on PostgreSQL any number, one active (leader), the
+    others standing by.
+    """
+    from erpsync.daemon.runner import run_daemon
+
+    settings = obj.settings()
+    sys.exit(run_daemon(settings, obj.config_path, list(only) or None))
+
+
+@cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+@click.pass_obj
+def status_cmd(obj: Ctx, as_json: bool) -> None:
+    """Per job last run, outcome and next run; leader/standbys; backlog, parked items, quota.
+
+    Exit status: 0 a live daemon with every job enabled, 1 a job is disabled (fatal error),
+    3 no live daemon.
+    """
+    from datetime import UTC, datetime
+
+    from erpsync.bootstrap import ALL_JOBS
+    from erpsync.daemon.status import collect_status, render_status
+    from erpsync.store.engine import make_engine
+
+    s = obj.settings(require_secrets=False)
+    engine = make_engine(s.database_url, busy_timeout_ms=s.database.busy_timeout_ms)
+    try:
+        st = collect_status(engine, datetime.now(UTC), list(ALL_JOBS))
+    finally:
+        engine.dispose()
+    if as_json:
+        _print_json(st)
+    else:
+        click.echo(render_status(st))
+    if not st["daemon"]["running"]:
+        sys.exit(3)
+    if any(j.get("enabled") is False for j in st["jobs"].values()):
+        sys.exit(1)
+
+
+@cli.command("demo")
+@click.option("--timeout", "timeout_s", type=float, default=110.0, show_default=True,
+              help="give up (exit 1) when the sample is not fully synced after this many seconds")
+@click.option("--keep", "keep_dir", type=click.Path(file_okay=False), default=None,
+              help="keep the demo database in this directory instead of a temporary one")
+def demo_cmd(timeout_s: float, keep_dir: str | None) -> None:
+    """Sync the bundled sample ERP with an in-process Centra simulator; no config needed."""
+    from erpsync.daemon.demo import run_demo
+
+    sys.exit(run_demo(timeout_s=timeout_s, keep_dir=Path(keep_dir) if keep_dir else None))
+
+
 # ---------------------------------------------------------------- ERP import, plan, resync, sample
 
 for _erp_command in ERP_COMMANDS:  # erpsync/erp/commands.py

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 import time
@@ -55,7 +56,7 @@ def test_ok_job_runs_every_tick_and_never_overlaps(sqlite_engine: Engine) -> Non
     rows = runs(sqlite_engine, "pull")
     assert len(rows) >= 3 and all(r.outcome == "ok" for r in rows)
     assert rows[0].counts == {"fetched": 3, "acked": 3}
-    for a, b in zip(rows, rows[1:], strict=False):  # max_instances=1: each starts after the last ended
+    for a, b in itertools.pairwise(rows):  # max_instances=1: each starts after the last ended
         assert a.finished_at is not None and a.finished_at <= b.started_at
     assert d.events_pulled == 3 * len(rows)
 

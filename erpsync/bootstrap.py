@@ -1,0 +1,219 @@
+"""The composition root: ``build_app(settings, **overrides)`` wires engines, clients, the quota
+governor, the jobs and the daemon. Nothing connects at import time or while building: clients are
+created lazily by the jobs that need them, connections open on first use. Tests pass fakes as
+overrides (``engine``, ``clock``, ``leadership``, ``notifier``, ``soap``, ``graphql``, ``governor``).
+
+The jobs (one per capability) and their schedule:
+
+=============  =================================  ==========================================
+job            built from                         trigger
+=============  =================================  ==========================================
+pull           erpsync.sync.pull                  every ``pull.interval_seconds``
+push_stock     erpsync.sync.push_stock            every ``push.stock_interval_seconds``
+push_prices    erpsync.sync.push_prices           every ``push.prices_interval_seconds``
+push_products  erpsync.sync.push_products         every ``push.products_interval_seconds``
+quota_refresh  erpsync.graphql                    every ``daemon.quota_refresh_seconds``
+housekeeping   erpsync.daemon.housekeeping        cron ``daemon.housekeeping_cron`` (UTC)
+=============  =================================  ==========================================
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+
+from erpsync.clock import Clock, SystemClock
+from erpsync.config import Settings
+from erpsync.daemon.housekeeping import HousekeepingJob
+from erpsync.daemon.leader import AlwaysLeader, FileLock, Leadership, PgAdvisoryLeader
+from erpsync.daemon.notify import SystemdNotifier
+from erpsync.daemon.service import Daemon, JobSpec
+from erpsync.errors import ErpsyncError
+from erpsync.store.engine import make_engine
+
+
+class MissingCapability(ErpsyncError):
+    """A job this erpsync is asked to run is not part of this build (its module is absent)."""
+
+
+def interval(seconds: float) -> IntervalTrigger:
+    return IntervalTrigger(seconds=seconds, timezone="UTC")
+
+
+def triggers(settings: Settings) -> dict[str, BaseTrigger]:
+    """Every job's trigger from the config (also used by SIGHUP reload)."""
+    return {
+        "pull": interval(settings.pull.interval_seconds),
+        "push_stock": interval(settings.push.stock_interval_seconds),
+        "push_prices": interval(settings.push.prices_interval_seconds),
+        "push_products": interval(settings.push.products_interval_seconds),
+        "quota_refresh": interval(settings.daemon.quota_refresh_seconds),
+        "housekeeping": CronTrigger.from_crontab(settings.daemon.housekeeping_cron, timezone="UTC"),
+    }
+
+
+@dataclass
+class Wiring:
+    """What job builders draw from; shared clients are created on first use and closed by ``close``."""
+
+    settings: Settings
+    engine: Engine
+    clock: Clock
+    stop_event: threading.Event
+    may_write: Callable[[], bool]
+    overrides: dict[str, Any]
+    closers: list[Callable[[], None]] = field(default_factory=list)
+    _cache: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def job_kwargs(self) -> dict[str, Any]:
+        return {"clock": self.clock, "stop_event": self.stop_event, "may_write": self.may_write}
+
+    def shared(self, name: str, factory: Callable[[], Any], close: str | None = "close") -> Any:
+        if name in self.overrides:
+            return self.overrides[name]
+        with self._lock:
+            if name not in self._cache:
+                obj = factory()
+                self._cache[name] = obj
+                if close and hasattr(obj, close):
+                    self.closers.append(getattr(obj, close))
+            return self._cache[name]
+
+    def close(self) -> None:
+        while self.closers:
+            self.closers.pop()()
+
+
+@dataclass(frozen=True)
+class Capability:
+    job: str
+    module: str
+    build: Callable[[Wiring], Any]
+    entity: str | None = None
+
+    def available(self) -> bool:
+        try:
+            return importlib.util.find_spec(self.module) is not None
+        except ModuleNotFoundError:
+            return False
+
+
+def _build_housekeeping(w: Wiring) -> Any:
+    return HousekeepingJob(w.engine, **w.job_kwargs())
+
+
+CAPABILITIES: dict[str, Capability] = {
+    c.job: c for c in (
+        Capability("housekeeping", "erpsync.daemon.housekeeping", _build_housekeeping),
+    )
+}
+
+#: the jobs a complete erpsync runs, in the order they are listed by ``status``
+ALL_JOBS = ("pull", "push_stock", "push_prices", "push_products", "quota_refresh", "housekeeping")
+_EXPECTED_MODULES = {
+    "pull": "erpsync.sync.pull", "push_stock": "erpsync.sync.push_stock",
+    "push_prices": "erpsync.sync.push_prices", "push_products": "erpsync.sync.push_products",
+    "quota_refresh": "erpsync.graphql", "housekeeping": "erpsync.daemon.housekeeping",
+}
+
+
+def missing_capabilities(jobs: Sequence[str] = ALL_JOBS) -> dict[str, str]:
+    """Job name -> the module that would provide it, for every requested job this build lacks."""
+    out = {}
+    for name in jobs:
+        cap = CAPABILITIES.get(name)
+        if cap is None or not cap.available():
+            out[name] = cap.module if cap else _EXPECTED_MODULES.get(name, "?")
+    return out
+
+
+def leadership_for(settings: Settings) -> Leadership:
+    url = settings.database_url
+    backend = make_url(url).get_backend_name()
+    if backend == "sqlite":
+        lock = FileLock.for_sqlite_url(url)
+        lock.acquire_or_raise()
+        return lock
+    if backend == "postgresql":
+        return PgAdvisoryLeader(url)
+    return AlwaysLeader()
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: Engine
+    wiring: Wiring
+    daemon: Daemon
+    jobs: dict[str, Any]
+
+    def close(self) -> None:
+        self.daemon.close()
+        self.wiring.close()
+        self.engine.dispose()
+
+
+def build_app(
+    settings: Settings,
+    *,
+    jobs: Sequence[str] | None = None,
+    engine: Engine | None = None,
+    clock: Clock | None = None,
+    leadership: Leadership | None = None,
+    notifier: SystemdNotifier | None = None,
+    environ: Mapping[str, str] | None = None,
+    reload: Callable[[], Mapping[str, BaseTrigger]] | None = None,
+    daemon_options: Mapping[str, Any] | None = None,
+    **overrides: Any,
+) -> App:
+    """Assemble the daemon for ``settings``. ``jobs`` limits it to some capabilities (default: all,
+    and every one must be available, else ``MissingCapability``). On SQLite this takes the
+    single-instance lock (``AlreadyRunning`` if another process holds it)."""
+    wanted = list(jobs) if jobs is not None else list(ALL_JOBS)
+    unknown = [j for j in wanted if j not in ALL_JOBS]
+    if unknown:
+        raise MissingCapability(f"unknown job(s) {unknown}; jobs are {', '.join(ALL_JOBS)}")
+    missing = missing_capabilities(wanted)
+    if missing:
+        raise MissingCapability("this erpsync lacks " + ", ".join(
+            f"the {j} job ({m})" for j, m in missing.items()))
+    clock = clock or SystemClock()
+    engine = engine or make_engine(settings.database_url, busy_timeout_ms=settings.database.busy_timeout_ms,
+                                   echo=settings.database.echo)
+    lead = leadership or leadership_for(settings)
+    stop_event = threading.Event()
+    wiring = Wiring(settings, engine, clock, stop_event, lead.is_leader, dict(overrides))
+    built: dict[str, Any] = {}
+    specs: list[JobSpec] = []
+    trig = triggers(settings)
+    try:
+        for name in wanted:
+            cap = CAPABILITIES[name]
+            job = cap.build(wiring)
+            built[name] = job
+            specs.append(JobSpec(name, job, trig[name], entity=cap.entity,
+                                 run_at_start=name != "housekeeping"))
+    except BaseException:
+        wiring.close()
+        lead.release()
+        raise
+    host, port = settings.daemon.metrics_host, settings.daemon.metrics_port
+    opts: dict[str, Any] = {
+        "grace_seconds": settings.daemon.shutdown_grace_seconds,
+        "takeover_seconds": settings.daemon.leader_takeover_seconds,
+        "metrics_address": (host, port) if port else None,
+    }
+    opts.update(daemon_options or {})
+    daemon = Daemon(engine, specs, leadership=lead, notifier=notifier, clock=clock, stop_event=stop_event,
+                    environ=environ, reload=reload, **opts)
+    return App(settings, engine, wiring, daemon, built)
