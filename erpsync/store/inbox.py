@@ -19,7 +19,7 @@ transaction has committed.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -194,8 +194,17 @@ class InboxRepository:
                     continue
                 version = (cur[2] if cur is not None else 0) + 1
                 if ch.key in winners:
-                    statuses[winners[ch.key][0].meta.event_id] = SUPERSEDED
-                winners[ch.key] = (item, version)
+                    prev = winners[ch.key][0]
+                    prev_ch = prev.change
+                    assert prev_ch is not None
+                    if ch.delete and not prev_ch.delete:
+                        # deleted later in this batch: keep the version it had (history), flagged deleted
+                        winners[ch.key] = (replace(item, change=replace(prev_ch, delete=True)), version)
+                    else:
+                        statuses[prev.meta.event_id] = SUPERSEDED
+                        winners[ch.key] = (item, version)
+                else:
+                    winners[ch.key] = (item, version)
                 current[ch.key] = (item.meta.seq, item.meta.date, version)
                 statuses[item.meta.event_id] = APPLIED
             self._write(session, model, table_name, generic_type, list(winners.values()), now)
@@ -235,10 +244,11 @@ class InboxRepository:
             }
             if generic_type:
                 base["type"] = generic_type
-            if ch.delete:
+            if ch.delete and not ch.columns:
                 deletes.append({**base, "deleted": True, "deleted_at": item.meta.date or now})
             else:
-                updates.append({**base, "deleted": False, "deleted_at": None, **ch.columns})
+                deleted_at = (item.meta.date or now) if ch.delete else None
+                updates.append({**base, "deleted": ch.delete, "deleted_at": deleted_at, **ch.columns})
         # rows of one statement must share their columns: group by column set
         for rows in (updates, deletes):
             for group in _group_by_columns(rows):
@@ -247,16 +257,16 @@ class InboxRepository:
                   "updated_at": now} for item, _v in winners if item.change is not None]
         upsert(session, IdMap.__table__, idmap, key=["entity", "centra_id"], update=[])  # type: ignore[attr-defined]
         if table_name == "order":
-            replaced = [item.change.key for item, _v in winners if item.change is not None and not item.change.delete]
+            replaced = [item.change.key for item, _v in winners
+                        if item.change is not None and item.change.lines is not None]
             if replaced:
                 for start in range(0, len(replaced), 500):
                     chunk = replaced[start:start + 500]
                     conn = session.connection()
                     conn.execute(delete(CentraOrderLine).where(col(CentraOrderLine.order_id).in_(chunk)))
                     conn.execute(delete(CentraOrderShipment).where(col(CentraOrderShipment.order_id).in_(chunk)))
-                lines = [ln for item, _v in winners if item.change is not None and not item.change.delete
-                         for ln in (item.change.lines or [])]
-                shipments = [sh for item, _v in winners if item.change is not None and not item.change.delete
+                lines = [ln for item, _v in winners if item.change is not None for ln in (item.change.lines or [])]
+                shipments = [sh for item, _v in winners if item.change is not None
                              for sh in (item.change.shipments or [])]
                 for rows, tbl in ((lines, CentraOrderLine), (shipments, CentraOrderShipment)):
                     for group in _group_by_columns(rows):

@@ -74,6 +74,11 @@ class PullJob(Job):
                 outcome = self.repo.store_batch(
                     session, items, now=self.clock.now(), mid_hook=lambda: self.crash.hit("mid_transaction"))
             # committed: from here on a crash only causes a harmless re-delivery
+            run.counts["applied"] += outcome.applied
+            run.counts["superseded"] += outcome.superseded
+            run.counts["duplicates"] += outcome.duplicates
+            run.counts["parked"] += outcome.parked
+            run.counts["batches"] += 1
             self.crash.hit("after_commit")
             ids = outcome.ack_ids
             if ids and self.crash.armed("during_ack"):
@@ -83,12 +88,7 @@ class PullJob(Job):
                 self._ack(ids)
                 with transaction(self.engine) as session:
                     self.repo.mark_acked(session, ids, self.clock.now())
-            run.counts["applied"] += outcome.applied
-            run.counts["superseded"] += outcome.superseded
-            run.counts["duplicates"] += outcome.duplicates
-            run.counts["parked"] += outcome.parked
             run.counts["acked"] += len(ids)
-            run.counts["batches"] += 1
             self.log.info("events.stored", batch=run.counts["batches"], fetched=len(events),
                           applied=outcome.applied, superseded=outcome.superseded,
                           duplicates=outcome.duplicates, parked=outcome.parked)
