@@ -72,6 +72,7 @@ def test_sim_help_documents_every_option() -> None:
 
 
 def test_sim_rejects_bad_quota_options() -> None:
-    result = CliRunner().invoke(cli, ["sim", "--port", "0", "--tier", "custom", "--limit", "REQUEST_COUNT:TEN_SECONDS=5"])
+    args = ["sim", "--port", "0", "--tier", "custom", "--limit", "REQUEST_COUNT:TEN_SECONDS=5"]
+    result = CliRunner().invoke(cli, args)
     assert result.exit_code != 0
     assert "custom" in result.output
