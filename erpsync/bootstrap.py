@@ -37,7 +37,7 @@ from erpsync.daemon.housekeeping import HousekeepingJob
 from erpsync.daemon.leader import AlwaysLeader, FileLock, Leadership, PgAdvisoryLeader
 from erpsync.daemon.notify import SystemdNotifier
 from erpsync.daemon.service import Daemon, JobSpec
-from erpsync.errors import ErpsyncError
+from erpsync.errors import ConfigError, ConfigProblem, ErpsyncError
 from erpsync.store.engine import make_engine
 
 
@@ -112,8 +112,37 @@ def _build_housekeeping(w: Wiring) -> Any:
     return HousekeepingJob(w.engine, **w.job_kwargs())
 
 
+def soap_client(w: Wiring) -> Any:
+    """The one SOAP client (``EventSource``) of this process; override with ``soap=``."""
+
+    def make() -> Any:
+        from erpsync.soap.client import CentraSoapClient
+
+        soap = w.settings.centra.soap
+        types = soap.event_types
+        if len(types) != 1:
+            raise ConfigError([ConfigProblem(
+                "centra.soap.event_types", "the daemon pulls one queue: give one type or [\"all\"]",
+                "configuration")])
+        assert soap.password is not None  # required by load_settings for the commands that pull
+        return CentraSoapClient(
+            soap.url, soap.username, soap.password.get_secret_value(), store_tz=w.settings.store_tz,
+            event_type=types[0], markets=soap.markets, connect_timeout=soap.connect_timeout,
+            read_timeout=soap.read_timeout, operation_timeout=soap.operation_timeout)
+
+    return w.shared("soap", make)
+
+
+def _build_pull(w: Wiring) -> Any:
+    from erpsync.sync.pull import PullJob
+
+    return PullJob(w.engine, soap_client(w), store_tz=w.settings.store_tz,
+                   max_batches=w.settings.pull.max_batches_per_run, **w.job_kwargs())
+
+
 CAPABILITIES: dict[str, Capability] = {
     c.job: c for c in (
+        Capability("pull", "erpsync.sync.pull", _build_pull),
         Capability("housekeeping", "erpsync.daemon.housekeeping", _build_housekeeping),
     )
 }

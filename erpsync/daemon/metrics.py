@@ -26,7 +26,7 @@ from erpsync.store.models import InboxEvent, OutboundItem, ParkedItem, QuotaBuck
 log = get_logger("erpsync.daemon.metrics")
 
 # run.counts keys that mean "events" for the pull job and "items" for the push jobs
-EVENT_COUNT_KEYS = ("fetched", "stored", "acked", "parked", "duplicates")
+EVENT_COUNT_KEYS = ("fetched", "applied", "superseded", "duplicates", "parked", "acked")
 ITEM_COUNT_KEYS = ("pushed", "parked", "unchanged", "failed")
 
 
@@ -52,8 +52,9 @@ class DaemonMetrics:
                               registry=r)
         self.counts = Counter("erpsync_job_items", "Everything jobs counted in run.counts, by key.",
                               ["job", "key"], registry=r)
-        self.events = Counter("erpsync_events", "SOAP events by stage (fetched, stored, acked, parked).",
-                              ["stage"], registry=r)
+        self.events = Counter(
+            "erpsync_events", "SOAP events by stage (fetched, applied, superseded, duplicates, parked, acked).",
+            ["stage"], registry=r)
         self.items = Counter("erpsync_items", "Outbound items by entity and result (pushed, parked, ...).",
                              ["entity", "result"], registry=r)
         self.leader = Gauge("erpsync_leader", "1 when this process is the active instance, 0 on standby.",
