@@ -115,11 +115,28 @@ def upgrade() -> None:
     sa.Column('pricelist', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
     sa.Column('created', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.Column('payload', sa.JSON(), nullable=True),
+    sa.Column('exported_version', sa.Integer(), nullable=True),
+    sa.Column('exported_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
     sa.PrimaryKeyConstraint('centra_id')
     )
     with op.batch_alter_table('centra_order', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_centra_order_order_number'), ['order_number'], unique=False)
         batch_op.create_index(batch_op.f('ix_centra_order_status'), ['status'], unique=False)
+
+    op.create_table('daemon_instance',
+    sa.Column('instance_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('host', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=False),
+    sa.Column('pid', sa.Integer(), nullable=False),
+    sa.Column('role', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('state', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('started_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('heartbeat_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('status_text', sa.Text(), nullable=True),
+    sa.Column('jobs', sa.JSON(), nullable=True),
+    sa.PrimaryKeyConstraint('instance_id')
+    )
+    with op.batch_alter_table('daemon_instance', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_daemon_instance_heartbeat_at'), ['heartbeat_at'], unique=False)
 
     op.create_table('id_map',
     sa.Column('id', sa.Integer(), nullable=False),
@@ -175,6 +192,7 @@ def upgrade() -> None:
     sa.Column('external_id', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=True),
     sa.Column('remote_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
     sa.Column('accepted_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('rejected_hash', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
     sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
@@ -217,6 +235,80 @@ def upgrade() -> None:
     sa.Column('estimates', sa.JSON(), nullable=True),
     sa.PrimaryKeyConstraint('id')
     )
+    op.create_table('staging_price',
+    sa.Column('import_run', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('imported_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('removed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('pricelist', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('product_number', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('variant_number', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('price', erpsync.store.types.ExactDecimal(), nullable=False),
+    sa.Column('rrp', erpsync.store.types.ExactDecimal(), nullable=True),
+    sa.PrimaryKeyConstraint('pricelist', 'product_number', 'variant_number')
+    )
+    op.create_table('staging_pricelist',
+    sa.Column('import_run', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('imported_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('removed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('code', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=256), nullable=False),
+    sa.Column('currency', sqlmodel.sql.sqltypes.AutoString(length=8), nullable=False),
+    sa.Column('store', sa.Integer(), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.PrimaryKeyConstraint('code')
+    )
+    op.create_table('staging_product',
+    sa.Column('import_run', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('imported_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('removed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('product_number', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=512), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.PrimaryKeyConstraint('product_number')
+    )
+    op.create_table('staging_size',
+    sa.Column('import_run', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('imported_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('removed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('variant_number', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('size', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('ean', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('upc', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.Column('size_number', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True),
+    sa.PrimaryKeyConstraint('variant_number', 'size'),
+    sa.UniqueConstraint('ean')
+    )
+    op.create_table('staging_size_chart',
+    sa.Column('import_run', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('imported_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('removed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('sizes', sa.JSON(), nullable=False),
+    sa.PrimaryKeyConstraint('name')
+    )
+    op.create_table('staging_stock',
+    sa.Column('import_run', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('imported_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('removed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('warehouse', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('ean', sqlmodel.sql.sqltypes.AutoString(length=64), nullable=False),
+    sa.Column('quantity', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('warehouse', 'ean')
+    )
+    op.create_table('staging_variant',
+    sa.Column('import_run', sqlmodel.sql.sqltypes.AutoString(length=32), nullable=False),
+    sa.Column('imported_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
+    sa.Column('removed_at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=True),
+    sa.Column('variant_number', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('product_number', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
+    sa.Column('name', sqlmodel.sql.sqltypes.AutoString(length=512), nullable=False),
+    sa.Column('status', sqlmodel.sql.sqltypes.AutoString(length=16), nullable=False),
+    sa.Column('size_chart', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=True),
+    sa.PrimaryKeyConstraint('variant_number')
+    )
+    with op.batch_alter_table('staging_variant', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_staging_variant_product_number'), ['product_number'], unique=False)
+
     op.create_table('centra_order_line',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('order_id', sqlmodel.sql.sqltypes.AutoString(length=128), nullable=False),
@@ -269,6 +361,16 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_centra_order_line_order_id'))
 
     op.drop_table('centra_order_line')
+    with op.batch_alter_table('staging_variant', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_staging_variant_product_number'))
+
+    op.drop_table('staging_variant')
+    op.drop_table('staging_stock')
+    op.drop_table('staging_size_chart')
+    op.drop_table('staging_size')
+    op.drop_table('staging_product')
+    op.drop_table('staging_pricelist')
+    op.drop_table('staging_price')
     op.drop_table('quota_state')
     op.drop_table('quota_bucket')
     with op.batch_alter_table('parked_item', schema=None) as batch_op:
@@ -293,6 +395,10 @@ def downgrade() -> None:
         batch_op.drop_index('ix_id_map_erp')
 
     op.drop_table('id_map')
+    with op.batch_alter_table('daemon_instance', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_daemon_instance_heartbeat_at'))
+
+    op.drop_table('daemon_instance')
     with op.batch_alter_table('centra_order', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_centra_order_status'))
         batch_op.drop_index(batch_op.f('ix_centra_order_order_number'))
