@@ -129,6 +129,8 @@ class PushSettings(_Section):
     stock_batch_size: int = Field(500, gt=0)
     prices_batch_size: int = Field(200, gt=0)
     products_batch_size: int = Field(20, gt=0)
+    # aliased catalogue mutations per HTTP request (each still costs one mutation token)
+    catalogue_mutations_per_request: int = Field(5, gt=0)
     max_attempts: int = Field(5, gt=0)
     on_absent: Literal["deactivate", "ignore"] = "ignore"
     # ERP warehouse code -> Centra warehouse externalId (or "id:<n>"); pricelist code -> externalId

@@ -166,7 +166,12 @@ class CentraGeneric(_CentraObject, table=True):
 
 
 class OutboundItem(SQLModel, table=True):
-    """Per pushed item: what Centra last accepted. An unchanged hash sends nothing."""
+    """Per pushed item: what Centra last accepted. An unchanged hash sends nothing.
+
+    ``entity``: sizechart | product | variant | pricelist | price | stock. ``status``: pending |
+    accepted | waiting (its product is not in Centra yet; ``attempts`` counts the runs) | parked
+    (Centra rejected the payload hashing to ``rejected_hash``; not re-sent until it changes).
+    """
 
     __tablename__ = "outbound_item"
     __table_args__ = (UniqueConstraint("entity", "erp_key"),)
@@ -176,6 +181,7 @@ class OutboundItem(SQLModel, table=True):
     external_id: str | None = Field(default=None, max_length=256)
     remote_id: str | None = Field(default=None, max_length=128)
     accepted_hash: str | None = Field(default=None, max_length=64)
+    rejected_hash: str | None = Field(default=None, max_length=64)
     status: str = Field(default="pending", max_length=16, index=True)
     attempts: int = 0
     last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
