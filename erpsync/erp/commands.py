@@ -139,11 +139,11 @@ def plan_cmd(obj: Any, entities: tuple[str, ...], as_json: bool) -> None:
         return
     ops = ("create", "update", "deactivate", "set")
     click.echo(f"{'entity':<10} {'items':>9} {'changed':>9} " + " ".join(f"{o:>10}" for o in ops)
-               + f" {'mutations':>10} {'requests':>9}")
+               + f" {'parked':>7} {'mutations':>10} {'requests':>9}")
     for e in result.entities:
         click.echo(f"{e.entity:<10} {e.items:>9,} {e.changed:>9,} "
                    + " ".join(f"{e.operations.get(o, 0):>10,}" for o in ops)
-                   + f" {e.mutations:>10,} {e.requests:>9,}")
+                   + f" {e.parked:>7,} {e.mutations:>10,} {e.requests:>9,}")
     click.echo(f"total: {result.mutations:,} mutations in {result.requests:,} requests; "
                f"{s.quota.tier} tier × share {s.quota.share} = {result.mutations_per_second:.3f} mutations/s "
                f"→ about {_duration(result.seconds)}")

@@ -47,6 +47,7 @@ from typing import Any, Literal
 from sqlalchemy import Select, and_, case, literal, select, update
 from sqlalchemy.orm import Session as OrmSession
 
+from erpsync.graphql.quota import TIERS
 from erpsync.store.models import OutboundItem
 from erpsync.store.staging import (
     StagingPrice,
@@ -150,6 +151,7 @@ class OutboundRef:
     accepted_hash: str | None
     status: str
     attempts: int
+    rejected_hash: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +173,13 @@ class PendingItem:
 
     @property
     def changed(self) -> bool:
+        """The payload differs from what Centra last accepted (or nothing was accepted yet)."""
         return self.outbound is None or self.outbound.accepted_hash != self.hash
+
+    @property
+    def rejected(self) -> bool:
+        """Centra rejected exactly this payload before (parked): not re-sent until it changes."""
+        return self.outbound is not None and self.outbound.rejected_hash == self.hash
 
     @property
     def operation(self) -> str:
@@ -188,7 +196,8 @@ class PendingItem:
 def _outbound_cols(entity: str, key_expr: Any) -> tuple[Any, Any]:
     o = OutboundItem.__table__.alias("o")  # type: ignore[attr-defined]
     onclause = and_(o.c.entity == entity, o.c.erp_key == key_expr)
-    cols = (o.c.id, o.c.external_id, o.c.remote_id, o.c.accepted_hash, o.c.status, o.c.attempts)
+    cols = (o.c.id, o.c.external_id, o.c.remote_id, o.c.accepted_hash, o.c.status, o.c.attempts,
+            o.c.rejected_hash)
     return o, (onclause, cols)
 
 
@@ -196,7 +205,7 @@ def _oref(row: Sequence[Any], start: int) -> OutboundRef | None:
     if row[start] is None:
         return None
     return OutboundRef(row[start], row[start + 1], row[start + 2], row[start + 3], row[start + 4],
-                       row[start + 5])
+                       row[start + 5], row[start + 6])
 
 
 def _stream(session: OrmSession, stmt: Select[Any]) -> Iterator[Sequence[Any]]:
@@ -249,10 +258,15 @@ def pending(
     refs: Refs | None = None,
     on_absent: OnAbsent = "ignore",
     keys: Iterable[str] | None = None,
+    include_rejected: bool = False,
 ) -> Iterator[PendingItem]:
-    """The items whose desired hash differs from the hash Centra last accepted (streaming)."""
+    """The items whose desired hash differs from the hash Centra last accepted (streaming).
+
+    Items whose exact payload Centra rejected before (``OutboundItem.rejected_hash``, parked) are
+    left out unless ``include_rejected``: they wait for the ERP data to change or an operator.
+    """
     return (item for item in desired(session, entity, refs=refs, on_absent=on_absent, keys=keys)
-            if item.changed)
+            if item.changed and (include_rejected or not item.rejected))
 
 
 def _stock(session: OrmSession, refs: Refs, on_absent: OnAbsent, keys: Iterable[str] | None,
@@ -443,7 +457,7 @@ def record_accepted(
     for item in items:
         ext = item.payload.get("externalId") if isinstance(item.payload, Mapping) else None
         row: dict[str, Any] = {
-            "entity": item.entity, "erp_key": item.erp_key, "accepted_hash": item.hash,
+            "entity": item.entity, "erp_key": item.erp_key, "accepted_hash": item.hash, "rejected_hash": None,
             "status": "accepted", "attempts": 0, "last_error": None, "accepted_at": now, "updated_at": now,
             "external_id": ext if isinstance(ext, str) else None,
             "remote_id": remote_ids.get(item.erp_key) or (item.outbound.remote_id if item.outbound else None),
@@ -477,20 +491,12 @@ def resync(session: OrmSession, entity: str, keys: Iterable[str] | None = None) 
 # ---------------------------------------------------------------- plan
 
 
-#: Centra's published tiers (PROTOCOL.md §2.1): (requests, mutations, complexity) per 10 s and 1 h
-TIERS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
-    "growth": ((60, 20, 250_000), (5_000, 1_800, 30_000_000)),
-    "enhanced": ((150, 50, 900_000), (20_000, 4_500, 90_000_000)),
-    "high_volume": ((450, 150, 1_800_000), (40_000, 7_000, 180_000_000)),
-    "enterprise": ((1_500, 500, 4_000_000), (85_000, 25_000, 400_000_000)),
-}
-
-
 @dataclass
 class EntityPlan:
     entity: str
     items: int = 0  # desired items
     operations: Counter[str] = field(default_factory=Counter)  # changed items by operation
+    parked: int = 0  # changed, but Centra rejected exactly this payload before: not sent
     mutations: int = 0
     requests: int = 0
 
@@ -521,6 +527,7 @@ class Plan:
     def as_dict(self) -> dict[str, Any]:
         return {
             "entities": {e.entity: {"items": e.items, "changed": e.changed, "operations": dict(e.operations),
+                                    "parked": e.parked,
                                     "mutations": e.mutations, "requests": e.requests} for e in self.entities},
             "mutations": self.mutations, "requests": self.requests,
             "mutations_per_second": round(self.mutations_per_second, 6),
@@ -580,6 +587,9 @@ def plan(
         for item in desired(session, entity, refs=refs, on_absent=on_absent):
             ep.items += 1
             if not item.changed:
+                continue
+            if item.rejected:
+                ep.parked += 1
                 continue
             op = item.operation
             ep.operations[op] += 1
