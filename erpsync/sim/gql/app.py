@@ -15,6 +15,7 @@ epoch and factor waits exactly as long as the simulator needs.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import threading
@@ -30,6 +31,7 @@ from graphql import (
     ExecutionResult,
     FragmentDefinitionNode,
     GraphQLError,
+    GraphQLFormattedError,
     GraphQLSchema,
     OperationType,
     build_schema,
@@ -104,8 +106,8 @@ class GraphqlApp:
             "X-Centra-Request-ID": uuid.uuid4().hex,
             "X-Correlation-ID": lower.get("x-correlation-id") or uuid.uuid4().hex,
         }
+        status, payload, extra = self._handle(lower, body)
         with self._lock:
-            status, payload, extra = self._handle(lower, body)
             self._requests += 1
             self._by_status[str(status)] = self._by_status.get(str(status), 0) + 1
         out_headers.update(extra)
@@ -195,7 +197,9 @@ class GraphqlApp:
         token = _bearer(headers.get("authorization", ""))
         if token is None:
             return 403, _errors("Missing or malformed Authorization: Bearer token", "authentication"), {}
-        if token in self._expired:
+        with self._lock:
+            expired = token in self._expired
+        if expired:
             return 403, _errors("The access token has expired", "authentication"), {}
         permissions = self.options.tokens.get(token)
         if permissions is None:
@@ -212,13 +216,9 @@ class GraphqlApp:
         if not isinstance(variables, dict) or not (op_name is None or isinstance(op_name, str)):
             return 400, _errors("'variables' must be an object, 'operationName' a string", "bad_request"), {}
 
-        try:
-            document = parse(request["query"])
-        except GraphQLError as exc:
-            return 400, {"errors": [exc.formatted]}, {}
-        problems = validate(self.schema, document)
-        if problems:
-            return 400, {"errors": [e.formatted for e in problems]}, {}
+        document = _prepare(request["query"])
+        if isinstance(document, tuple):
+            return 400, {"errors": list(document)}, {}
         operation = get_operation_ast(document, op_name)
         if operation is None:
             return 400, _errors("Unknown or ambiguous operation; set operationName", "bad_request"), {}
@@ -228,31 +228,33 @@ class GraphqlApp:
 
         fragments = _fragments(document)
         complexity, mutation_count, roots = measure(self.schema, operation, fragments, coerced)
-        try:
-            wait = self.quota.try_charge(
-                {"REQUEST_COUNT": 1, "QUERY_COMPLEXITY": complexity, "MUTATION_COUNT": mutation_count}
-            )
-        except CostExceedsCapacity as exc:
-            return 400, _errors(f"Query too complex: {exc}", "complexity"), {}
-        if wait is not None:
-            return (
-                429,
-                _errors(f"Rate limit exceeded, retry in {wait:.3f} s", "rate_limit"),
-                {"Retry-After": self._retry_after(wait)},
-            )
-
         is_mutation = operation.operation == OperationType.MUTATION
         table = MUTATION_PERMISSIONS if is_mutation else QUERY_PERMISSIONS
         needed = [(name, table.get(name)) for name in roots]
         used = sorted({p for _, p in needed if p is not None})
-        for name, perm in needed:
-            if perm is not None and perm not in permissions:
+        missing = [(name, perm) for name, perm in needed if perm is not None and perm not in permissions]
+
+        # Only the quota and the state need the lock: parsing and validation run concurrently.
+        with self._lock:
+            try:
+                wait = self.quota.try_charge(
+                    {"REQUEST_COUNT": 1, "QUERY_COMPLEXITY": complexity, "MUTATION_COUNT": mutation_count}
+                )
+            except CostExceedsCapacity as exc:
+                return 400, _errors(f"Query too complex: {exc}", "complexity"), {}
+            if wait is not None:
+                return (
+                    429,
+                    _errors(f"Rate limit exceeded, retry in {wait:.3f} s", "rate_limit"),
+                    {"Retry-After": self._retry_after(wait)},
+                )
+            if missing:
+                name, perm = missing[0]
                 payload = _errors(f"You need {perm} permission to use {name}", "authorization")
                 payload["data"] = None
                 payload["extensions"] = {"complexity": complexity, "permissionsUsed": []}
                 return 200, payload, {}
-
-        result = self._execute(document, variables, op_name, is_mutation)
+            result = self._execute(document, variables, op_name, is_mutation)
         result["extensions"] = {"complexity": complexity, "permissionsUsed": used}
         return 200, result, {}
 
@@ -333,6 +335,19 @@ def _bearer(value: str) -> str | None:
 
 def _errors(message: str, category: str) -> dict[str, Any]:
     return {"errors": [{"message": message, "extensions": {"category": category}}]}
+
+
+@functools.lru_cache(maxsize=512)
+def _prepare(query: str) -> DocumentNode | tuple[GraphQLFormattedError, ...]:
+    """The parsed document, or its syntax / validation errors (cached: clients resend documents)."""
+    try:
+        document = parse(query)
+    except GraphQLError as exc:
+        return (exc.formatted,)
+    problems = validate(contract_schema(), document)
+    if problems:
+        return tuple(e.formatted for e in problems)
+    return document
 
 
 def _fragments(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
