@@ -44,20 +44,29 @@ class SqlSource:
             self.queries[entity] = query
 
     def rows(self, engine: Engine, entity: str) -> Iterator[SourceRow]:
-        """Stream the rows of ``entity``'s query as ``(ordinal, {column: value})``."""
+        """Stream the rows of ``entity``'s query as ``(ordinal, {column: value})``.
+
+        Cannot connect, or the connection drops: ``SourceUnavailable`` (retry later). The query
+        itself fails (no such view, bad SQL): ``JobFailed`` (an operator must fix the config).
+        """
         try:
-            with engine.connect() as conn:
+            conn = engine.connect()
+        except DBAPIError as exc:
+            raise SourceUnavailable(f"ERP database {redact_url(self.url)} unreachable: {exc.orig}") from exc
+        with conn:
+            try:
                 result = conn.execution_options(stream_results=True, yield_per=self.chunk_size).execute(
                     text(self.queries[entity]))
                 names = [str(k).lower() for k in result.keys()]  # noqa: SIM118 - a Result, not a dict
                 for n, row in enumerate(result, start=1):
                     yield n, dict(zip(names, row, strict=True))
-        except DBAPIError as exc:
-            if exc.connection_invalidated or isinstance(exc.orig, OSError):
-                raise SourceUnavailable(f"ERP database {redact_url(self.url)} unreachable: {exc.orig}") from exc
-            raise JobFailed(f"erp.sql.queries.{entity} failed: {exc.orig}") from exc
-        except SQLAlchemyError as exc:
-            raise JobFailed(f"erp.sql.queries.{entity} failed: {exc}") from exc
+            except DBAPIError as exc:
+                if exc.connection_invalidated:
+                    raise SourceUnavailable(
+                        f"ERP database {redact_url(self.url)} connection lost: {exc.orig}") from exc
+                raise JobFailed(f"erp.sql.queries.{entity} failed: {exc.orig}") from exc
+            except SQLAlchemyError as exc:
+                raise JobFailed(f"erp.sql.queries.{entity} failed: {exc}") from exc
 
     def import_all(
         self, loader: StagingLoader, *, mode: Mode = "snapshot", entities: list[str] | None = None,
