@@ -132,10 +132,15 @@ class State:
 
     def map_external(self, kind: str, external_id: str, obj_id: int, objects: dict[int, Any]) -> None:
         """Point ``external_id`` at ``obj_id``; the object it pointed at before loses it."""
-        previous = self.external[kind].get(external_id)
-        if previous is not None and previous != obj_id and previous in objects:
-            objects[previous].external_id = None
-        self.external[kind][external_id] = obj_id
+        mapping = self.external[kind]
+        previous = mapping.get(external_id)
+        loser = objects.get(previous) if previous is not None and previous != obj_id else None
+        if loser is not None and loser.external_id == external_id:
+            loser.external_id = None  # the mapping moves: the older object loses its externalId
+        old = objects[obj_id].external_id
+        if old is not None and old != external_id and mapping.get(old) == obj_id:
+            del mapping[old]  # the object's former externalId no longer finds it
+        mapping[external_id] = obj_id
         objects[obj_id].external_id = external_id
 
     def record_create(self, kind: str, external_id: str | None) -> None:

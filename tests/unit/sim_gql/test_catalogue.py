@@ -309,3 +309,11 @@ def test_create_product_size(gql: Caller) -> None:
     )
     assert "not found in size chart 'Shoes'" in foreign["userErrors"][0]["message"]
     assert gql.app.inspect()["counts"]["productSizes"] == 3
+
+
+def test_renaming_an_external_id_releases_the_old_one(gql: Caller) -> None:
+    [product] = seed_catalogue(gql)
+    gql.mutate("updateProduct", UPDATE_PRODUCT, {"id": product["id"], "input": {"externalId": "P-RENAMED"}})
+    assert gql.ok(LOOKUP, {"where": {"externalId": ["P-1"]}})["products"] == []
+    assert [p["id"] for p in gql.ok(LOOKUP, {"where": {"externalId": ["P-RENAMED"]}})["products"]] == [product["id"]]
+    assert gql.app.inspect()["externalIds"]["product"] == {"P-RENAMED": product["id"]}

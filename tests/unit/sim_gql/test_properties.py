@@ -1,0 +1,53 @@
+"""Property test of externalId bookkeeping over random creates and updates."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from erpsync.clock import FakeClock
+from erpsync.sim.gql import GqlOptions, GraphqlApp
+
+from .conftest import Caller
+
+CREATE = """mutation($ext: String) { createProduct(input: {name: "N", status: ACTIVE, productNumber: "N",
+  externalId: $ext}) { product { id } userErrors { message } } }"""
+UPDATE = """mutation($id: Int!, $ext: String) { updateProduct(id: $id, input: {externalId: $ext}) {
+  product { id } userErrors { message } } }"""
+
+step = st.one_of(
+    st.tuples(st.just("create"), st.sampled_from(["A", "B", "C", None])),
+    st.tuples(st.just("update"), st.integers(1, 8), st.sampled_from(["A", "B", "C"])),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(step, max_size=15))
+def test_external_ids_map_to_one_object_and_duplicates_count_creates(steps: list[tuple]) -> None:
+    app = GraphqlApp(GqlOptions(tier="enterprise"), FakeClock())
+    gql = Caller(app)
+    creates: dict[str, int] = {}
+    owner: dict[str, int] = {}
+    products = 0
+    for s in steps:
+        if s[0] == "create":
+            payload = gql.ok(CREATE, {"ext": s[1]})["createProduct"]
+            products += 1
+            if s[1] is not None:
+                creates[s[1]] = creates.get(s[1], 0) + 1
+                owner[s[1]] = payload["product"]["id"]
+        else:
+            _, pid, ext = s
+            payload = gql.ok(UPDATE, {"id": pid, "ext": ext})["updateProduct"]
+            if pid <= products:
+                assert payload["userErrors"] == []
+                # the product's previous externalId (if any) is released
+                owner = {e: o for e, o in owner.items() if o != pid}
+                owner[ext] = pid
+            else:
+                assert payload["product"] is None
+    held = app.inspect()
+    assert held["externalIds"]["product"] == owner
+    assert held["duplicates"]["product"] == {e: n - 1 for e, n in sorted(creates.items()) if n > 1}
+    listed = gql.ok("{ products(limit: 100) { id externalId } }")["products"]
+    assert {p["externalId"]: p["id"] for p in listed if p["externalId"]} == owner
