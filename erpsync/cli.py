@@ -13,6 +13,7 @@ import click
 from erpsync.config import Settings, load_settings, redacted_dump, resolve_config_path
 from erpsync.erp.commands import COMMANDS as ERP_COMMANDS
 from erpsync.errors import ConfigError, ErpsyncError, JobFailed
+from erpsync.sync.push_command import push_cmd
 
 EXIT_CONFIG = 78  # EX_CONFIG: systemd's Restart=on-failure will not help, an operator must act
 EXIT_FATAL = 2
@@ -290,6 +291,11 @@ def sim_cmd(host: str, port: int, soap_path: str, soap_user: str, soap_password:
 
 for _erp_command in ERP_COMMANDS:  # erpsync/erp/commands.py
     cli.add_command(_erp_command)
+
+
+# ---------------------------------------------------------------- push (erpsync/sync/push_command.py)
+
+cli.add_command(push_cmd)
 
 
 def main() -> None:
