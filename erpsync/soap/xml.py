@@ -35,10 +35,18 @@ class SoapFault:
     message: str
 
 
+_LOCAL_NAMES: dict[str, str] = {}
+
+
 def _local(tag: Any) -> str:
     if not isinstance(tag, str):
         return ""  # comments, processing instructions
-    return tag.rpartition("}")[2]
+    name = _LOCAL_NAMES.get(tag)
+    if name is None:
+        name = tag.rpartition("}")[2]
+        if len(_LOCAL_NAMES) < 10_000:
+            _LOCAL_NAMES[tag] = name
+    return name
 
 
 def element_to_dict(el: etree._Element) -> Any:
@@ -47,16 +55,26 @@ def element_to_dict(el: etree._Element) -> Any:
     A child tag seen more than once, or known to be a list item (``products > product``), becomes a
     list. Attributes are ignored (Centra sends none that matter).
     """
-    children = [c for c in el if isinstance(c.tag, str)]
-    if not children:
+    if len(el) == 0:
         text = el.text
         if text is None:
             return None
         return text.strip() or text
     parent = _local(el.tag)
     grouped: dict[str, list[Any]] = {}
-    for child in children:
-        grouped.setdefault(_local(child.tag), []).append(element_to_dict(child))
+    for child in el:
+        tag = child.tag
+        if not isinstance(tag, str):
+            continue
+        name = _local(tag)
+        value = element_to_dict(child)
+        bucket = grouped.get(name)
+        if bucket is None:
+            grouped[name] = [value]
+        else:
+            bucket.append(value)
+    if not grouped:  # only comments inside
+        return (el.text or "").strip() or None
     return {
         name: values if len(values) > 1 or (parent, name) in _LIST_ITEMS else values[0]
         for name, values in grouped.items()

@@ -38,7 +38,7 @@ from erpsync.store.models import (
     InboxEvent,
     ParkedItem,
 )
-from erpsync.store.upsert import upsert
+from erpsync.store.upsert import insert_stmt
 
 OBJECT_TABLES: dict[str, type[SQLModel]] = {
     "order": CentraOrder,
@@ -252,10 +252,10 @@ class InboxRepository:
         # rows of one statement must share their columns: group by column set
         for rows in (updates, deletes):
             for group in _group_by_columns(rows):
-                upsert(session, table, group, key=key_cols)
+                upsert_many(session, table, group, key_cols)
         idmap = [{"entity": generic_type or table_name, "centra_id": item.change.key, "erp_id": None,
                   "updated_at": now} for item, _v in winners if item.change is not None]
-        upsert(session, IdMap.__table__, idmap, key=["entity", "centra_id"], update=[])  # type: ignore[attr-defined]
+        upsert_many(session, table_of(IdMap), idmap, ["entity", "centra_id"], [])
         if table_name == "order":
             replaced = [item.change.key for item, _v in winners
                         if item.change is not None and item.change.lines is not None]
@@ -308,6 +308,29 @@ class InboxRepository:
         stmt = (select(t.c.type, t.c.status, func.count(), func.count(t.c.acked_at))
                 .group_by(t.c.type, t.c.status).order_by(t.c.type, t.c.status))
         return [{"type": t, "status": s, "count": n, "acked": a} for t, s, n, a in session.connection().execute(stmt)]
+
+
+_UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
+
+
+def upsert_many(session: Session, table: Table, rows: list[dict[str, Any]], key: list[str],
+                update_cols: list[str] | None = None) -> None:
+    """INSERT … ON CONFLICT as one executemany (rows share their columns). The statement is built
+    once per table/columns/dialect and reused. ``update_cols`` empty: do nothing on conflict;
+    None: update every non-key column given."""
+    if not rows:
+        return
+    cols = tuple(c for c in rows[0] if c not in key) if update_cols is None else tuple(update_cols)
+    cache_key = (session.get_bind().dialect.name, table.name, tuple(key), cols)
+    stmt = _UPSERTS.get(cache_key)
+    if stmt is None:
+        base = insert_stmt(session, table)
+        if cols:
+            stmt = base.on_conflict_do_update(index_elements=key, set_={c: base.excluded[c] for c in cols})
+        else:
+            stmt = base.on_conflict_do_nothing(index_elements=key)
+        _UPSERTS[cache_key] = stmt
+    session.connection().execute(stmt, rows)
 
 
 def table_of(model: type[SQLModel]) -> Table:
