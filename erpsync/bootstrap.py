@@ -12,7 +12,7 @@ pull           erpsync.sync.pull                  every ``pull.interval_seconds`
 push_stock     erpsync.sync.push_stock            every ``push.stock_interval_seconds``
 push_prices    erpsync.sync.push_prices           every ``push.prices_interval_seconds``
 push_products  erpsync.sync.push_products         every ``push.products_interval_seconds``
-quota_refresh  erpsync.graphql                    every ``daemon.quota_refresh_seconds``
+quota_refresh  erpsync.daemon.quota_refresh       every ``daemon.quota_refresh_seconds``
 housekeeping   erpsync.daemon.housekeeping        cron ``daemon.housekeeping_cron`` (UTC)
 =============  =================================  ==========================================
 """
@@ -73,7 +73,7 @@ class Wiring:
     overrides: dict[str, Any]
     closers: list[Callable[[], None]] = field(default_factory=list)
     _cache: dict[str, Any] = field(default_factory=dict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def job_kwargs(self) -> dict[str, Any]:
         return {"clock": self.clock, "stop_event": self.stop_event, "may_write": self.may_write}
@@ -140,9 +140,53 @@ def _build_pull(w: Wiring) -> Any:
                    max_batches=w.settings.pull.max_batches_per_run, **w.job_kwargs())
 
 
+def governor(w: Wiring) -> Any:
+    """The quota governor, its state in the database so every process spends one budget."""
+
+    def make() -> Any:
+        from erpsync.graphql.quota import QuotaGovernor
+        from erpsync.store.quota_repo import SqlQuotaStore
+
+        return QuotaGovernor.from_settings(w.settings.quota, clock=w.clock, store=SqlQuotaStore(w.engine))
+
+    return w.shared("governor", make, close=None)
+
+
+def centra_port(w: Wiring) -> Any:
+    """One GraphQL client (thread-safe) behind the push jobs' port; override with ``graphql=``."""
+
+    def make() -> Any:
+        from erpsync.sync.outbound_client import centra_port as build_port
+
+        return build_port(w.settings, w.engine, w.clock, governor=governor(w))
+
+    return w.shared("graphql", make)
+
+
+def _push_builder(module: str, cls: str) -> Callable[[Wiring], Any]:
+    def build(w: Wiring) -> Any:
+        job_cls = getattr(importlib.import_module(module), cls)
+        return job_cls(w.engine, centra_port(w), w.settings.push, **w.job_kwargs())
+
+    return build
+
+
+def _build_quota_refresh(w: Wiring) -> Any:
+    from erpsync.daemon.quota_refresh import QuotaRefreshJob
+
+    return QuotaRefreshJob(w.engine, centra_port(w).client, **w.job_kwargs())
+
+
 CAPABILITIES: dict[str, Capability] = {
     c.job: c for c in (
         Capability("pull", "erpsync.sync.pull", _build_pull),
+        Capability("push_stock", "erpsync.sync.push_stock", _push_builder("erpsync.sync.push_stock", "PushStock"),
+                   entity="stock"),
+        Capability("push_prices", "erpsync.sync.push_prices",
+                   _push_builder("erpsync.sync.push_prices", "PushPrices"), entity="price"),
+        Capability("push_products", "erpsync.sync.push_products",
+                   _push_builder("erpsync.sync.push_products", "PushProducts"), entity="product"),
+        Capability("quota_refresh", "erpsync.sync.outbound_client", _build_quota_refresh),
         Capability("housekeeping", "erpsync.daemon.housekeeping", _build_housekeeping),
     )
 }
@@ -152,7 +196,7 @@ ALL_JOBS = ("pull", "push_stock", "push_prices", "push_products", "quota_refresh
 _EXPECTED_MODULES = {
     "pull": "erpsync.sync.pull", "push_stock": "erpsync.sync.push_stock",
     "push_prices": "erpsync.sync.push_prices", "push_products": "erpsync.sync.push_products",
-    "quota_refresh": "erpsync.graphql", "housekeeping": "erpsync.daemon.housekeeping",
+    "quota_refresh": "erpsync.sync.outbound_client", "housekeeping": "erpsync.daemon.housekeeping",
 }
 
 
@@ -243,6 +287,7 @@ def build_app(
         "metrics_address": (host, port) if port else None,
     }
     opts.update(daemon_options or {})
-    daemon = Daemon(engine, specs, leadership=lead, notifier=notifier, clock=clock, stop_event=stop_event,
+    # the scheduler runs on real time; the injected clock (possibly a simulator's scaled one) is the jobs'
+    daemon = Daemon(engine, specs, leadership=lead, notifier=notifier, stop_event=stop_event,
                     environ=environ, reload=reload, **opts)
     return App(settings, engine, wiring, daemon, built)

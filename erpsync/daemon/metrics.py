@@ -27,7 +27,7 @@ log = get_logger("erpsync.daemon.metrics")
 
 # run.counts keys that mean "events" for the pull job and "items" for the push jobs
 EVENT_COUNT_KEYS = ("fetched", "applied", "superseded", "duplicates", "parked", "acked")
-ITEM_COUNT_KEYS = ("pushed", "parked", "unchanged", "failed")
+ITEM_COUNT_KEYS = ("changed", "sent", "parked", "still_parked", "waiting")
 
 
 class DaemonMetrics:
@@ -55,8 +55,14 @@ class DaemonMetrics:
         self.events = Counter(
             "erpsync_events", "SOAP events by stage (fetched, applied, superseded, duplicates, parked, acked).",
             ["stage"], registry=r)
-        self.items = Counter("erpsync_items", "Outbound items by entity and result (pushed, parked, ...).",
-                             ["entity", "result"], registry=r)
+        self.items = Counter(
+            "erpsync_items", "Outbound items by entity and result (changed, sent, parked, still_parked, waiting).",
+            ["entity", "result"], registry=r)
+        self.skipped = Counter("erpsync_job_skipped", "Ticks skipped: the previous run was still going "
+                               "(still_running) or the tick came too late (missed).", ["job", "reason"],
+                               registry=r)
+        self.rate_limited = Counter("erpsync_job_rate_limited", "HTTP 429 answers a job met, by job.",
+                                    ["job"], registry=r)
         self.leader = Gauge("erpsync_leader", "1 when this process is the active instance, 0 on standby.",
                             registry=r)
         self.healthy = Gauge("erpsync_healthy", "1 when the scheduler loop is healthy and no job is disabled.",
@@ -82,6 +88,8 @@ class DaemonMetrics:
             for key in ITEM_COUNT_KEYS:
                 if counts.get(key):
                     self.items.labels(entity, key).inc(counts[key])
+        if counts.get("rate_limited"):
+            self.rate_limited.labels(job).inc(counts["rate_limited"])
 
 
 class StoreCollector(Collector):

@@ -25,6 +25,7 @@ log level); see ``docs/operations.md``.
 
 from __future__ import annotations
 
+import logging
 import os
 import random
 import signal
@@ -39,6 +40,7 @@ from datetime import datetime, timedelta
 from types import FrameType
 from typing import Any, Protocol
 
+from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED, JobSubmissionEvent
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -57,6 +59,17 @@ from erpsync.store.engine import transaction
 from erpsync.sync.job import JobResult
 
 log = get_logger("erpsync.daemon")
+
+
+class _DropExpectedSkips(logging.Filter):
+    """APScheduler warns each time a tick finds the job still running; with ``max_instances=1``
+    that is the intended behaviour, so it is counted (``erpsync_job_skipped_total``) not logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "maximum number of running instances reached" not in record.getMessage()
+
+
+_skip_filter = _DropExpectedSkips()
 
 EXIT_OK = 0
 EXIT_GRACE_EXPIRED = 1
@@ -278,6 +291,11 @@ class Daemon:
 
     # ------------------------------------------------------------------ scheduler bookkeeping
 
+    def _on_skip(self, event: JobSubmissionEvent) -> None:
+        if event.job_id in self.specs:
+            reason = "still_running" if event.code == EVENT_JOB_MAX_INSTANCES else "missed"
+            self.metrics.skipped.labels(event.job_id, reason).inc()
+
     def _beat(self) -> None:
         self._sched_beat = time.monotonic()
 
@@ -460,6 +478,8 @@ class Daemon:
             log.info("daemon.metrics_listening", address="{}:{}".format(*self.server.address))
         self._schedule()
         self._loop_tick = self._sched_beat = time.monotonic()
+        logging.getLogger("apscheduler.scheduler").addFilter(_skip_filter)
+        self.scheduler.add_listener(self._on_skip, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_MISSED)
         self.scheduler.start()
         self._check_leadership()
         self.ready = True
