@@ -8,11 +8,13 @@ Tests that need the exact bytes of an object can enqueue raw XML (``data_xml``) 
 
 from __future__ import annotations
 
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
+from xml.sax.saxutils import escape
 
 from lxml import etree
 
@@ -87,6 +89,51 @@ def xml_to_payload(el: etree._Element) -> Payload | str:
     return {key: values[0] if len(values) == 1 else values for key, values in grouped.items()}
 
 
+_XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+
+
+def render_payload(name: str, value: Any, out: list[str]) -> None:
+    """Append ``value`` as ``<ns1:name>…</ns1:name>`` text (``ns1`` = Centra's namespace, declared
+    on the envelope). Raises ValueError for a key that is not an XML name."""
+    if not _XML_NAME.match(name):
+        raise ValueError(f"not an XML element name: {name!r}")
+    if isinstance(value, list):
+        for item in value:
+            render_payload(name, item, out)
+    elif value is None or value in ("", {}):
+        out.append(f"<ns1:{name}/>")
+    elif isinstance(value, dict):
+        out.append(f"<ns1:{name}>")
+        for key, child in value.items():
+            render_payload(str(key), child, out)
+        out.append(f"</ns1:{name}>")
+    else:
+        out.append(f"<ns1:{name}>{escape(str(value))}</ns1:{name}>")
+
+
+def render_event(event: Event) -> str:
+    """One ``<ns1:event>`` as XML text, the shape of ``soap-samples/events_Get.response.xml``."""
+    out = ["<ns1:event>"]
+    for name, value in (("id", str(event.id)), ("type", event.type), ("entry", event.entry),
+                        ("mission", event.mission), ("date", event.date)):
+        out.append(f"<ns1:{name}>{escape(value)}</ns1:{name}>")
+    if event.data_xml is not None:
+        obj = etree.fromstring(event.data_xml.encode(), parser=safe_parser())
+        for node in obj.iter():  # raw XML from tests may omit the namespace: put it in Centra's
+            if isinstance(node.tag, str) and etree.QName(node).namespace is None:
+                node.tag = f"{{{NS}}}{etree.QName(node).localname}"
+        etree.cleanup_namespaces(obj, top_nsmap={"ns1": NS})
+        out.append("<ns1:data>" + etree.tostring(obj, encoding="unicode") + "</ns1:data>")
+    elif event.data is not None:
+        out.append("<ns1:data>")
+        render_payload(event.type, event.data, out)
+        out.append("</ns1:data>")
+    else:
+        out.append("<ns1:data/>")
+    out.append("</ns1:event>")
+    return "".join(out)
+
+
 class EventQueue:
     """Thread-safe queue of unacknowledged events (ids ascending; acking removes them)."""
 
@@ -96,16 +143,21 @@ class EventQueue:
         self._next_id = first_id
         self._acked: set[int] = set()
         self._emitted: Counter[str] = Counter()
+        self._xml: dict[int, str] = {}  # rendered once: events never change
 
     def enqueue(self, type_: str, entry: str, *, date: str, mission: str = "update",
                 data: Payload | None = None, data_xml: str | None = None) -> Event:
         if mission not in ("update", "delete"):
             raise ValueError(f"mission must be update or delete, not {mission!r}")
-        if data_xml is not None:
-            etree.fromstring(data_xml.encode(), parser=safe_parser())  # reject broken XML early
+        if not _XML_NAME.match(type_):
+            raise ValueError(f"not an event type: {type_!r}")
         with self._lock:
             event = Event(self._next_id, type_, str(entry), mission, date,
                           None if mission == "delete" else data, None if mission == "delete" else data_xml)
+            try:
+                self._xml[event.id] = render_event(event)  # also rejects bad payloads before queueing
+            except etree.XMLSyntaxError as exc:
+                raise ValueError(f"data_xml is not well-formed XML: {exc}") from exc
             self._events[event.id] = event
             self._next_id += 1
             self._emitted[type_] += 1
@@ -142,9 +194,16 @@ class EventQueue:
                 except ValueError:
                     continue
                 if self._events.pop(event_id, None) is not None:
+                    self._xml.pop(event_id, None)
                     self._acked.add(event_id)
                     removed += 1
         return removed
+
+    def render(self, events: Iterable[Event]) -> str:
+        """The cached ``<ns1:event>`` XML of events (rendered now if already acked meanwhile)."""
+        with self._lock:
+            cached = [self._xml.get(e.id) for e in events]
+        return "".join(c if c is not None else render_event(e) for c, e in zip(cached, events, strict=True))
 
     def get(self, event_id: int) -> Event | None:
         with self._lock:
@@ -175,6 +234,7 @@ class EventQueue:
     def reset(self) -> None:
         with self._lock:
             self._events.clear()
+            self._xml.clear()
             self._acked.clear()
             self._emitted.clear()
 
@@ -190,6 +250,7 @@ class EventQueue:
     def restore(self, data: dict[str, Any]) -> None:
         with self._lock:
             self._events = {int(e["id"]): Event(**e) for e in data.get("events", [])}
+            self._xml = {i: render_event(e) for i, e in self._events.items()}
             self._next_id = int(data.get("next_id", self._next_id))
             self._acked = {int(i) for i in data.get("acked", [])}
             self._emitted = Counter({str(k): int(v) for k, v in data.get("emitted", {}).items()})

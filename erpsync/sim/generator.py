@@ -13,7 +13,6 @@ Same seed + same calls ⇒ the same events (ids, objects, dates are taken from t
 
 from __future__ import annotations
 
-import copy
 import random
 import threading
 from datetime import datetime
@@ -78,6 +77,10 @@ class EventGenerator:
         self.customers: dict[str, Payload] = {}
         self.accounts: dict[str, Payload] = {}
         self.invoices: dict[str, Payload] = {}
+        self._open_orders: list[str] = []  # not cancelled/refunded, in creation order
+        self._customer_ids: list[str] = []
+        self._order_ids: list[str] = []
+        self._account_ids: list[str] = []
         self._next = {"order": 1200, "customer": 80, "account": 500, "invoice": 9000, "orderitem": 5500,
                       "transaction": 77000, "shipment": 300, "other": 10}
 
@@ -149,11 +152,19 @@ class EventGenerator:
             self.customers = data.get("customers", {})
             self.accounts = data.get("accounts", {})
             self.invoices = data.get("invoices", {})
+            self._reindex()
 
     def reset(self) -> None:
         with self._lock:
             self._rng = random.Random(self.seed)
             self.orders, self.customers, self.accounts, self.invoices = {}, {}, {}, {}
+            self._reindex()
+
+    def _reindex(self) -> None:
+        self._order_ids = list(self.orders)
+        self._customer_ids = list(self.customers)
+        self._account_ids = list(self.accounts)
+        self._open_orders = [k for k, o in self.orders.items() if o.get("status") not in ("cancelled", "refunded")]
 
     def counts(self) -> dict[str, int]:
         with self._lock:
@@ -181,7 +192,7 @@ class EventGenerator:
 
     def _one(self, room: int) -> list[Event]:
         roll = self._rng.random()
-        open_orders = [k for k, o in self.orders.items() if o.get("status") not in ("cancelled", "refunded")]
+        open_orders = self._open_orders
         if roll < 0.40 or not self.orders:
             if room < 2 and not self.customers:
                 return [self._other()]  # a new customer + order pair would not fit
@@ -189,11 +200,11 @@ class EventGenerator:
         if roll < 0.70 and open_orders:
             return [self._advance(self._rng.choice(open_orders))]
         if roll < 0.78 and self.customers:
-            return [self._touch_customer(self._rng.choice(sorted(self.customers)))]
+            return [self._touch_customer(self._rng.choice(self._customer_ids))]
         if roll < 0.83:
             return [self._account()]
         if roll < 0.90:
-            return [self._invoice(self._rng.choice(sorted(self.orders)))]
+            return [self._invoice(self._rng.choice(self._order_ids))]
         if roll < 0.97:
             return [self._other()]
         return [self._delete()]
@@ -212,13 +223,14 @@ class EventGenerator:
         customer: Payload = {"id": cid, "store": "1", "type": "retail", "status": "active", **address,
                              "newsletter": self._rng.choice(("yes", "no"))}
         self.customers[cid] = customer
+        self._customer_ids.append(cid)
         return customer
 
     def _new_order_events(self, allow_new_customer: bool) -> list[Event]:
         market = self._rng.choice(MARKETS)
         m_id, m_desc, currency, pl_id, pl_desc, country, tax, rate, shipping = market
         if self.customers and (not allow_new_customer or self._rng.random() < 0.3):
-            customer = self.customers[self._rng.choice(sorted(self.customers))]
+            customer = self.customers[self._rng.choice(self._customer_ids)]
             new_customer = False
         else:
             customer = self._new_customer(country)
@@ -260,7 +272,7 @@ class EventGenerator:
             "status": "pending", "ordertotal": money(total), "currency": currency, "currencyrate": rate,
             "basecurrency": "SEK", "created": created, "internal": "false",
             "customer": {"id": str(customer["id"]), "description": name},
-            "shippingaddress": copy.deepcopy(address), "billingaddress": copy.deepcopy(address),
+            "shippingaddress": dict(address), "billingaddress": dict(address),
             "market": {"id": m_id, "description": m_desc}, "pricelist": {"id": pl_id, "description": pl_desc},
             "primary_warehouse": warehouse,
             "shipping": {"subtotal": shipping, "description": "Standard"},
@@ -270,6 +282,8 @@ class EventGenerator:
             "products": {"product": lines},
         }
         self.orders[number] = order
+        self._order_ids.append(number)
+        self._open_orders.append(number)
         events = [self._emit("customer", str(customer["id"]), customer)] if new_customer else []
         return [*events, self._emit_order(order)]
 
@@ -284,6 +298,8 @@ class EventGenerator:
             self._ship(order)
         else:  # completed: a refund of the first line
             self._refund(order)
+        if order["status"] in ("cancelled", "refunded") and order_id in self._open_orders:
+            self._open_orders.remove(order_id)
         return self._emit_order(order)
 
     def _ship(self, order: Payload) -> None:
@@ -326,7 +342,7 @@ class EventGenerator:
 
     def _account(self) -> Event:
         if self.accounts and self._rng.random() < 0.4:
-            account = self.accounts[self._rng.choice(sorted(self.accounts))]
+            account = self.accounts[self._rng.choice(self._account_ids)]
             account["creditlimit"] = money(Decimal(self._rng.randint(10, 200)) * 1000)
         else:
             m_id, m_desc, currency, pl_id, pl_desc, country, *_ = self._rng.choice(MARKETS)
@@ -340,6 +356,7 @@ class EventGenerator:
                        "creditlimit": money(Decimal(self._rng.randint(10, 200)) * 1000),
                        "address": self._address("Inköp", name.split()[0], country, email)}
             self.accounts[aid] = account
+            self._account_ids.append(aid)
         return self._emit("account", str(account["id"]), account)
 
     def _invoice(self, order_id: str) -> Event:
@@ -350,8 +367,8 @@ class EventGenerator:
         iid = self._id("invoice")
         invoice: Payload = {"id": iid, "invoicenumber": f"INV-{iid}", "order": order_id, "created": self._iso(),
                             "currency": str(order["currency"]), "total": money(total), "tax": money(tax),
-                            "paid": "yes", "customer": copy.deepcopy(order["customer"]),
-                            "market": copy.deepcopy(order["market"])}
+                            "paid": "yes", "customer": _copy(order["customer"]),
+                            "market": _copy(order["market"])}
         self.invoices[iid] = invoice
         return self._emit("invoice", iid, invoice)
 
@@ -391,7 +408,16 @@ class EventGenerator:
 
     def _emit(self, type_: str, entry: str, data: Payload) -> Event:
         # a deep copy: the queued event keeps the object as it was at this change
-        return self.queue.enqueue(type_, entry, date=self._date(), data=copy.deepcopy(data))
+        return self.queue.enqueue(type_, entry, date=self._date(), data=_copy(data))
+
+
+def _copy(value: Any) -> Any:
+    """Deep copy of a payload (dicts, lists, strings): several times faster than copy.deepcopy."""
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_copy(v) for v in value]
+    return value
 
 
 def _get(obj: Any, *path: str) -> Any:
@@ -414,7 +440,7 @@ def _merge(target: dict[str, Any], change: dict[str, Any]) -> None:
         if isinstance(value, dict) and isinstance(target.get(key), dict):
             _merge(target[key], value)
         else:
-            target[key] = copy.deepcopy(value)
+            target[key] = _copy(value)
 
 
 def parse_store_date(text: str) -> datetime:

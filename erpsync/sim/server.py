@@ -371,6 +371,7 @@ class SimServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body are separate writes: no 40 ms delayed-ACK stalls
     server: _HTTPServer
     server_version = "CentraSim/1"
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from erpsync.sim.events import EVENT_TYPES, NS, Event, EventQueue, payload_to_xml, safe_parser, xml_to_payload
+from erpsync.sim.events import EVENT_TYPES, NS, EventQueue, safe_parser, xml_to_payload
 from erpsync.sim.generator import EventGenerator
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -127,12 +127,11 @@ class SoapEndpoint:
         if by_markets:
             markets = [m.findtext(f"{{{NS}}}id") or "" for m in request.iterfind(f"{{{NS}}}markets/{{{NS}}}market")]
         events = self.queue.fetch(type_, markets)
-        wrapper = etree.Element(f"{{{NS}}}events_Get", nsmap=NSMAP)
-        events_el = etree.SubElement(wrapper, f"{{{NS}}}events")
-        for event in events:
-            events_el.append(event_element(event))
-        env, _ = envelope(wrapper)
-        return serialise(env)
+        inner = self.queue.render(events)
+        return (f'<?xml version="1.0" encoding="UTF-8"?>\n<SOAP-ENV:Envelope xmlns:SOAP-ENV="{SOAP_ENV}" '
+                f'xmlns:ns1="{NS}"><SOAP-ENV:Body><ns1:events_Get>'
+                + (f"<ns1:events>{inner}</ns1:events>" if inner else "<ns1:events/>")
+                + "</ns1:events_Get></SOAP-ENV:Body></SOAP-ENV:Envelope>\n").encode("utf-8")
 
     def _events_done(self, request: etree._Element) -> bytes:
         self.queue.done(el.text or "" for el in request.iterfind(f"{{{NS}}}event"))
@@ -157,25 +156,3 @@ class SoapEndpoint:
             etree.SubElement(notices_el, f"{{{NS}}}message").text = message
         env, _ = envelope(result)
         return serialise(env)
-
-
-def event_element(event: Event) -> etree._Element:
-    el = etree.Element(f"{{{NS}}}event")
-    for name, value in (("id", str(event.id)), ("type", event.type), ("entry", event.entry),
-                        ("mission", event.mission), ("date", event.date)):
-        etree.SubElement(el, f"{{{NS}}}{name}").text = value
-    data = etree.SubElement(el, f"{{{NS}}}data")
-    if event.data_xml is not None:
-        obj = etree.fromstring(event.data_xml.encode(), parser=safe_parser())
-        _qualify(obj)
-        data.append(obj)
-    elif event.data is not None:
-        payload_to_xml(data, event.type, event.data)
-    return el
-
-
-def _qualify(el: etree._Element) -> None:
-    """Raw XML enqueued by tests may omit the namespace: put every element in Centra's."""
-    for node in el.iter():
-        if isinstance(node.tag, str) and etree.QName(node).namespace is None:
-            node.tag = f"{{{NS}}}{etree.QName(node).localname}"
