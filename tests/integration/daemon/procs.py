@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import os
 import queue
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +33,7 @@ url = "{graphql_url}"
 format = "json"
 level = "INFO"
 [daemon]
-shutdown_grace_seconds = 10.0
+shutdown_grace_seconds = 20.0
 metrics_port = {metrics_port}
 leader_takeover_seconds = {takeover}
 """
@@ -122,3 +124,81 @@ class Proc:
         if self.p.poll() is None:
             self.p.kill()
         self.wait(10)
+
+
+class SimProc:
+    """``erpsync sim`` as a subprocess on a free port, driven over its ``/_sim`` HTTP API."""
+
+    def __init__(self, *args: str) -> None:
+        self.port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ERPSYNC_")}
+        self.proc = Proc(["sim", "--port", str(self.port), *args], env)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.get("/_sim/health")
+                break
+            except OSError:
+                if time.monotonic() > deadline or self.proc.p.poll() is not None:
+                    raise AssertionError("simulator did not start:\n" + "\n".join(self.proc.lines)) from None
+                time.sleep(0.1)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def soap_url(self) -> str:
+        return f"{self.base}/ams/system/service/module/soap/api"
+
+    @property
+    def graphql_url(self) -> str:
+        return f"{self.base}/graphql"
+
+    def get(self, path: str) -> Any:
+        with urllib.request.urlopen(self.base + path, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def post(self, path: str, payload: dict[str, Any]) -> Any:
+        req = urllib.request.Request(self.base + path, data=json.dumps(payload).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def generate(self, count: int) -> list[str]:
+        return [str(i) for i in self.post("/_sim/generate", {"count": count})["ids"]]
+
+    def stop(self) -> None:
+        if self.proc.p.poll() is None:
+            self.proc.p.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+SIM_SECRETS = {"ERPSYNC_CENTRA_SOAP_PASSWORD": "s3cret", "ERPSYNC_CENTRA_GRAPHQL_TOKEN": "sim-token"}
+
+FAST_JOBS = """
+[quota]
+tier = "enterprise"
+refresh_seconds = 30.0
+[pull]
+interval_seconds = 1.0
+[push]
+stock_interval_seconds = 1.0
+prices_interval_seconds = 1.0
+products_interval_seconds = 1.0
+"""
+
+
+def scrape(port: int, path: str = "/metrics") -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
+        return str(resp.read().decode())
+
+
+def metric_value(text: str, name: str) -> float | None:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line == name:
+            return float(line.split()[-1])
+    return None
