@@ -346,9 +346,10 @@ class SimServer:
         self.gql.restore(data["graphql"])
 
     def save_state(self, path: str | os.PathLike[str] | None = None) -> Path:
-        target = Path(path or self.options.state_file or "")
-        if not str(target):
-            raise ValueError("no state file configured")
+        raw = path or self.options.state_file
+        if not raw:
+            raise ValueError("no state file configured (--state-file)")
+        target = Path(raw)
         tmp = target.with_name(target.name + ".tmp")
         tmp.write_text(json.dumps(self.snapshot(), default=str), encoding="utf-8")
         os.replace(tmp, target)

@@ -196,3 +196,41 @@ def test_concurrent_soap_and_graphql_clients(sim: SimServer, centra_wsdl_path: P
     assert len(acked) == 400
     assert sim.state()["soap"]["queue_depth"] == 0
     assert sim.state()["soap"]["acked_count"] == 400
+
+
+def test_sim_control_client_drives_a_server_over_http(sim: SimServer, tmp_path: Path) -> None:
+    from erpsync.sim.control import SimControl, SimControlError
+
+    with SimControl(sim.base_url) as control:
+        assert control.health()
+        assert control.enqueue_events([{"type": "order", "entry": "1", "data": {"id": "1"}}]) == [1000]
+        assert control.generate(4) == [1001, 1002, 1003, 1004]
+        order = next(iter(sim.generator.orders))
+        assert control.advance_order(order) == 1005
+        control.set_fault("graphql", "http", status=503, count=1)
+        assert control.faults()["rules"][0]["status"] == 503
+        assert gql(sim, QUERY).status_code == 503
+        control.set_fault("soap", "reset", probability=0.5)
+        control.clear_faults("soap")
+        assert control.faults()["rules"] == []
+        control.expire_token(sim.token)
+        assert gql(sim, QUERY).status_code == 403
+        assert control.state()["soap"]["queue_depth"] == 6
+        with pytest.raises(SimControlError, match="400"):
+            control.set_fault("soap", "nonsense")
+        with pytest.raises(SimControlError, match="no state file"):
+            control.save()
+        control.reset()
+        assert control.state()["soap"]["queue_depth"] == 0
+
+
+def test_background_generation_at_a_rate(sim_factory: SimFactory) -> None:
+    sim = sim_factory(generate_rate=200.0)
+    deadline = threading.Event()
+    for _ in range(100):  # poll up to 5 s for the background thread's events
+        if sim.queue.depth >= 20:
+            break
+        deadline.wait(0.05)
+    assert sim.queue.depth >= 20
+    ids = [e.id for e in sim.queue.fetch(limit=1000)]
+    assert ids == sorted(ids)
