@@ -114,6 +114,7 @@ class SimOptions:
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = False  # stop() joins every handler thread
     block_on_close = True
+    request_queue_size = 128  # socketserver's default backlog of 5 refuses bursts of concurrent clients
 
     def __init__(self, address: tuple[str, int], sim: SimServer) -> None:
         self.sim = sim

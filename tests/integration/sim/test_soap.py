@@ -187,3 +187,31 @@ def test_wsdl_is_served_with_this_servers_address(zeep_client: zeep.Client, sim:
     remote = zeep.Client(wsdl=sim.wsdl_url, settings=zeep.Settings(strict=False))
     sim.generate(2)
     assert len(_ids(remote.service.events_Get(login=_login(sim), type="all"))) == 2
+
+
+def _paths(el: Any, prefix: str = "") -> set[str]:
+    out = set()
+    for child in el:
+        if isinstance(child.tag, str):
+            path = f"{prefix}/{etree.QName(child).localname}"
+            out.add(path)
+            out |= _paths(child, path)
+    return out
+
+
+def test_generated_objects_have_every_element_of_the_sample_objects(sim: SimServer) -> None:
+    sample = etree.parse(str(SAMPLES / "events_Get.response.xml")).getroot()
+    sim.generate(200)
+    reply = _post(sim, (SAMPLES / "events_Get.request.xml").read_bytes().replace(b"s3cret", sim.soap_password.encode())
+                  .replace(b"erp-user", sim.soap_user.encode()), "Events_Get")
+    generated = etree.fromstring(reply.content)
+    for kind in ("order", "customer"):
+        (sample_obj,) = sample.iterfind(f".//{{{NS}}}data/{{{NS}}}{kind}")
+        produced: set[str] = set()
+        for obj in generated.iterfind(f".//{{{NS}}}data/{{{NS}}}{kind}"):
+            produced |= _paths(obj)
+        missing = _paths(sample_obj) - produced
+        assert not missing, f"{kind}: generated objects lack {sorted(missing)}"
+    event_paths = _paths(next(sample.iterfind(f".//{{{NS}}}event")))
+    for event in generated.iterfind(f".//{{{NS}}}event"):
+        assert {p for p in event_paths if p.count("/") == 1} <= _paths(event)
