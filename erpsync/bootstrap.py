@@ -37,11 +37,11 @@ from erpsync.daemon.housekeeping import HousekeepingJob
 from erpsync.daemon.leader import AlwaysLeader, FileLock, Leadership, PgAdvisoryLeader
 from erpsync.daemon.notify import SystemdNotifier
 from erpsync.daemon.service import Daemon, JobSpec
-from erpsync.errors import ConfigError, ConfigProblem, ErpsyncError
+from erpsync.errors import ConfigError, ConfigProblem, JobFailed
 from erpsync.store.engine import make_engine
 
 
-class MissingCapability(ErpsyncError):
+class MissingCapability(JobFailed):
     """A job this erpsync is asked to run is not part of this build (its module is absent)."""
 
 
