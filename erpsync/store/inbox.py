@@ -23,8 +23,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, delete, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, update
 from sqlmodel import Session, SQLModel, col
+from sqlmodel import select as sm_select
 
 from erpsync.store.models import (
     CentraAccount,
@@ -302,6 +303,56 @@ class InboxRepository:
         parked.attempts += 1
         session.add(parked)
         return status
+
+    def parked(self, session: Session, *, kind: str | None = None, include_resolved: bool = False,
+               ids: Sequence[int] = ()) -> list[ParkedItem]:
+        stmt = sm_select(ParkedItem).order_by(col(ParkedItem.id))
+        if kind:
+            stmt = stmt.where(col(ParkedItem.kind) == kind)
+        if not include_resolved:
+            stmt = stmt.where(col(ParkedItem.resolved_at).is_(None))
+        if ids:
+            stmt = stmt.where(col(ParkedItem.id).in_(list(ids)))
+        return list(session.exec(stmt).all())
+
+    def resolve_parked(self, session: Session, item: ParkedItem, resolution: str, now: datetime) -> None:
+        """Close a parked row: ``dropped`` (given up) or ``retried`` (its owner re-sends it)."""
+        item.resolved_at = now
+        item.resolution = resolution
+        item.updated_at = now
+        session.add(item)
+
+    # ------------------------------------------------------------- export cursor
+
+    def orders_to_export(
+        self, session: Session, *, since: datetime | None, statuses: Sequence[str], include_deleted: bool,
+    ) -> tuple[list[CentraOrder], list[CentraOrderLine]]:
+        """Orders whose current version was not exported yet (locked until the caller commits),
+        with their lines."""
+        stmt = sm_select(CentraOrder).where(or_(col(CentraOrder.exported_version).is_(None),
+                                                col(CentraOrder.exported_version) < col(CentraOrder.version)))
+        if since is not None:
+            stmt = stmt.where(col(CentraOrder.changed_at) >= since)
+        if statuses:
+            stmt = stmt.where(col(CentraOrder.status).in_(list(statuses)))
+        if not include_deleted:
+            stmt = stmt.where(col(CentraOrder.deleted).is_(False))
+        orders = list(session.exec(stmt.order_by(col(CentraOrder.centra_id)).with_for_update()).all())
+        ids = [o.centra_id for o in orders]
+        lines: list[CentraOrderLine] = []
+        for start in range(0, len(ids), 500):
+            lines.extend(session.exec(
+                sm_select(CentraOrderLine).where(col(CentraOrderLine.order_id).in_(ids[start:start + 500]))
+                .order_by(col(CentraOrderLine.order_id), col(CentraOrderLine.line_no))).all())
+        return orders, lines
+
+    def mark_exported(self, session: Session, versions: dict[str, int], now: datetime) -> None:
+        t = table_of(CentraOrder)
+        rows = [{"cid": cid, "v": v, "at": now} for cid, v in versions.items()]
+        if rows:
+            session.connection().execute(
+                update(t).where(t.c.centra_id == bindparam("cid")).values(exported_version=bindparam("v"),
+                                                                          exported_at=bindparam("at")), rows)
 
     def stats(self, session: Session) -> list[dict[str, Any]]:
         t = table_of(InboxEvent)
