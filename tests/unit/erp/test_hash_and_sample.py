@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from erpsync.sample import COLUMNS, Catalogue, ean13, generate
-from erpsync.sync.changes import EntityPlan, Plan, canonical_decimal, canonical_json, payload_hash, tier_rates
+from erpsync.sync.changes import (
+    EntityPlan,
+    Plan,
+    canonical_decimal,
+    canonical_json,
+    payload_hash,
+    stock_canonical_json,
+    tier_rates,
+)
 
 
 def test_canonical_decimal_ignores_scale_and_never_uses_exponents() -> None:
@@ -83,3 +91,13 @@ def test_plan_time_is_bound_by_the_hourly_mutation_bucket() -> None:
     with pytest.raises(ValueError, match="custom"):
         tier_rates("custom", 1.0)
     assert tier_rates("custom", 1.0, (3600, 360, 1))[0] == pytest.approx(0.1)
+
+
+@pytest.mark.parametrize(("warehouse", "ean", "qty"), [
+    ({"externalId": "WH-MAIN"}, "7300000000011", 5),
+    ({"id": 7}, 'we"ird\\ean ö', 0),
+    ({"externalId": "lager-ä"}, "1", 123456789),
+])
+def test_stock_fast_path_is_exactly_the_canonical_json(warehouse: dict[str, object], ean: str, qty: int) -> None:
+    payload = {"warehouse": warehouse, "productSize": {"EAN": ean}, "quantity": qty}
+    assert stock_canonical_json(canonical_json(warehouse), ean, qty) == canonical_json(payload)
