@@ -13,6 +13,7 @@ import click
 from erpsync.config import Settings, load_settings, redacted_dump, resolve_config_path
 from erpsync.erp.commands import COMMANDS as ERP_COMMANDS
 from erpsync.errors import ConfigError, ErpsyncError, JobFailed
+from erpsync.sync.inbound_commands import INBOUND_COMMANDS
 from erpsync.sync.push_command import push_cmd
 
 EXIT_CONFIG = 78  # EX_CONFIG: systemd's Restart=on-failure will not help, an operator must act
@@ -296,6 +297,12 @@ for _erp_command in ERP_COMMANDS:  # erpsync/erp/commands.py
 # ---------------------------------------------------------------- push (erpsync/sync/push_command.py)
 
 cli.add_command(push_cmd)
+
+
+# ---------------------------------------------------------------- pull, events, export, parked (inbound_commands)
+
+for _inbound_command in INBOUND_COMMANDS:
+    cli.add_command(_inbound_command)
 
 
 def main() -> None:

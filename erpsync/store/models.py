@@ -92,6 +92,9 @@ class CentraOrder(_CentraObject, table=True):
     pricelist: str | None = Field(default=None, max_length=128)
     created: datetime | None = None
     payload: dict[str, Any] | None = _json()
+    # `erpsync export`'s cursor: the version last written to an export file
+    exported_version: int | None = None
+    exported_at: datetime | None = None
 
 
 class CentraOrderLine(SQLModel, table=True):
