@@ -1,0 +1,100 @@
+"""``erpsync status`` figures and housekeeping, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine, select
+from sqlmodel import Session
+
+from erpsync.clock import FakeClock
+from erpsync.daemon.housekeeping import HousekeepingJob
+from erpsync.daemon.metrics import store_figures
+from erpsync.daemon.status import collect_status, render_status
+from erpsync.store.daemon_state import DaemonInstance
+from erpsync.store.engine import transaction
+from erpsync.store.models import InboxEvent, JobRun, OutboundItem, ParkedItem, QuotaBucket, QuotaState
+
+NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+
+
+def _seed(engine: Engine) -> None:
+    with transaction(engine) as s:
+        s.add(JobRun(run_id="r1", job="pull", started_at=NOW - timedelta(minutes=5),
+                     finished_at=NOW - timedelta(minutes=5) + timedelta(seconds=2), outcome="ok",
+                     counts={"fetched": 100, "acked": 100}))
+        s.add(JobRun(run_id="r2", job="pull", started_at=NOW - timedelta(minutes=1),
+                     finished_at=NOW - timedelta(seconds=50), outcome="retry", counts={"fetched": 0},
+                     error="sim answered 503"))
+        s.add(JobRun(run_id="r3", job="push_stock", started_at=NOW - timedelta(minutes=2), outcome="running"))
+        s.add(InboxEvent(event_id="e1", type="order", entry="1", mission="update", status="applied",
+                         acked_at=NOW))
+        s.add(InboxEvent(event_id="e2", type="order", entry="2", mission="update", status="applied"))
+        s.add(ParkedItem(kind="stock", key="WH|1", reason="unknown EAN"))
+        s.add(ParkedItem(kind="stock", key="WH|2", reason="unknown EAN", resolved_at=NOW, resolution="dropped"))
+        s.add(OutboundItem(entity="stock", erp_key="WH|3", status="accepted", accepted_hash="h"))
+        s.add(QuotaBucket(name="mutations_1h", capacity=1800, tokens=900, updated_at=0.0))
+        s.add(QuotaState(id=1, rate_limited_count=4))
+        s.add(DaemonInstance(instance_id="h:1:a", host="h", pid=1, role="leader", state="running",
+                             started_at=NOW - timedelta(hours=1), heartbeat_at=NOW - timedelta(seconds=3),
+                             status_text="leader: pulled 100 events",
+                             jobs={"pull": {"next_run": "2026-11-23T12:01:00+00:00", "enabled": True},
+                                   "push_stock": {"next_run": None, "enabled": False,
+                                                  "disabled_reason": "AuthenticationFailed: login rejected"}}))
+        s.add(DaemonInstance(instance_id="h2:2:b", host="h2", pid=2, role="standby", state="running",
+                             heartbeat_at=NOW - timedelta(seconds=4)))
+        s.add(DaemonInstance(instance_id="gone:3:c", host="gone", pid=3, role="standby", state="running",
+                             heartbeat_at=NOW - timedelta(hours=2)))
+
+
+def test_status_reports_jobs_instances_backlog_parked_quota(engine: Engine) -> None:
+    _seed(engine)
+    st = collect_status(engine, NOW, ["pull", "push_stock", "housekeeping"])
+    assert st["daemon"]["leader"]["instance"] == "h:1:a"
+    assert [s["instance"] for s in st["daemon"]["standbys"]] == ["h2:2:b"]  # the stale one is gone
+    pull = st["jobs"]["pull"]
+    assert pull["outcome"] == "retry" and pull["error"] == "sim answered 503"
+    assert pull["last_success"].startswith("2026-11-23T11:55")
+    assert pull["next_run"] == "2026-11-23T12:01:00+00:00" and pull["duration_s"] == 10.0
+    assert st["jobs"]["push_stock"]["enabled"] is False and st["jobs"]["push_stock"]["outcome"] == "running"
+    assert st["jobs"]["housekeeping"]["last_run"] is None
+    assert st["inbox_backlog"] == 1 and st["parked"] == {"stock": 1}
+    assert st["quota"]["mutations_1h"] == {"remaining": 900.0, "capacity": 1800.0, "left_pct": 50.0}
+    assert st["rate_limited_429s"] == 4
+    text = render_status(st)
+    assert "daemon: leader h:1:a (running)" in text and "standby: h2:2:b" in text
+    assert "(DISABLED)" in text and "push_stock disabled: AuthenticationFailed" in text
+    assert "pull: sim answered 503" in text
+    assert "inbox backlog (stored, not acked): 1" in text and "parked items: stock=1 (total 1)" in text
+    assert "mutations_1h 900/1800 (50 %)" in text and "429s: 4" in text
+    assert store_figures(engine)["outbound"] == {("stock", "accepted"): 1}
+
+
+def test_status_without_a_daemon(engine: Engine) -> None:
+    st = collect_status(engine, NOW, ["pull"])
+    assert st["daemon"]["running"] is False and st["jobs"]["pull"]["outcome"] is None
+    assert "not running" in render_status(st)
+
+
+def test_housekeeping_prunes_old_rows_and_closes_abandoned_runs(engine: Engine) -> None:
+    clock = FakeClock(NOW.timestamp())
+    old = NOW - timedelta(days=100)
+    with transaction(engine) as s:
+        s.add(JobRun(run_id="old", job="pull", started_at=old, finished_at=old, outcome="ok"))
+        s.add(JobRun(run_id="recent", job="pull", started_at=NOW - timedelta(days=1), outcome="ok"))
+        s.add(JobRun(run_id="dead", job="push_stock", started_at=NOW - timedelta(days=2), outcome="running"))
+        s.add(JobRun(run_id="live", job="push_prices", started_at=NOW - timedelta(minutes=3), outcome="running"))
+        s.add(DaemonInstance(instance_id="gone", host="h", pid=1, role="leader", state="stopped", heartbeat_at=old))
+        s.add(ParkedItem(kind="event", key="x", reason="r", resolved_at=old, resolution="dropped"))
+        s.add(ParkedItem(kind="event", key="y", reason="r"))
+        s.add(InboxEvent(event_id="a", type="order", entry="1", mission="update", status="applied", acked_at=old))
+        s.add(InboxEvent(event_id="b", type="order", entry="2", mission="update", status="applied"))
+    result = HousekeepingJob(engine, clock=clock).run()
+    assert result.outcome == "ok"
+    assert result.counts == {"job_runs_abandoned": 1, "job_runs_pruned": 1, "instances_pruned": 1,
+                             "parked_pruned": 1, "inbox_pruned": 1}
+    with Session(engine) as s:
+        runs = {r.run_id: r.outcome for r in s.exec(select(JobRun)).scalars()}  # type: ignore[call-overload]
+        assert runs == {"recent": "ok", "dead": "abandoned", "live": "running", result.run_id: "ok"}
+        assert [p.key for p in s.exec(select(ParkedItem)).scalars()] == ["y"]  # type: ignore[call-overload]
+        assert [e.event_id for e in s.exec(select(InboxEvent)).scalars()] == ["b"]  # type: ignore[call-overload]

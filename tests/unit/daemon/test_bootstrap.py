@@ -1,0 +1,148 @@
+"""The composition root builds every job from settings without connecting anywhere."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine
+from sqlmodel import SQLModel
+
+from erpsync.bootstrap import ALL_JOBS, MissingCapability, build_app, missing_capabilities, triggers
+from erpsync.config import Settings
+from erpsync.daemon.leader import AlreadyRunning, AlwaysLeader
+from erpsync.daemon.runner import _changed_keys
+from erpsync.daemon.verify import differences
+from erpsync.store.engine import make_engine, transaction
+from erpsync.store.staging import StagingPrice, StagingPricelist, StagingProduct, StagingStock, StagingVariant
+
+
+def settings(tmp_path: Path, **daemon: Any) -> Settings:
+    return Settings.model_validate({
+        "centra": {"soap": {"url": "http://127.0.0.1:9/soap", "username": "u", "password": "pw-123"},
+                   "graphql": {"url": "http://127.0.0.1:9/graphql", "token": "tok-123"}},
+        "paths": {"state_dir": str(tmp_path)},
+        "pull": {"interval_seconds": 42},
+        "daemon": {"metrics_port": 0, **daemon},
+    })
+
+
+class FakeSource:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def fetch(self) -> list[Any]:
+        self.calls.append("fetch")
+        return []
+
+    def ack(self, ids: list[str]) -> None:
+        self.calls.append("ack")
+
+
+class FakePort:
+    def __init__(self) -> None:
+        self.client = self
+        self.calls: list[str] = []
+
+    def query(self, *_a: Any, **_k: Any) -> Any:
+        self.calls.append("query")
+        return {}
+
+    def mutate(self, *_a: Any, **_k: Any) -> Any:
+        self.calls.append("mutate")
+        return {}
+
+    def rate_limits(self, *, reseed: bool = True) -> list[Any]:
+        self.calls.append("rate_limits")
+        return []
+
+
+@pytest.fixture
+def engine(tmp_path: Path) -> Iterator[Engine]:
+    eng = make_engine(f"sqlite:///{tmp_path / 'e.db'}")
+    SQLModel.metadata.create_all(eng)
+    yield eng
+    eng.dispose()
+
+
+def test_every_capability_is_in_this_build() -> None:
+    assert missing_capabilities() == {}
+
+
+def test_build_app_wires_every_job_without_io(tmp_path: Path, engine: Engine) -> None:
+    source, port = FakeSource(), FakePort()
+    app = build_app(settings(tmp_path), engine=engine, leadership=AlwaysLeader(), environ={},
+                    soap=source, graphql=port)
+    try:
+        assert list(app.jobs) == list(ALL_JOBS)
+        assert source.calls == [] and port.calls == []  # built, nothing called
+        assert app.jobs["pull"].source is source
+        assert app.jobs["push_stock"].centra is port and app.jobs["push_prices"].centra is port
+        assert app.jobs["quota_refresh"].client is port
+        assert app.daemon.metrics_address is None  # port 0: no listener
+        specs = app.daemon.specs
+        assert specs["pull"].trigger.interval == timedelta(seconds=42)
+        assert isinstance(specs["housekeeping"].trigger, CronTrigger) and not specs["housekeeping"].run_at_start
+        assert specs["push_stock"].entity == "stock" and specs["push_products"].entity == "product"
+        stop = app.daemon.stop_event
+        assert all(job.stop_event is stop for job in app.jobs.values())
+    finally:
+        app.close()
+
+
+def test_unknown_job_is_refused(tmp_path: Path, engine: Engine) -> None:
+    with pytest.raises(MissingCapability, match="unknown job"):
+        build_app(settings(tmp_path), jobs=["pul"], engine=engine, leadership=AlwaysLeader())
+
+
+def test_sqlite_second_app_on_the_same_database_is_refused(tmp_path: Path, engine: Engine) -> None:
+    s = settings(tmp_path)
+    first = build_app(s, jobs=["housekeeping"], engine=engine, environ={})
+    try:
+        with pytest.raises(AlreadyRunning):
+            build_app(s, jobs=["housekeeping"], engine=engine, environ={})
+    finally:
+        first.close()
+    again = build_app(s, jobs=["housekeeping"], engine=engine, environ={})
+    again.close()
+
+
+def test_triggers_follow_the_config(tmp_path: Path) -> None:
+    t = triggers(settings(tmp_path, housekeeping_cron="5 4 * * *", quota_refresh_seconds=77))
+    assert isinstance(t["quota_refresh"], IntervalTrigger) and t["quota_refresh"].interval == timedelta(seconds=77)
+    assert "hour='4'" in str(t["housekeeping"]) and "minute='5'" in str(t["housekeeping"])
+
+
+def test_changed_keys_for_reload() -> None:
+    a = {"pull": {"interval_seconds": 60}, "centra": {"soap": {"url": "x"}}, "logging": {"level": "INFO"}}
+    b = {"pull": {"interval_seconds": 30}, "centra": {"soap": {"url": "y"}}, "logging": {"level": "INFO"}}
+    assert _changed_keys(a, b) == ["centra.soap.url", "pull.interval_seconds"]
+
+
+def test_differences_between_centra_and_the_erp(engine: Engine) -> None:
+    with transaction(engine) as s:
+        s.add(StagingProduct(product_number="P1", name="Shirt"))
+        s.add(StagingVariant(variant_number="V1", product_number="P1", name="Black"))
+        s.add(StagingPricelist(code="PL-SEK", name="SE", currency="SEK"))
+        s.add(StagingPrice(pricelist="PL-SEK", product_number="P1", price=Decimal("199.00")))
+        s.add(StagingStock(warehouse="01", ean="7300000000017", quantity=5))
+    centra: dict[str, Any] = {
+        "stock": [{"warehouse": "WH-MAIN", "EAN": "7300000000017", "quantity": 5}],
+        "prices": [{"pricelist": "PL-SEK", "externalId": "prd_P1", "price": "199.0"}],
+        "externalIds": {"product": {"prd_P1": 1}, "variant": {"var_V1": 2}, "pricelist": {"PL-SEK": 3}},
+    }
+    assert differences(engine, centra, warehouses={"01": "WH-MAIN"}) == []
+    centra["stock"][0]["quantity"] = 4
+    centra["prices"][0]["price"] = "189.00"
+    centra["externalIds"]["variant"] = {}
+    assert differences(engine, centra, warehouses={"01": "WH-MAIN"}) == [
+        "stock WH-MAIN/7300000000017: ERP 5, Centra 4",
+        "price PL-SEK/prd_P1: ERP 199.00, Centra 189.00",
+        "variant var_V1: in the ERP, absent from Centra",
+    ]
