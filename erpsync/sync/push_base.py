@@ -14,7 +14,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -34,6 +37,24 @@ log = get_logger("erpsync.sync.push")
 
 #: Longest backoff between two attempts of the same call (clock seconds).
 MAX_BACKOFF = 60.0
+
+
+#: Crash-safety tests: ``ERPSYNC_TEST_PUSH_CRASH_AT=after_send:3`` SIGKILLs the process the 3rd
+#: time a mutation request was answered and nothing of it is recorded yet. Unset: a no-op.
+CRASH_ENV = "ERPSYNC_TEST_PUSH_CRASH_AT"
+_crash_seen: Counter[str] = Counter()
+
+
+def crash_point(point: str) -> None:
+    spec = os.environ.get(CRASH_ENV, "")
+    if not spec:
+        return
+    for part in spec.split(","):
+        name, _, nth = part.strip().partition(":")
+        if name == point:
+            _crash_seen[point] += 1
+            if _crash_seen[point] == int(nth or "1"):
+                os.kill(os.getpid(), signal.SIGKILL)
 
 
 class CentraPort(Protocol):

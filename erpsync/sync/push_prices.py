@@ -26,7 +26,7 @@ from erpsync.sync.outbound_documents import (
 )
 from erpsync.sync.outbound_state import Accepted, Rejected
 from erpsync.sync.outbound_transform import check_price, price_products, prices_batch
-from erpsync.sync.push_base import PushJob, SendResult, bisect, user_errors, user_warnings
+from erpsync.sync.push_base import PushJob, SendResult, bisect, crash_point, user_errors, user_warnings
 from erpsync.sync.push_stock import accepted_keys, parked_hashes
 
 
@@ -163,6 +163,7 @@ class PushPrices(PushJob):
             return [], {}
         assert self.sender is not None
         data = self.sender.mutate_idempotent(SET_PRICES_BATCH, variables, self.lane)
+        crash_point("after_send")
         payload = data.get("setPricesBatch")
         skipped: dict[int, str] = {}
         for warning in user_warnings(payload):

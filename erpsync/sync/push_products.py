@@ -41,7 +41,7 @@ from erpsync.sync.outbound_transform import (
     catalogue_ops,
     catalogue_variables,
 )
-from erpsync.sync.push_base import PushJob, chunks, user_errors, user_warnings
+from erpsync.sync.push_base import PushJob, chunks, crash_point, user_errors, user_warnings
 from erpsync.sync.push_stock import parked_hashes
 
 SIZE_CHART_PAGE = 100
@@ -197,6 +197,7 @@ class PushProducts(PushJob):
         for group in chunks(todo, per_request):
             document = catalogue_mutation([op.kind for _, op in group])
             data = self.centra.mutate(document, catalogue_variables([op for _, op in group]), lane=self.lane)
+            crash_point("after_send")
             run.counts["mutations"] += len(group)
             run.counts["requests"] += 1
             for i, (ext, op) in enumerate(group):

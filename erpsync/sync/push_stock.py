@@ -27,6 +27,7 @@ from erpsync.sync.push_base import (
     SendResult,
     bisect,
     chunks,
+    crash_point,
     skipped_lines,
     user_errors,
     user_warnings,
@@ -110,6 +111,7 @@ class PushStock(PushJob):
             return [], {}
         assert self.sender is not None
         data = self.sender.mutate_idempotent(SET_STOCK, variables, self.lane)
+        crash_point("after_send")
         payload = data.get("setStock")
         warnings = user_warnings(payload)
         for warning in warnings:

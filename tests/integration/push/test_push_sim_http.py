@@ -141,6 +141,8 @@ def fast_sim(sim_factory: SimFactory) -> Iterator[SimServer]:
     yield sim_factory(tier="custom", limits=BIG_LIMITS, time_scale=50.0, hang_seconds=1.5)
 
 
+# HTTP faults do not depend on the database: SQLite only (the acceptance test above runs on both)
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_faults_on_every_mutation_kind_converge_without_duplicates(
     engine: Engine, fast_sim: SimServer, fault: str,
@@ -166,6 +168,7 @@ def test_faults_on_every_mutation_kind_converge_without_duplicates(
         port.close()
 
 
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_random_faults_on_mutations_still_converge(engine: Engine, fast_sim: SimServer) -> None:
     catalogue = Catalogue(products=20, variants=3, sizes=5)
     load_catalogue(engine, catalogue)
