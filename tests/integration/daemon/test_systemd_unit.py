@@ -58,5 +58,6 @@ def test_unit_declares_what_the_daemon_relies_on() -> None:
     for cred in ("centra_soap_password", "centra_graphql_token"):
         assert f"LoadCredential={cred}:" in text
     assert "SystemCallFilter=@system-service" in text
+    assert "ExecStartPre=/opt/erpsync/bin/erpsync db upgrade" in text
     # the stop timeout must leave room for the default 30 s shutdown grace
     assert int(svc["TimeoutStopSec"]) > 30
