@@ -17,14 +17,16 @@ from erpsync.sim.gql.views import (
 )
 
 
-def _match_ids(obj_id: int, ext: str | None, where: dict[str, Any] | None) -> bool:
-    if not where:
-        return True
-    ids = where.get("id")
-    if ids is not None and obj_id not in ids:
-        return False
-    exts = where.get("externalId")
-    return exts is None or (ext is not None and ext in exts)
+def _id_filter(where: dict[str, Any] | None) -> Callable[[int, str | None], bool]:
+    """A predicate for the ``id`` / ``externalId`` lists of a filter (both must match when given)."""
+    where = where or {}
+    ids = None if where.get("id") is None else set(where["id"])
+    exts = None if where.get("externalId") is None else set(where["externalId"])
+
+    def match(obj_id: int, ext: str | None) -> bool:
+        return (ids is None or obj_id in ids) and (exts is None or (ext is not None and ext in exts))
+
+    return match
 
 
 def query_root(state: State, quota: Quota) -> dict[str, Callable[..., Any]]:
@@ -34,9 +36,10 @@ def query_root(state: State, quota: Quota) -> dict[str, Callable[..., Any]]:
         _info: Any, where: dict[str, Any] | None = None, limit: int = 20, page: int = 1
     ) -> list[dict[str, Any]]:
         where = where or {}
+        match = _id_filter(where)
         found = []
         for p in state.products.values():
-            if not _match_ids(p.id, p.external_id, where):
+            if not match(p.id, p.external_id):
                 continue
             number = where.get("productNumber")
             if number:
@@ -53,13 +56,15 @@ def query_root(state: State, quota: Quota) -> dict[str, Callable[..., Any]]:
     def pricelists(
         _info: Any, where: dict[str, Any] | None = None, limit: int = 20, page: int = 1
     ) -> list[dict[str, Any]]:
-        found = [pl for pl in state.pricelists.values() if _match_ids(pl.id, pl.external_id, where)]
+        match = _id_filter(where)
+        found = [pl for pl in state.pricelists.values() if match(pl.id, pl.external_id)]
         return [pricelist_view(pl) for pl in page_of(found, limit, page)]
 
     def warehouses(
         _info: Any, where: dict[str, Any] | None = None, limit: int = 20, page: int = 1
     ) -> list[dict[str, Any]]:
-        found = [w for w in state.warehouses.values() if _match_ids(w.id, w.external_id, where)]
+        match = _id_filter(where)
+        found = [w for w in state.warehouses.values() if match(w.id, w.external_id)]
         return [warehouse_view(w) for w in page_of(found, limit, page)]
 
     def size_charts(_info: Any, limit: int = 20, page: int = 1) -> list[dict[str, Any]]:
