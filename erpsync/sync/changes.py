@@ -283,8 +283,10 @@ def pending(
             if item.changed and (include_rejected or not item.rejected))
 
 
-def _stock(session: OrmSession, refs: Refs, on_absent: OnAbsent, keys: Iterable[str] | None,
-           ) -> Iterator[PendingItem]:
+def _stock_scan(session: OrmSession, refs: Refs, on_absent: OnAbsent, keys: Iterable[str] | None,
+                ) -> Iterator[tuple[Sequence[Any], int, bool, str, dict[str, Any]]]:
+    """(row, quantity, removed, hash, warehouse ref) per stock row: the one stock diff, shared by
+    ``desired`` and ``plan``'s lean count. Row: warehouse, ean, quantity, removed, product, outbound…"""
     s = StagingStock.__table__  # type: ignore[attr-defined]
     z = StagingSize.__table__  # type: ignore[attr-defined]
     v = StagingVariant.__table__  # type: ignore[attr-defined]
@@ -303,15 +305,20 @@ def _stock(session: OrmSession, refs: Refs, on_absent: OnAbsent, keys: Iterable[
     wh_refs: dict[str, tuple[dict[str, Any], str]] = {}
     sha = hashlib.sha256
     for row in _stream(session, stmt):
-        wh, ean, qty, removed = row[0], row[1], row[2], bool(row[3])
-        if removed:
-            qty = 0
+        wh, removed = row[0], bool(row[3])
+        qty = 0 if removed else row[2]
         cached = wh_refs.get(wh)
         if cached is None:
             ref = refs.warehouse(wh)
             cached = wh_refs[wh] = (ref, canonical_json(ref))
-        digest = sha(stock_canonical_json(cached[1], ean, qty).encode()).hexdigest()
-        payload = {"warehouse": cached[0], "productSize": {"EAN": ean}, "quantity": qty}
+        yield row, qty, removed, sha(stock_canonical_json(cached[1], row[1], qty).encode()).hexdigest(), cached[0]
+
+
+def _stock(session: OrmSession, refs: Refs, on_absent: OnAbsent, keys: Iterable[str] | None,
+           ) -> Iterator[PendingItem]:
+    for row, qty, removed, digest, ref in _stock_scan(session, refs, on_absent, keys):
+        wh, ean = row[0], row[1]
+        payload = {"warehouse": ref, "productSize": {"EAN": ean}, "quantity": qty}
         yield PendingItem("stock", f"{wh}|{ean}", payload, digest, _oref(row, 5) if row[5] is not None else None,
                           removed, row[4])
 
@@ -600,7 +607,18 @@ def plan(
         price_products: dict[str, set[str]] = defaultdict(set)
         creates = 0
         items = parked = 0
-        for item in desired(session, entity, refs=refs, on_absent=on_absent):
+        if entity == "stock":
+            # the 1M-row path: no PendingItem per row, same SQL and hashes as desired()
+            for row, _qty, _removed, digest, _ref in _stock_scan(session, refs or Refs(), on_absent, None):
+                items += 1
+                if row[5] is not None:  # outbound id: compare with accepted_hash / rejected_hash
+                    if row[8] == digest:
+                        continue
+                    if row[11] == digest:
+                        parked += 1
+                        continue
+                groups[row[0]] += 1
+        for item in () if entity == "stock" else desired(session, entity, refs=refs, on_absent=on_absent):
             items += 1
             o = item.outbound
             if o is not None:  # inlined item.changed / item.rejected: this loop sees every row
@@ -609,9 +627,6 @@ def plan(
                 if o.rejected_hash == item.hash:
                     parked += 1
                     continue
-            if entity == "stock":
-                groups[item.erp_key.partition("|")[0]] += 1
-                continue
             op = item.operation
             ep.operations[op] += 1
             if entity == "price":
