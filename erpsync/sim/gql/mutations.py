@@ -132,7 +132,8 @@ class Mutations:
     def _one_field(self, ref: Mapping[str, Any], path: Path, errors: list[Msg]) -> tuple[str, Any] | None:
         present = [(k, v) for k, v in ref.items() if v is not None]
         if len(present) != 1:
-            errors.append(_msg(f"Exactly one of {', '.join(ref) or 'the reference fields'} must be set", path))
+            got = ", ".join(k for k, _ in present) or "none"
+            errors.append(_msg(f"Exactly one field of a reference must be set (got: {got})", path))
             return None
         return present[0]
 

@@ -104,8 +104,7 @@ def test_operation_name_selects_the_operation(gql: Caller) -> None:
     assert data == {"warehouses": [{"externalId": "WH-MAIN"}, {"externalId": "WH-EU"}, {"externalId": "WH-US"}]}
 
 
-def test_resolver_errors_are_top_level_errors(gql: Caller) -> None:
-    # A product size reference with several fields is a userError, not an exception.
+def test_reference_with_two_fields_is_a_user_error(gql: Caller) -> None:
     seed_catalogue(gql)
     status, _, body = gql.raw(
         """mutation { setStock(input: {warehouse: {id: 1}, description: "d", stockQuantityType: PHYSICAL,
@@ -113,4 +112,7 @@ def test_resolver_errors_are_top_level_errors(gql: Caller) -> None:
              stockChanges { id } userErrors { message path } } }"""
     )
     assert status == 200
-    assert body["data"]["setStock"]["userErrors"][0]["path"] == ["input", "productSizes", "0", "productSize"]
+    [error] = body["data"]["setStock"]["userErrors"]
+    assert error["path"] == ["input", "productSizes", "0", "productSize"]
+    assert error["message"] == "Exactly one field of a reference must be set (got: SKU, EAN)"  # schema field order
+    assert "errors" not in body
