@@ -19,7 +19,7 @@ from sqlmodel import col
 from erpsync.clock import Clock
 from erpsync.store.engine import transaction
 from erpsync.store.models import OutboundItem, ParkedItem
-from erpsync.store.upsert import upsert
+from erpsync.store.upsert import insert_stmt
 
 #: OutboundItem.entity values and the ParkedItem.kind each parks as.
 PARK_KIND = {
@@ -83,26 +83,17 @@ class OutboundLedger:
         if not items:
             return
         now = self.clock.now()
+        base = {"entity": entity, "status": "accepted", "attempts": 0, "last_error": None, "rejected_hash": None,
+                "accepted_at": now, "updated_at": now}
+        cols = ["accepted_hash", "status", "attempts", "last_error", "rejected_hash", "accepted_at", "updated_at"]
         with transaction(self.engine) as s:
-            for start in range(0, len(items), _CHUNK):
-                chunk = items[start:start + _CHUNK]
-                with_remote = [i for i in chunk if i.remote_id is not None]
-                without_remote = [i for i in chunk if i.remote_id is None]
-                base = {"status": "accepted", "attempts": 0, "last_error": None, "rejected_hash": None,
-                        "accepted_at": now, "updated_at": now}
-                if with_remote:
-                    upsert(s, OutboundItem.__table__, [  # type: ignore[attr-defined]
-                        {"entity": entity, "erp_key": i.erp_key, "external_id": i.external_id,
-                         "remote_id": i.remote_id, "accepted_hash": i.hash, **base} for i in with_remote
-                    ], key=("entity", "erp_key"))
-                if without_remote:
-                    upsert(s, OutboundItem.__table__, [  # type: ignore[attr-defined]
-                        {"entity": entity, "erp_key": i.erp_key, "external_id": i.external_id,
-                         "accepted_hash": i.hash, **base} for i in without_remote
-                    ], key=("entity", "erp_key"),
-                        update=["accepted_hash", "status", "attempts", "last_error", "rejected_hash",
-                                "accepted_at", "updated_at"])
-                self._resolve_parked(s, entity, [i.erp_key for i in chunk], now)
+            with_remote = [{**base, "erp_key": i.erp_key, "external_id": i.external_id, "remote_id": i.remote_id,
+                            "accepted_hash": i.hash} for i in items if i.remote_id is not None]
+            without_remote = [{**base, "erp_key": i.erp_key, "external_id": i.external_id, "accepted_hash": i.hash}
+                              for i in items if i.remote_id is None]
+            _upsert_many(s, with_remote, [*cols, "external_id", "remote_id"])
+            _upsert_many(s, without_remote, cols)
+            self._resolve_parked(s, entity, [i.erp_key for i in items], now)
 
     def remember_remote(self, entity: str, items: Sequence[Accepted]) -> None:
         """Record remote ids found by a lookup without claiming any payload was accepted."""
@@ -110,12 +101,9 @@ class OutboundLedger:
             return
         now = self.clock.now()
         with transaction(self.engine) as s:
-            for start in range(0, len(items), _CHUNK):
-                upsert(s, OutboundItem.__table__, [  # type: ignore[attr-defined]
-                    {"entity": entity, "erp_key": i.erp_key, "external_id": i.external_id,
-                     "remote_id": i.remote_id, "status": "pending", "updated_at": now}
-                    for i in items[start:start + _CHUNK]
-                ], key=("entity", "erp_key"), update=["external_id", "remote_id", "updated_at"])
+            _upsert_many(s, [{"entity": entity, "erp_key": i.erp_key, "external_id": i.external_id,
+                              "remote_id": i.remote_id, "status": "pending", "attempts": 0, "updated_at": now}
+                             for i in items], ["external_id", "remote_id", "updated_at"])
 
     def reject(self, entity: str, items: Sequence[Rejected]) -> None:
         """Centra refused these payloads: park each with its reason; not re-sent until changed."""
@@ -123,10 +111,9 @@ class OutboundLedger:
             return
         now = self.clock.now()
         with transaction(self.engine) as s:
-            upsert(s, OutboundItem.__table__, [  # type: ignore[attr-defined]
-                {"entity": entity, "erp_key": i.erp_key, "status": "parked", "rejected_hash": i.hash,
-                 "last_error": i.reason, "updated_at": now} for i in items
-            ], key=("entity", "erp_key"), update=["status", "rejected_hash", "last_error", "updated_at"])
+            _upsert_many(s, [{"entity": entity, "erp_key": i.erp_key, "status": "parked", "attempts": 0,
+                              "rejected_hash": i.hash, "last_error": i.reason, "updated_at": now} for i in items],
+                         ["status", "rejected_hash", "last_error", "updated_at"])
             for item in items:
                 self._park(s, PARK_KIND[entity], f"{entity}:{item.erp_key}", item.reason, item.payload, now)
 
@@ -152,9 +139,7 @@ class OutboundLedger:
                 else:
                     waiting.append({"entity": entity, "erp_key": item.erp_key, "status": "waiting", "attempts": n,
                                     "last_error": item.reason, "updated_at": now})
-            for start in range(0, len(waiting), _CHUNK):
-                upsert(s, OutboundItem.__table__, waiting[start:start + _CHUNK],  # type: ignore[attr-defined]
-                       key=("entity", "erp_key"), update=["status", "attempts", "last_error", "updated_at"])
+            _upsert_many(s, waiting, ["status", "attempts", "last_error", "updated_at"])
             for item in to_park:
                 reason = f"{item.reason} (still missing after {max_waits} runs)"
                 parked.append(Rejected(item.erp_key, item.hash, reason, item.payload))
@@ -199,10 +184,29 @@ class OutboundLedger:
     def _resolve_parked(self, s: Any, entity: str, keys: list[str], now: Any) -> None:
         """An accepted item's open parked row (if any) is resolved as applied."""
         kind = PARK_KIND[entity]
+        open_rows = select(ParkedItem.id).where(  # type: ignore[call-overload]
+            col(ParkedItem.kind) == kind, col(ParkedItem.key).startswith(f"{entity}:"),
+            col(ParkedItem.resolved_at).is_(None)).limit(1)
+        if s.exec(open_rows).first() is None:
+            return
         full = [f"{entity}:{k}" for k in keys]
-        s.exec(update(ParkedItem).where(  # type: ignore[call-overload]
-            col(ParkedItem.kind) == kind, col(ParkedItem.key).in_(full), col(ParkedItem.resolved_at).is_(None),
-        ).values(resolved_at=now, resolution="applied", updated_at=now))
+        for start in range(0, len(full), _CHUNK):
+            s.exec(update(ParkedItem).where(  # type: ignore[call-overload]
+                col(ParkedItem.kind) == kind, col(ParkedItem.key).in_(full[start:start + _CHUNK]),
+                col(ParkedItem.resolved_at).is_(None),
+            ).values(resolved_at=now, resolution="applied", updated_at=now))
+
+
+def _upsert_many(s: Any, rows: list[dict[str, Any]], update_cols: Sequence[str]) -> None:
+    """INSERT … ON CONFLICT (entity, erp_key) DO UPDATE as one cached statement run with
+    executemany (a multi-VALUES statement would be compiled anew for every batch size)."""
+    if not rows:
+        return
+    table = OutboundItem.__table__  # type: ignore[attr-defined]
+    stmt = insert_stmt(s, table)
+    stmt = stmt.on_conflict_do_update(index_elements=["entity", "erp_key"],
+                                      set_={c: stmt.excluded[c] for c in update_cols})
+    s.execute(stmt, rows)
 
 
 __all__ = ["PARK_KIND", "Accepted", "Known", "OutboundLedger", "Rejected"]
