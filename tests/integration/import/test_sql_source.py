@@ -152,3 +152,24 @@ def test_unreachable_source_message_hides_the_password(engine: Engine) -> None:
     with pytest.raises(SourceUnavailable) as info:
         SqlSource("postgresql://erp:s3cret@127.0.0.1:1/erp", QUERIES).import_all(StagingLoader(engine))
     assert "s3cret" not in str(info.value)
+
+
+def test_scheduled_sql_import_job(engine: Engine, tmp_path: Path) -> None:
+    from erpsync.clock import FakeClock
+    from erpsync.config import ErpSqlSettings
+    from erpsync.erp.job import SqlImportJob
+
+    url = f"sqlite:///{tmp_path / 'erp.db'}"
+    _fill_erp(url)
+    job = SqlImportJob(engine, ErpSqlSettings(url=url, chunk_size=10, queries=QUERIES), clock=FakeClock())
+    result = job.run()
+    assert result.outcome == "ok"
+    assert result.counts["stock_loaded"] == _expected("stock") and result.counts["stock_rejected"] == 2
+    assert result.counts["product_loaded"] == 12 and result.counts["stock_removed"] == 0
+    down = SqlImportJob(engine, ErpSqlSettings(url="postgresql://erp@127.0.0.1:1/erp", queries=QUERIES),
+                        clock=FakeClock())
+    assert down.run().outcome == "retry"
+    stopping = SqlImportJob(engine, ErpSqlSettings(url=url, queries=QUERIES), clock=FakeClock())
+    stopping.stop_event.set()
+    stopped = stopping.run()
+    assert stopped.outcome == "stopped" and stopped.counts == {}
