@@ -198,11 +198,12 @@ class InboxRepository:
                     prev = winners[ch.key][0]
                     prev_ch = prev.change
                     assert prev_ch is not None
+                    # the earlier event of this batch stays "applied" (as if batches held one event
+                    # each: statuses must not depend on where a batch boundary fell)
                     if ch.delete and not prev_ch.delete:
                         # deleted later in this batch: keep the version it had (history), flagged deleted
                         winners[ch.key] = (replace(item, change=replace(prev_ch, delete=True)), version)
                     else:
-                        statuses[prev.meta.event_id] = SUPERSEDED
                         winners[ch.key] = (item, version)
                 else:
                     winners[ch.key] = (item, version)
