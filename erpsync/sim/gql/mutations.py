@@ -204,7 +204,7 @@ class Mutations:
         return self._ps_index
 
     def _product_size(self, ref: Mapping[str, Any], path: Path, errors: list[Msg], report: _Report) -> int | None:
-        """A product size by id, SKU, EAN, UPC or ``any`` (id, then SKU, EAN, UPC)."""
+        """A product size by id, SKU, EAN, UPC or ``any`` (SKU, then EAN, UPC, id)."""
         field = self._one_field(ref, path, errors)
         if field is None:
             return None
@@ -214,13 +214,13 @@ class Mutations:
         if key == "id":
             ids = [value] if value in self.s.product_sizes else []
         elif key == "any":
-            if value.isdigit() and int(value) in self.s.product_sizes:
+            # EANs are digits too: the codes win over an id that happens to match
+            for k in ("SKU", "EAN", "UPC"):
+                ids = idx[k].get(value, [])
+                if ids:
+                    break
+            if not ids and value.isdigit() and int(value) in self.s.product_sizes:
                 ids = [int(value)]
-            else:
-                for k in ("SKU", "EAN", "UPC"):
-                    ids = idx[k].get(value, [])
-                    if ids:
-                        break
         else:
             ids = idx[key].get(value, [])
         if not ids:

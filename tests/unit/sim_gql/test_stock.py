@@ -55,7 +55,7 @@ def test_set_stock_addresses_sizes_every_way(gql: Caller) -> None:
         ("WH-MAIN", "B2-BLK38"): 3,
         ("WH-MAIN", "B2-BLK39"): 4,
     }
-    # "any" tries id, then SKU, EAN, UPC; setStock is absolute (safe to repeat)
+    # "any" tries SKU, then EAN, UPC, id; setStock is absolute (safe to repeat)
     for _ in range(2):
         gql.mutate(
             "setStock",
@@ -274,3 +274,11 @@ def test_change_stock_per_variant_with_skip(make_app: Callable[..., GraphqlApp])
         ["input", "productVariants", "0", "sizeChanges", "2", "deliveredQuantity"],
     ]
     assert stock(gql.app) == {("WH-US", "B1-BLK38"): 4}
+
+
+def test_any_prefers_codes_over_a_matching_id(gql: Caller) -> None:
+    seed_catalogue(gql)
+    # product size 2 exists, but "2" is also the EAN of product size 3: the EAN wins
+    gql.mutate("createProduct", CREATE_PRODUCT, {"input": boot("P-2", "B2", ("2", "2002"))})
+    gql.mutate("setStock", SET_STOCK, set_input([{"productSize": {"any": "2"}, "quantity": 9}]))
+    assert [(r["productSizeId"], r["EAN"]) for r in gql.app.inspect()["stock"]] == [(3, "2")]
