@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -21,11 +19,11 @@ from erpsync.store.engine import make_engine
 from erpsync.store.models import InboxEvent
 from tests.integration.daemon.procs import (
     FAST_JOBS,
-    ROOT,
     SIM_SECRETS,
     Proc,
     SimProc,
     base_env,
+    import_erp,
     prepare_db,
     write_config,
 )
@@ -46,10 +44,7 @@ def test_two_instances_one_leader_failover_without_duplicates(tmp_path: Path, pg
         env = base_env(pg_url, **SIM_SECRETS)
         erp = tmp_path / "erp"
         shutil.copytree(EXAMPLES_DIR, erp, ignore=shutil.ignore_patterns("*.py", "jsonl", "__pycache__"))
-        r = subprocess.run([sys.executable, "-m", "erpsync", "--config", str(config), "import", "--snapshot",
-                            *sorted(str(p) for p in erp.glob("*.csv"))], cwd=ROOT, env=env, capture_output=True,
-                           text=True, timeout=120)
-        assert r.returncode == 0, r.stdout + r.stderr
+        import_erp(pg_url, sorted(erp.glob("*.csv")))
 
         a = Proc(["--config", str(config), "run"], env)
         a.wait_event("leader.acquired", timeout=30)

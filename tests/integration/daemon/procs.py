@@ -202,3 +202,16 @@ def metric_value(text: str, name: str) -> float | None:
         if line.startswith(name + " ") or line == name:
             return float(line.split()[-1])
     return None
+
+
+def import_erp(db_url: str, paths: list[Path], *, mode: str = "snapshot", entity: str | None = None) -> None:
+    """Load ERP files into staging in-process (what ``erpsync import`` does; its CLI has its own tests)."""
+    from erpsync.erp.files import import_files
+    from erpsync.erp.loader import StagingLoader
+
+    eng = make_engine(db_url)
+    try:
+        report = import_files(StagingLoader(eng), paths, entity=entity, mode=mode)  # type: ignore[arg-type]
+    finally:
+        eng.dispose()
+    assert not report.rejected and not report.failed, report.as_dict()
