@@ -52,7 +52,7 @@ from erpsync.clock import Clock, SystemClock
 from erpsync.daemon.leader import AlwaysLeader, Leadership
 from erpsync.daemon.metrics import DaemonMetrics, MetricsServer, StoreCollector, store_figures
 from erpsync.daemon.notify import SystemdNotifier, watchdog_interval
-from erpsync.errors import JobFailed
+from erpsync.errors import ConfigError, ConfigProblem, JobFailed
 from erpsync.logs import get_logger
 from erpsync.store.daemon_state import DaemonInstance
 from erpsync.store.engine import transaction
@@ -472,8 +472,15 @@ class Daemon:
             # single instance: the caller took the lock before building the daemon
             self._set_role("single")
         if self.metrics_address is not None:
-            self.server = MetricsServer(*self.metrics_address, self.metrics.registry,
-                                        self.health, self.readiness)
+            try:
+                self.server = MetricsServer(*self.metrics_address, self.metrics.registry,
+                                            self.health, self.readiness)
+            except OSError as exc:
+                host, port = self.metrics_address
+                raise ConfigError([ConfigProblem(
+                    "daemon.metrics_port", f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                    "(another erpsync on this host? give each its own port; 0 disables the listener)",
+                    "configuration")]) from exc
             self.server.start()
             log.info("daemon.metrics_listening", address="{}:{}".format(*self.server.address))
         self._schedule()

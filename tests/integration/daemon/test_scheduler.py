@@ -200,3 +200,17 @@ def test_sighup_reload_reschedules_changed_intervals(sqlite_engine: Engine) -> N
 def _instance(engine: Engine) -> DaemonInstance | None:
     with Session(engine) as s:
         return s.exec(select(DaemonInstance)).scalars().first()  # type: ignore[call-overload,no-any-return]
+
+
+def test_a_busy_metrics_port_is_a_clear_config_error(sqlite_engine: Engine) -> None:
+    import socket
+
+    from erpsync.errors import ConfigError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        d = make_daemon(sqlite_engine, [], threading.Event(), metrics_address=("127.0.0.1", port))
+        with pytest.raises(ConfigError, match=r"daemon\.metrics_port"):
+            d.serve(install_signals=False)
