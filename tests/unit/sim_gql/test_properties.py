@@ -88,7 +88,6 @@ def expected_after(model: dict[tuple[str, str], int], into: str | None, out: str
 @settings(max_examples=40, deadline=None)
 @given(st.lists(change, max_size=12))
 def test_change_stock_is_atomic_and_never_negative(changes: list) -> None:
-
     app = GraphqlApp(GqlOptions(tier="enterprise"), FakeClock())
     gql = Caller(app)
     seed_catalogue(gql)
