@@ -156,9 +156,10 @@ class Sender:
         return self.call(lambda: self.port.mutate(document, variables, lane=lane))
 
 
-#: What one batch send returns: userError messages (non-empty: nothing applied) and the items
-#: Centra skipped with a warning (index in the batch → message) while applying the rest.
-SendResult = tuple[list[str], dict[int, str]]
+#: What one batch send returns: userError messages (non-empty: nothing applied), the items
+#: Centra skipped with a warning (index in the batch → message) while applying the rest, and the
+#: items the userErrors' paths point at (index → message; empty when the paths do not say).
+SendResult = tuple[list[str], dict[int, str], dict[int, str]]
 
 SKIPPED_PREFIX = "Skipped:"
 
@@ -169,20 +170,24 @@ def bisect(
     on_accepted: Callable[[Sequence[T]], None],
     on_rejected: Callable[[T, str], None],
 ) -> int:
-    """Send ``items``; on ``userErrors`` split in halves until each bad item is alone and rejected.
+    """Send ``items``; when Centra rejects the batch with ``userErrors`` (nothing applied), park the
+    bad items and send the rest again.
 
-    ``send(batch)`` returns ``(userErrors, skipped)``. With no userErrors the batch was applied
-    except the ``skipped`` items (Centra's skip-with-warning policy), which are rejected with their
-    warning. ``on_accepted`` is called per accepted sub-batch (record it durably there),
-    ``on_rejected`` once per bad item with its messages. Returns how many mutations were sent.
+    The bad items are found from the userErrors' paths when they name batch lines (the named lines
+    and the rest are sent apart: a couple of extra mutations), otherwise by bisection: halves are
+    sent until each bad item is alone. An item is rejected only when Centra rejects it alone. ``send(batch)``
+    returns ``(userErrors, skipped, located)``; with no userErrors the batch was applied except the
+    ``skipped`` items (Centra's skip-with-warning policy), which are rejected with their warning.
+    ``on_accepted`` is called per accepted sub-batch (record it durably there), ``on_rejected`` once
+    per bad item. Returns how many mutations were sent.
     """
     sent = 0
-    stack: list[Sequence[T]] = [items]
+    stack: list[tuple[Sequence[T], bool]] = [(items, True)]
     while stack:
-        batch = stack.pop()
+        batch, trust_paths = stack.pop()
         if not batch:
             continue
-        errors, skipped = send(batch)
+        errors, skipped, located = send(batch)
         sent += 1
         if not errors:
             good = [item for i, item in enumerate(batch) if i not in skipped]
@@ -194,10 +199,33 @@ def bisect(
         if len(batch) == 1:
             on_rejected(batch[0], "; ".join(dict.fromkeys(errors)))
             continue
+        named = [i for i in located if 0 <= i < len(batch)]
+        if trust_paths and 0 < len(named) < len(batch):
+            # the lines the paths name apart from the rest; an item is parked only once Centra
+            # rejects it on its own, so a misleading path costs mutations, never a good item
+            stack.append(([item for i, item in enumerate(batch) if i not in located], False))
+            stack.append(([batch[i] for i in sorted(named)], False))
+            continue
         mid = len(batch) // 2
-        stack.append(batch[mid:])
-        stack.append(batch[:mid])  # popped first: keeps the original order
+        stack.append((batch[mid:], True))
+        stack.append((batch[:mid], True))  # popped first: keeps the original order
     return sent
+
+
+def error_lines(errors: Sequence[Mapping[str, Any]], list_name: str) -> dict[int, str]:
+    """userErrors whose path is ``input.<list_name>.<i>…`` → {i: messages}; {} if any error's path
+    names no line (then the batch is bisected instead)."""
+    out: dict[int, list[str]] = {}
+    for e in errors:
+        path = [str(p) for p in e.get("path") or []]
+        if len(path) < 3 or path[:2] != ["input", list_name] or not path[2].isdigit():
+            return {}
+        out.setdefault(int(path[2]), []).append(str(e.get("message", "")))
+    return {i: "; ".join(dict.fromkeys(msgs)) for i, msgs in out.items()}
+
+
+def raw_user_errors(payload: Mapping[str, Any] | None) -> list[Mapping[str, Any]]:
+    return list((payload or {}).get("userErrors") or [])
 
 
 def skipped_lines(warnings: Sequence[Mapping[str, Any]], list_name: str) -> dict[int, str]:

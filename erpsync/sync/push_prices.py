@@ -26,7 +26,15 @@ from erpsync.sync.outbound_documents import (
 )
 from erpsync.sync.outbound_state import Accepted, Rejected
 from erpsync.sync.outbound_transform import check_price, price_products, prices_batch
-from erpsync.sync.push_base import PushJob, SendResult, bisect, crash_point, user_errors, user_warnings
+from erpsync.sync.push_base import (
+    PushJob,
+    SendResult,
+    bisect,
+    crash_point,
+    raw_user_errors,
+    user_errors,
+    user_warnings,
+)
 from erpsync.sync.push_stock import accepted_keys, parked_hashes
 
 
@@ -160,7 +168,7 @@ class PushPrices(PushJob):
         variables = {"input": entries}
         if self.dry_run is not None:
             self.dry_run.record("setPricesBatch", variables, self.lane)
-            return [], {}
+            return [], {}, {}
         assert self.sender is not None
         data = self.sender.mutate_idempotent(SET_PRICES_BATCH, variables, self.lane)
         crash_point("after_send")
@@ -175,7 +183,23 @@ class PushPrices(PushJob):
                         skipped.setdefault(n, message[len("Skipped:"):].strip())
                 except ValueError:
                     continue
-        return user_errors(payload), skipped
+        located: dict[int, str] = {}
+        for error in raw_user_errors(payload):
+            path = [str(p) for p in error.get("path") or []]
+            if len(path) < 3 or path[0] != "input" or not path[1].isdigit():
+                located = {}
+                break
+            entry = int(path[1])
+            if path[2] == "productPrices" and len(path) >= 4 and path[3].isdigit():
+                hit = index.get((entry, int(path[3])), [])
+            else:  # the entry's pricelist: every line of it
+                hit = [n for (i, _), ns in index.items() if i == entry for n in ns]
+            if not hit:
+                located = {}
+                break
+            for n in hit:
+                located[n] = str(error.get("message", ""))
+        return user_errors(payload), skipped, located
 
     def _accepted(self, run: RunContext) -> Any:
         def record(batch: Sequence[PendingItem]) -> None:

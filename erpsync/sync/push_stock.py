@@ -28,6 +28,8 @@ from erpsync.sync.push_base import (
     bisect,
     chunks,
     crash_point,
+    error_lines,
+    raw_user_errors,
     skipped_lines,
     user_errors,
     user_warnings,
@@ -108,7 +110,7 @@ class PushStock(PushJob):
         variables = {"input": stock_input(batch[0].payload["warehouse"], [i.payload for i in batch])}
         if self.dry_run is not None:
             self.dry_run.record("setStock", variables, self.lane)
-            return [], {}
+            return [], {}, {}
         assert self.sender is not None
         data = self.sender.mutate_idempotent(SET_STOCK, variables, self.lane)
         crash_point("after_send")
@@ -117,7 +119,8 @@ class PushStock(PushJob):
         for warning in warnings:
             self.log.warning("push.user_warning", mutation="setStock", message=warning.get("message"),
                              path=warning.get("path"))
-        return user_errors(payload), skipped_lines(warnings, "productSizes")
+        return (user_errors(payload), skipped_lines(warnings, "productSizes"),
+                error_lines(raw_user_errors(payload), "productSizes"))
 
     def _accepted(self, run: RunContext) -> Any:
         def record(batch: Sequence[PendingItem]) -> None:

@@ -10,7 +10,7 @@ import pytest
 from erpsync.clock import FakeClock
 from erpsync.config import PushSettings
 from erpsync.errors import OutcomeUnknown, RateLimited, SourceUnavailable
-from erpsync.sync.push_base import PushJob, Sender, SendResult, bisect, skipped_lines
+from erpsync.sync.push_base import PushJob, Sender, SendResult, bisect, error_lines, skipped_lines
 
 
 def run_bisect(items: list[int], bad: set[int], skip: set[int] = frozenset()) -> tuple[list, list, list]:  # type: ignore[assignment]
@@ -22,7 +22,7 @@ def run_bisect(items: list[int], bad: set[int], skip: set[int] = frozenset()) ->
         sent.append(list(batch))
         errors = [f"item {i} is bad" for i in batch if i in bad]
         skipped = {n: f"{i} skipped" for n, i in enumerate(batch) if i in skip} if not errors else {}
-        return errors, skipped
+        return errors, skipped, {}
 
     n = bisect(items, send, accepted.extend, lambda item, reason: rejected.append((item, reason)))
     assert n == len(sent)
@@ -147,3 +147,41 @@ def test_create_is_resent_only_after_the_read_back_misses_it_and_not_after_a_429
 
     assert job.create_with_readback(create, read_back) == ("7", [])
     assert len(creates) == 3 and len(lookups) == 1  # no read-back after the 429: nothing was applied
+
+
+def test_user_error_paths_find_the_bad_lines_without_bisecting() -> None:
+    sent: list[list[int]] = []
+    accepted: list[int] = []
+    rejected: list[tuple[int, str]] = []
+
+    def send(batch: Sequence[int]) -> SendResult:
+        sent.append(list(batch))
+        bad = {n: f"line {i} bad" for n, i in enumerate(batch) if i in (5, 77)}
+        return [m for m in bad.values()], {}, bad
+
+    n = bisect(list(range(100)), send, accepted.extend, lambda item, reason: rejected.append((item, reason)))
+    # batch, the 98 good lines, the two named lines together, then each alone
+    assert n == 5 and sorted(rejected) == [(5, "line 5 bad"), (77, "line 77 bad")]
+    assert sorted(accepted) == [i for i in range(100) if i not in (5, 77)]
+
+
+def test_misleading_paths_fall_back_to_bisection() -> None:
+    accepted: list[int] = []
+    rejected: list[tuple[int, str]] = []
+
+    def send(batch: Sequence[int]) -> SendResult:
+        errors = ["bad"] if 13 in batch else []
+        return errors, {}, ({0: "blamed"} if errors and len(batch) > 1 else {})  # always blames line 0
+
+    bisect(list(range(32)), send, accepted.extend, lambda item, reason: rejected.append((item, reason)))
+    assert rejected == [(13, "bad")]  # the blamed good lines were not parked
+    assert sorted(accepted) == [i for i in range(32) if i != 13]
+
+
+def test_error_lines_need_every_path_to_name_a_line() -> None:
+    errors = [{"message": "Product size with EAN 'x' not found",
+               "path": ["input", "productSizes", "3", "productSize", "EAN"]},
+              {"message": "quantity must be ≥ 0", "path": ["input", "productSizes", "3", "quantity"]}]
+    assert error_lines(errors, "productSizes") == {3: "Product size with EAN 'x' not found; quantity must be ≥ 0"}
+    assert error_lines([*errors, {"message": "Warehouse not found", "path": ["input", "warehouse"]}],
+                       "productSizes") == {}
