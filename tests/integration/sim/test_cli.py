@@ -10,9 +10,11 @@ from pathlib import Path
 
 import pytest
 import requests
+import zeep
 from click.testing import CliRunner
 
 from erpsync.cli import cli
+from erpsync.sim.server import WSDL_PATH
 
 
 def _start(*args: str) -> tuple[subprocess.Popen[str], str]:
@@ -42,6 +44,15 @@ def test_sim_subprocess_serves_and_stops_cleanly_on_signal(sig: int, tmp_path: P
         state = requests.get(f"{base}/_sim/state", timeout=10).json()
         assert state["soap"]["queue_depth"] == 7
         assert state["clock"]["factor"] == 1.0
+        # zeep with erpsync's WSDL against `erpsync sim` (default login: quick start needs no flags)
+        client = zeep.Client(wsdl=str(WSDL_PATH), settings=zeep.Settings(strict=False, forbid_external=True))
+        service = client.create_service("{http://www.centra.com/webservices/}CentraBinding",
+                                        f"{base}/ams/system/service/module/soap/api")
+        login = {"username": "erp-user", "password": "s3cret"}
+        ids = [e.id for e in service.events_Get(login=login, type="all").events.event]
+        assert ids == [str(i) for i in range(1000, 1007)]
+        assert service.events_Done(login=login, event=ids[:2]) == "OK"
+        assert requests.get(f"{base}/_sim/state", timeout=10).json()["soap"]["queue_depth"] == 5
         ack = requests.post(f"{base}/_sim/faults", json={"endpoint": "soap", "kind": "http", "status": 503},
                             timeout=10)
         assert ack.status_code == 200 and ack.json()["rules"][0]["status"] == 503
@@ -54,7 +65,8 @@ def test_sim_subprocess_serves_and_stops_cleanly_on_signal(sig: int, tmp_path: P
     proc, base = _start("--state-file", str(state_file))  # the state survives a restart
     try:
         state = requests.get(f"{base}/_sim/state", timeout=10).json()
-        assert state["soap"]["queue_depth"] == 7
+        assert state["soap"]["queue_depth"] == 5
+        assert state["soap"]["acked_count"] == 2
         assert state["soap"]["next_event_id"] == 1007
     finally:
         rc, _ = _stop(proc, signal.SIGTERM)
