@@ -30,6 +30,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 
 from erpsync.clock import Clock, SystemClock
 from erpsync.config import Settings
@@ -37,7 +38,7 @@ from erpsync.daemon.housekeeping import HousekeepingJob
 from erpsync.daemon.leader import AlwaysLeader, FileLock, Leadership, PgAdvisoryLeader
 from erpsync.daemon.notify import SystemdNotifier
 from erpsync.daemon.service import Daemon, JobSpec
-from erpsync.errors import ConfigError, ConfigProblem, JobFailed
+from erpsync.errors import ConfigError, ConfigProblem, ErpsyncError, JobFailed
 from erpsync.store.engine import make_engine
 
 
@@ -222,6 +223,31 @@ def leadership_for(settings: Settings) -> Leadership:
     return AlwaysLeader()
 
 
+def quota_left_pct(w: Wiring) -> float | None:
+    """The tightest bucket's tokens as a percentage of erpsync's allowance, when a governor exists."""
+    gov = w.overrides.get("governor") or w._cache.get("governor")
+    if gov is None:
+        return None
+    try:
+        views, _info = gov.snapshot()
+    except (SQLAlchemyError, ErpsyncError):
+        return None  # the summary line must never fail a run
+    fractions = [v.tokens / v.allowance for v in views if v.allowance > 0]
+    return round(100 * max(0.0, min(fractions)), 1) if fractions else None
+
+
+def _add_quota_left(job: Any, w: Wiring) -> None:
+    """Every job's summary line (``job.finished``) carries ``quota_left_pct``."""
+    own = job.summary_fields
+
+    def summary_fields() -> dict[str, object]:
+        fields = dict(own())
+        fields.setdefault("quota_left_pct", quota_left_pct(w))
+        return fields
+
+    job.summary_fields = summary_fields
+
+
 @dataclass
 class App:
     settings: Settings
@@ -273,6 +299,7 @@ def build_app(
         for name in wanted:
             cap = CAPABILITIES[name]
             job = cap.build(wiring)
+            _add_quota_left(job, wiring)
             built[name] = job
             specs.append(JobSpec(name, job, trig[name], entity=cap.entity,
                                  run_at_start=name != "housekeeping"))

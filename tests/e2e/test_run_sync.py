@@ -137,6 +137,7 @@ def test_run_against_sim_subprocess_syncs_both_ways_and_stops_cleanly(tmp_path: 
         for job in JOBS:
             line = next(e for e in summaries if e.get("job") == job and e.get("outcome") == "ok")
             assert line["run_id"] and "duration_s" in line
+            assert isinstance(line["quota_left_pct"], float), line  # quota left on every summary line
         pulls = [e for e in summaries if e.get("job") == "pull"]
         assert sum(int(e.get("acked", 0)) for e in pulls) == generated
         assert any(e.get("event") == "daemon.stopped" for e in events)

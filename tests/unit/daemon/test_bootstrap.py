@@ -96,6 +96,24 @@ def test_build_app_wires_every_job_without_io(tmp_path: Path, engine: Engine) ->
         app.close()
 
 
+def test_every_summary_line_carries_quota_left(tmp_path: Path, engine: Engine) -> None:
+    from erpsync.graphql.quota import BucketView
+
+    class FakeGovernor:
+        def snapshot(self) -> tuple[list[BucketView], dict[str, float]]:
+            return [BucketView("requests_1h", 1000, 800.0, 200.0, 0.2),
+                    BucketView("mutations_1h", 100, 80.0, 60.0, 0.02)], {}
+
+    app = build_app(settings(tmp_path), engine=engine, leadership=AlwaysLeader(), environ={},
+                    soap=FakeSource(), graphql=FakePort(), governor=FakeGovernor())
+    try:
+        assert app.jobs["pull"].summary_fields()["quota_left_pct"] == 25.0
+        fields = app.jobs["push_stock"].summary_fields()
+        assert fields["quota_left_pct"] == 25.0 and "retries" in fields  # the job's own fields stay
+    finally:
+        app.close()
+
+
 def test_unknown_job_is_refused(tmp_path: Path, engine: Engine) -> None:
     with pytest.raises(MissingCapability, match="unknown job"):
         build_app(settings(tmp_path), jobs=["pul"], engine=engine, leadership=AlwaysLeader())
