@@ -231,3 +231,33 @@ def test_dry_run_sends_nothing_and_records_nothing(engine: Engine, port: InProce
     assert port.calls == []
     with Session(engine) as s:
         assert s.exec(select(OutboundItem).where(col(OutboundItem.accepted_hash).is_not(None))).first() is None  # type: ignore[call-overload]
+
+
+def test_warehouse_mapping_and_unknown_warehouse_waits(engine: Engine, port: InProcessCentra) -> None:
+    load_catalogue(engine, SMALL)
+    wh_id = next(w.id for w in port.app.state.warehouses.values() if w.external_id == "WH-US")
+    push = PushSettings(warehouses={"WH-EU": "WH-NOPE", "WH-US": f"id:{wh_id}"})
+    PushProducts(engine, port, push, clock=FakeClock()).run()
+    result = PushStock(engine, port, push, clock=FakeClock()).run()
+    assert result.outcome == "ok"
+    assert result.counts["waiting"] == 12 * 3 * 5 and result.counts["sent"] == 2 * 12 * 3 * 5
+    stock = centra_state(port.app.state)["stock"]
+    assert {wh for wh, _ in stock} == {"WH-MAIN", "WH-US"}
+    expected = {k: v for k, v in expected_state(SMALL)["stock"].items() if k[0] != "WH-EU"}
+    assert stock == expected
+    with Session(engine) as s:
+        row = s.exec(select(OutboundItem).where(col(OutboundItem.entity) == "stock",  # type: ignore[call-overload]
+                                                col(OutboundItem.status) == "waiting")).first()[0]
+    assert "warehouse externalId:WH-NOPE not found in Centra" in (row.last_error or "")
+
+
+def test_skip_with_warning_policy_parks_only_the_skipped_lines(engine: Engine) -> None:
+    port = InProcessCentra(sim_app(batch_failure="skip"))
+    load_catalogue(engine, SMALL)
+    PushProducts(engine, port, PushSettings(), clock=FakeClock()).run()
+    with Session(engine) as s, s.begin():
+        s.exec(update(StagingStock).where(col(StagingStock.ean) == "7300000000011").values(quantity=-1))  # type: ignore[call-overload]
+    result = PushStock(engine, port, PushSettings(), clock=FakeClock()).run()
+    assert result.counts["parked"] == 3 and result.counts["mutations"] == 3  # no bisection needed
+    assert _parked(engine) == {f"stock:{wh}|7300000000011" for wh in ("WH-MAIN", "WH-EU", "WH-US")}
+    assert len(centra_state(port.app.state)["stock"]) == 12 * 3 * 5 * 3 - 3
