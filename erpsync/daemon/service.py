@@ -46,7 +46,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from erpsync.clock import Clock, SystemClock
 from erpsync.daemon.leader import AlwaysLeader, Leadership
@@ -107,6 +107,7 @@ class JobState:
     last_counts: dict[str, int] = field(default_factory=dict)
     runs: int = 0
     running: bool = False
+    crashes: int = 0  # unexpected exceptions in a row (bugs); MAX_CONSECUTIVE_CRASHES disables the job
 
 
 class Daemon:
@@ -221,18 +222,30 @@ class Daemon:
             self._record(spec, "failed", {}, self.clock.time() - started, started)
             self._disable(name, f"{type(exc).__name__}: {exc}")
             return
+        except (OperationalError, InterfaceError) as exc:
+            # the database went away (restart, network): transient, however long it lasts
+            self._record(spec, "failed", {}, self.clock.time() - started, started)
+            with self._lock:
+                state.failures += 1
+            log.warning("daemon.database_unavailable", job=name, error_class=type(exc).__name__,
+                        error=str(exc).splitlines()[0][:200] if str(exc) else None)
+            self._back_off(name)
+            return
         except Exception as exc:  # noqa: BLE001 - the daemon outlives a buggy job
             # a bug: the template logged job.crashed with the traceback; back off, disable if endless
             self._record(spec, "failed", {}, self.clock.time() - started, started)
             with self._lock:
                 state.failures += 1
-                crashes = state.failures
+                state.crashes += 1
+                crashes = state.crashes
             if crashes >= MAX_CONSECUTIVE_CRASHES:
                 self._disable(name, f"crashed {crashes} times in a row, last: {type(exc).__name__}: {exc}")
             else:
                 self._back_off(name)
             return
         self._record(spec, result.outcome, result.counts, result.duration_s, started)
+        with self._lock:
+            state.crashes = 0  # the job ran to an outcome: whatever crashed before is not endless
         if result.outcome == "ok":
             with self._lock:
                 state.failures = 0
@@ -266,6 +279,8 @@ class Daemon:
         return delay * random.uniform(0.9, 1.1)  # jitter: instances restarted together spread out
 
     def _back_off(self, name: str) -> None:
+        if self.stop_event.is_set():
+            return  # shutting down: nothing is scheduled any more
         delay = self.backoff_delay(name)
         job = self.scheduler.get_job(name)
         if job is None:

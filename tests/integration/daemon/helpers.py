@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from erpsync.daemon.service import Daemon
 from erpsync.errors import AuthenticationFailed, RetryLater
@@ -44,6 +45,8 @@ class ScriptedJob(Job):
             raise AuthenticationFailed("login rejected")
         elif step == "crash":
             raise KeyError("bug")
+        elif step == "dberror":
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
         elif step == "batches":
             while True:
                 run.checkpoint()

@@ -133,6 +133,19 @@ def test_repeated_crashes_back_off_then_disable(sqlite_engine: Engine) -> None:
     assert "KeyError" in (d.states["pull"].disabled_reason or "")
 
 
+def test_a_database_outage_backs_off_but_never_disables(sqlite_engine: Engine) -> None:
+    stop = threading.Event()
+    job = scripted("pull", sqlite_engine, [], default="dberror", stop_event=stop)
+    d = make_daemon(sqlite_engine, [JobSpec("pull", job, every(0.05), retry_base_s=0.01, max_backoff_s=0.01)],
+                    stop)
+    with running(d):
+        wait_for(lambda: len(job.calls) >= 14, 10, "many failed runs")
+        assert d.states["pull"].enabled and d.states["pull"].failures >= 14
+        job.default = "ok"
+        wait_for(lambda: d.states["pull"].failures == 0, 5, "recovered")
+    assert d.states["pull"].enabled
+
+
 def test_metrics_and_health_endpoints_agree_with_the_database(sqlite_engine: Engine) -> None:
     from erpsync.store.engine import transaction
 
