@@ -26,10 +26,9 @@ in every process that shares the store.
 
 from __future__ import annotations
 
-import copy
 import math
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -67,16 +66,24 @@ DEFAULT_COMPLEXITY_GUESS = 250
 ESTIMATE_WEIGHT = 0.3
 #: longest single sleep while waiting, so changes by other processes are noticed
 MAX_SLEEP = 5.0
+#: shortest sleep: float time near 1.8e9 s cannot advance by less than ~1e-6 s
+MIN_SLEEP = 0.001
+#: tokens closer than this to the need count as enough (float rounding of the refill)
+_EPSILON = 1e-9
 #: a Retry-After number at least this large is a Unix timestamp, not delta-seconds
 _UNIX_TIMESTAMP_MIN = 1_000_000_000
 
 
+_KIND = {n: n.rsplit("_", 1)[0] for n in BUCKETS}
+_INTERVAL = {n: INTERVALS[n.rsplit("_", 1)[1]] for n in BUCKETS}
+
+
 def bucket_interval(name: str) -> float:
-    return INTERVALS[name.rsplit("_", 1)[1]]
+    return _INTERVAL[name]
 
 
 def bucket_kind(name: str) -> str:
-    return name.rsplit("_", 1)[0]
+    return _KIND[name]
 
 
 def bucket_name(rate_limit_type: str, interval: str) -> str:
@@ -161,8 +168,8 @@ class QuotaSnapshot:
 
 
 class QuotaStore(Protocol):
-    def transaction(self, initial: QuotaSnapshot) -> AbstractContextManager[QuotaSnapshot]:
-        """Lock the shared state, yield it (created from ``initial`` if absent), save on clean exit
+    def transaction(self, initial: Callable[[], QuotaSnapshot]) -> AbstractContextManager[QuotaSnapshot]:
+        """Lock the shared state, yield it (created by ``initial()`` if absent), save on clean exit
         what the caller marked dirty."""
         ...
 
@@ -175,14 +182,13 @@ class MemoryQuotaStore:
         self._snap: QuotaSnapshot | None = None
 
     @contextmanager
-    def transaction(self, initial: QuotaSnapshot) -> Iterator[QuotaSnapshot]:
+    def transaction(self, initial: Callable[[], QuotaSnapshot]) -> Iterator[QuotaSnapshot]:
+        # the governor changes the snapshot only after every check passed, so no copy is needed
         with self._lock:
             if self._snap is None:
-                self._snap = copy.deepcopy(initial)
-            work = copy.deepcopy(self._snap)
-            yield work
-            work.dirty_buckets = work.dirty_state = False
-            self._snap = work
+                self._snap = initial()
+            yield self._snap
+            self._snap.dirty_buckets = self._snap.dirty_state = False
 
 
 # ---------------------------------------------------------------- the governor
@@ -202,6 +208,8 @@ class Permit:
     reason: str = ""  # which bucket (or "retry-after") made it wait
     #: a ``rateLimits`` refresh is due: the caller (the client) should read and ``reseed``
     refresh_due: bool = False
+    #: the clock time of the decision
+    at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -307,7 +315,7 @@ class QuotaGovernor:
                 self.stats.waits += 1
                 log.debug("quota.wait", lane=lane, seconds=round(permit.wait, 3), reason=permit.reason)
             waited = True
-            self.clock.sleep(min(permit.wait, MAX_SLEEP))
+            self.clock.sleep(min(max(permit.wait, MIN_SLEEP), MAX_SLEEP))
 
     def try_acquire(
         self,
@@ -325,41 +333,42 @@ class QuotaGovernor:
             complexity = self.estimate(op_key) if op_key else self.default_complexity
         costs = {"requests": requests, "complexity": complexity, "mutations": mutations}
         floor = self.floors[lane]
-        now = self.clock.time()
-        with self._lock, self.store.transaction(self._initial(now)) as snap:
+        with self._lock, self.store.transaction(self._initial) as snap:
+            now = self.clock.time()  # read under the lock: decisions are ordered like their times
             self._merge_shared(snap)
             wait, reason = 0.0, ""
             if snap.blocked_until > now:
                 wait, reason = snap.blocked_until - now, "retry-after"
             levels = {name: self._level(snap, name, now) for name in BUCKETS}
             for name in BUCKETS:
-                cost = costs[bucket_kind(name)]
+                cost = costs[_KIND[name]]
                 if cost <= 0:
                     continue
                 allowance = self._allowance(snap, name)
                 # a call bigger than the lane's room waits for a full bucket
                 need = min(cost + floor * allowance, allowance)
-                if levels[name] < need:
-                    rate = allowance / bucket_interval(name)
+                if levels[name] + _EPSILON < need:
+                    rate = allowance / _INTERVAL[name]
                     w = (need - levels[name]) / rate
                     if w > wait:
                         wait, reason = w, name
             refresh_due = now - snap.last_refresh_at >= self.refresh_seconds and now >= snap.blocked_until
             permit = Permit(
                 granted=wait <= 0, wait=max(0.0, wait), lane=lane, requests=requests, complexity=complexity,
-                mutations=mutations, op_key=op_key, reason=reason, refresh_due=refresh_due,
+                mutations=mutations, op_key=op_key, reason=reason, refresh_due=refresh_due, at=now,
             )
             if permit.granted:
                 for name in BUCKETS:
                     b = snap.buckets[name]
-                    b.tokens = levels[name] - costs[bucket_kind(name)]
+                    b.tokens = levels[name] - costs[_KIND[name]]
                     b.updated_at = max(b.updated_at, now)
                 snap.dirty_buckets = True
                 self.stats.granted += 1
         return permit
 
-    def _initial(self, now: float) -> QuotaSnapshot:
+    def _initial(self) -> QuotaSnapshot:
         """The state of a store that has none yet: full allowances, a refresh due at once."""
+        now = self.clock.time()
         return QuotaSnapshot(
             buckets={n: BucketState(self.limits[n], self.limits[n] * self.share, now) for n in BUCKETS},
         )
@@ -369,9 +378,11 @@ class QuotaGovernor:
 
     def _level(self, snap: QuotaSnapshot, name: str, now: float) -> float:
         b = snap.buckets[name]
-        allowance = self._allowance(snap, name)
-        elapsed = max(0.0, now - b.updated_at)
-        return min(allowance, b.tokens + elapsed * allowance / bucket_interval(name))
+        allowance = b.capacity * self.share
+        elapsed = now - b.updated_at
+        if elapsed <= 0:
+            return min(allowance, b.tokens)
+        return min(allowance, b.tokens + elapsed * allowance / _INTERVAL[name])
 
     def _merge_shared(self, snap: QuotaSnapshot) -> None:
         """Exchange with the shared state what this process learnt (called under the store lock)."""
@@ -420,7 +431,7 @@ class QuotaGovernor:
         and make a ``rateLimits`` refresh due once the block ends. Returns the block in seconds."""
         now = self.clock.time()
         seconds = retry_after if retry_after is not None else 10.0  # no header: one short window
-        with self._lock, self.store.transaction(self._initial(now)) as snap:
+        with self._lock, self.store.transaction(self._initial) as snap:
             self._merge_shared(snap)
             snap.blocked_until = max(snap.blocked_until, now + seconds)
             snap.rate_limited_count += 1
@@ -440,7 +451,7 @@ class QuotaGovernor:
     def claim_refresh(self) -> bool:
         """Atomically take the duty of the next refresh (one process per period does it)."""
         now = self.clock.time()
-        with self._lock, self.store.transaction(self._initial(now)) as snap:
+        with self._lock, self.store.transaction(self._initial) as snap:
             self._merge_shared(snap)
             if now - snap.last_refresh_at < self.refresh_seconds or now < snap.blocked_until:
                 return False
@@ -457,7 +468,7 @@ class QuotaGovernor:
         ``quota`` replaces the configured capacity, so a limit lowered by Centra is obeyed.
         """
         now = self.clock.time() if at is None else at
-        with self._lock, self.store.transaction(self._initial(now)) as snap:
+        with self._lock, self.store.transaction(self._initial) as snap:
             self._pending_complexity = 0.0  # the server's numbers already include those calls
             self._merge_shared(snap)
             for row in rows:
@@ -484,7 +495,7 @@ class QuotaGovernor:
     def snapshot(self) -> tuple[list[BucketView], dict[str, float]]:
         """The six buckets as the governor sees them now, plus the shared counters."""
         now = self.clock.time()
-        with self._lock, self.store.transaction(self._initial(now)) as snap:
+        with self._lock, self.store.transaction(self._initial) as snap:
             self._merge_shared(snap)
             views = [
                 BucketView(

@@ -8,14 +8,14 @@ Every writer takes the state-row lock first, so the buckets need no lock of thei
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from erpsync.graphql.quota import BucketState, QuotaSnapshot
+from erpsync.graphql.quota import BUCKETS, BucketState, QuotaSnapshot
 from erpsync.store.models import QuotaBucket, QuotaState
 
 _buckets: Table = QuotaBucket.__table__  # type: ignore[attr-defined]
@@ -36,18 +36,21 @@ class SqlQuotaStore:
         self.transactions = 0
 
     @contextmanager
-    def transaction(self, initial: QuotaSnapshot) -> Iterator[QuotaSnapshot]:
+    def transaction(self, initial_factory: Callable[[], QuotaSnapshot]) -> Iterator[QuotaSnapshot]:
         with self.engine.begin() as conn:
             self.transactions += 1
             lock = select(_state).where(_state.c.id == 1).with_for_update()
             state = conn.execute(lock).mappings().first()
+            initial: QuotaSnapshot | None = None
             if state is None:
+                initial = initial_factory()
                 self._create(conn, initial)
                 state = conn.execute(lock).mappings().one()
             rows = conn.execute(select(_buckets)).mappings().all()
             buckets = {r["name"]: BucketState(r["capacity"], r["tokens"], r["updated_at"]) for r in rows}
-            missing = {n: b for n, b in initial.buckets.items() if n not in buckets}
-            if missing:  # a bucket row deleted by hand: recreate it full, once
+            if len(buckets) < len(BUCKETS):  # a bucket row deleted by hand: recreate it full
+                initial = initial or initial_factory()
+                missing = {n: b for n, b in initial.buckets.items() if n not in buckets}
                 conn.execute(_insert(conn, _buckets).values([
                     {"name": n, "capacity": b.capacity, "tokens": b.tokens, "updated_at": b.updated_at}
                     for n, b in missing.items()

@@ -134,12 +134,12 @@ def test_growth_tier_binds_on_hourly_mutations() -> None:
     gov = QuotaGovernor(tier_limits("growth"), clock=clock, share=0.8, stock_reserve=0, prices_reserve=0)
     gov.reseed([], at=NOW)
     granted = 0
-    end = NOW + 4 * 3600
+    end = NOW + 2 * 3600
     while clock.time() < end:
         gov.acquire(mutations=1, complexity=150, lane="stock")
         granted += 1
-    # initial allowance + 4 h of refill at 0.4/s
-    assert granted == pytest.approx(1440 + 4 * 3600 * 0.4, abs=2)
+    # initial allowance + 2 h of refill at 0.4/s
+    assert granted == pytest.approx(1440 + 2 * 3600 * 0.4, abs=2)
 
 
 def test_limits_from_settings() -> None:
