@@ -23,6 +23,19 @@ def _engine(obj: Any) -> Any:
     return make_engine(s.database_url, busy_timeout_ms=s.database.busy_timeout_ms, echo=s.database.echo)
 
 
+def _read_engine(obj: Any) -> Any:
+    """An engine for read-only commands. On SQLite it does not use ``make_engine``'s ``BEGIN
+    IMMEDIATE``: a plan over a million rows must not hold the write lock the daemon needs (WAL
+    readers need no lock; each streaming SELECT reads one consistent snapshot)."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    s = obj.settings(require_secrets=False)
+    if make_url(s.database_url).get_backend_name() != "sqlite":
+        return _engine(obj)
+    return create_engine(s.database_url, connect_args={"timeout": s.database.busy_timeout_ms / 1000})
+
+
 def _tty_progress() -> Any:
     if not sys.stderr.isatty():
         return None
@@ -112,15 +125,16 @@ def _duration(seconds: float) -> str:
 def plan_cmd(obj: Any, entities: tuple[str, ...], as_json: bool) -> None:
     """Show what a push would send, without sending anything: items per entity and operation,
     mutations and requests needed, and how long that takes under the configured quota tier."""
+    from sqlmodel import Session
+
     from erpsync.graphql.quota import limits_from_settings
-    from erpsync.store.engine import transaction
     from erpsync.sync.changes import ENTITIES, Batching, Refs, plan
 
     s = obj.settings(require_secrets=False)
     limits = limits_from_settings(s.quota)
-    engine = _engine(obj)
+    engine = _read_engine(obj)
     try:
-        with transaction(engine) as session:
+        with Session(engine) as session:
             result = plan(
                 session, refs=Refs.from_settings(s.push), on_absent=s.push.on_absent,
                 batching=Batching.from_settings(s.push), tier="custom", share=s.quota.share,

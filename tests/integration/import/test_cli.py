@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import SQLModel
 
+from erpsync.sample import EXAMPLES_DIR
 from erpsync.store.engine import make_engine, transaction
 from erpsync.store.models import OutboundItem
 from erpsync.sync.changes import pending
@@ -40,6 +41,7 @@ username = "erp"
 url = "http://127.0.0.1:9/graphql"
 [database]
 url = "sqlite:///{db}"
+busy_timeout_ms = 300
 [logging]
 level = "WARNING"
 [quota]
@@ -124,3 +126,19 @@ def test_usage_errors(setup: tuple[Path, str]) -> None:
     assert r.returncode == 2 and "cannot tell the entity" in r.stderr
     r = erpsync("sample", "path")
     assert r.returncode == 0 and Path(r.stdout.strip(), "products.csv").is_file()
+
+
+def test_plan_reads_without_taking_the_sqlite_write_lock(setup: tuple[Path, str]) -> None:
+    tmp, cfg = setup
+    assert erpsync("import", str(EXAMPLES_DIR), "--config", cfg).returncode == 0
+    writer = sqlite3.connect(tmp / "erpsync.db", isolation_level=None)
+    try:
+        writer.execute("BEGIN IMMEDIATE")  # the daemon in the middle of a write
+        r = erpsync("plan", "--json", "--config", cfg)
+        assert r.returncode == 0, r.stderr
+        assert json.loads(r.stdout)["entities"]["stock"]["items"] == 72
+        blocked = erpsync("import", str(EXAMPLES_DIR / "stock.csv"), "--config", cfg)
+        assert blocked.returncode != 0 and "locked" in blocked.stderr  # writers do wait for it
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
