@@ -175,6 +175,11 @@ class PushProducts(PushJob):
                 rejected.append(Rejected(item.erp_key, item.hash, "product not found in Centra after it was pushed",
                                          dict(item.payload)))
                 continue
+            still = catalogue_ops(item.payload, rp)
+            if still:  # every mutation was accepted, yet Centra differs: never record it as in sync
+                rejected.append(Rejected(item.erp_key, item.hash, "Centra still differs after the push: " + ", ".join(
+                    f"{op.kind} {op.label}" for op in still), dict(item.payload)))
+                continue
             accepted.append((item, rp))
         if rejected:
             self.ledger.reject("product", rejected)
