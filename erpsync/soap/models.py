@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
@@ -32,8 +32,20 @@ class SoapEvent:
     date: datetime | None
     data: dict[str, Any] | None
     data_tag: str | None
-    raw_xml: str
+    raw: str | None = None
     problem: str | None = None
+    element: Any = field(default=None, compare=False, repr=False)  # lxml <event>, serialised on demand
+
+    @property
+    def raw_xml(self) -> str:
+        """The ``<event>`` element as received (serialised only when needed: parking)."""
+        if self.raw is not None:
+            return self.raw
+        if self.element is None:
+            return ""
+        from lxml import etree
+
+        return str(etree.tostring(self.element, encoding="unicode"))
 
     @property
     def seq(self) -> int | None:

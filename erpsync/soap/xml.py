@@ -56,10 +56,7 @@ def element_to_dict(el: etree._Element) -> Any:
     list. Attributes are ignored (Centra sends none that matter).
     """
     if len(el) == 0:
-        text = el.text
-        if text is None:
-            return None
-        return text.strip() or text
+        return el.text or None  # a leaf: its text exactly as sent
     parent = _local(el.tag)
     grouped: dict[str, list[Any]] = {}
     for child in el:
@@ -74,7 +71,7 @@ def element_to_dict(el: etree._Element) -> Any:
         else:
             bucket.append(value)
     if not grouped:  # only comments inside
-        return (el.text or "").strip() or None
+        return el.text or None
     return {
         name: values if len(values) > 1 or (parent, name) in _LIST_ITEMS else values[0]
         for name, values in grouped.items()
@@ -143,7 +140,6 @@ def parse_event(ev: etree._Element, store_tz: tzinfo) -> SoapEvent:
             data_children = [c for c in child if isinstance(c.tag, str)]
         elif name in ("id", "type", "entry", "mission", "date"):
             fields[name] = (child.text or "").strip()
-    raw = etree.tostring(ev, encoding="unicode")
     problems: list[str] = []
     try:
         date = parse_centra_date(fields.get("date"), store_tz)
@@ -168,7 +164,7 @@ def parse_event(ev: etree._Element, store_tz: tzinfo) -> SoapEvent:
         problems.append("update event without <data>")
     return SoapEvent(
         id=fields.get("id", ""), type=fields.get("type", ""), entry=fields.get("entry", ""),
-        mission=fields.get("mission", ""), date=date, data=data, data_tag=data_tag, raw_xml=raw,
+        mission=fields.get("mission", ""), date=date, data=data, data_tag=data_tag, element=ev,
         problem="; ".join(problems) or None,
     )
 

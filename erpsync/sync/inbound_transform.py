@@ -25,7 +25,7 @@ def to_inbound_item(event: SoapEvent, store_tz: tzinfo) -> InboundItem:
         change = event_change(event, store_tz)
     except ItemRejected as exc:
         return InboundItem(meta, None, exc.reason, event.raw_xml)
-    return InboundItem(meta, change, None, event.raw_xml)
+    return InboundItem(meta, change, None, "")  # the raw XML is kept only for what gets parked
 
 
 def event_change(event: SoapEvent, store_tz: tzinfo) -> ObjectChange:

@@ -60,9 +60,9 @@ def order_event(eid: int, order: str, total: str, *, status: str = "pending", li
     return SoapEvent(
         id=str(eid), type="order", entry=order, mission=mission,
         date=T0 + timedelta(minutes=eid if minutes is None else minutes),
-        data=data, data_tag="order" if data else None, raw_xml=f"<event><id>{eid}</id></event>")
+        data=data, data_tag="order" if data else None, raw=f"<event><id>{eid}</id></event>")
 
 
 def generic_event(eid: int, etype: str, entry: str, data: dict[str, str] | None = None) -> SoapEvent:
     return SoapEvent(id=str(eid), type=etype, entry=entry, mission="update", date=T0 + timedelta(minutes=eid),
-                     data=data or {"id": entry}, data_tag=etype, raw_xml=f"<event><id>{eid}</id></event>")
+                     data=data or {"id": entry}, data_tag=etype, raw=f"<event><id>{eid}</id></event>")

@@ -200,3 +200,20 @@ def test_backoff_respects_retry_after_and_cap() -> None:
     with pytest.raises(SourceUnavailable):
         b.call(always, clock, "t")
     assert len(calls) == 3 and len(clock.sleeps) == 2
+
+
+def test_erp_side_columns_survive_new_versions(engine: Engine) -> None:
+    queue = FakeQueue([order_event(1, "O1", "1.00")])
+    _job(engine, queue).run()
+    with transaction(engine) as s:  # the ERP takes version 1 and records its own id
+        o = s.get(CentraOrder, "O1")
+        assert o is not None
+        o.erp_taken_version, o.erp_taken_at = o.version, o.changed_at
+        idm = s.exec(select(IdMap).where(col(IdMap.centra_id) == "O1")).scalars().one()  # type: ignore[call-overload]
+        idm.erp_id = "SO-1"
+    queue.pending = [order_event(2, "O1", "2.00")]
+    _job(engine, queue).run()
+    with Session(engine) as s:
+        o = s.get(CentraOrder, "O1")
+        assert o is not None and o.version == 2 and o.erp_taken_version == 1  # changed since the ERP took it
+        assert s.exec(select(IdMap.erp_id)).one()[0] == "SO-1"  # type: ignore[call-overload]

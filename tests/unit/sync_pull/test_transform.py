@@ -50,7 +50,7 @@ def test_customer_and_generic_delete(sample_events: list[SoapEvent]) -> None:
 
 def _event(**kw: object) -> SoapEvent:
     base: dict[str, object] = dict(id="1", type="order", entry="5", mission="update", date=None,
-                                   data={"ordertotal": "10.00"}, data_tag="order", raw_xml="<event/>")
+                                   data={"ordertotal": "10.00"}, data_tag="order", raw="<event/>")
     base.update(kw)
     return SoapEvent(**base)  # type: ignore[arg-type]
 
