@@ -127,3 +127,13 @@ def test_password_never_logged_even_at_debug_and_request_id_is(
     text = out.out + out.err
     assert sim.soap_password not in text
     assert '"request_id"' in text and '"soap.call"' in text
+
+
+def test_markets_filter_uses_events_get_by_markets(sim: SimServer, engine: Engine) -> None:
+    sim.generate(200)
+    pending = sim.state()["soap"]["queue_depth"]
+    with soap_client(sim) as client:
+        client.markets = ("Retail-SE",)
+        events = client.fetch()
+    assert events and all(e.data is not None and e.data["market"]["id"] == "Retail-SE" for e in events)
+    assert sim.state()["soap"]["queue_depth"] == pending  # fetching acks nothing
