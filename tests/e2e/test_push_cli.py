@@ -136,3 +136,32 @@ def test_kill_9_at_a_random_moment_then_restart_converges(prepared: tuple[Path, 
     second = erpsync(cfg, env_for(db_url, sim), "push", "all", "--once")
     assert second.returncode == 0
     assert sim.state()["graphql"]["counts"]["mutationsApplied"] == applied
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_import_with_bad_rows_then_push_lands_every_good_row(
+    db_url: str, tmp_path: Path, sim_factory: SimFactory,
+) -> None:
+    from erpsync.sample import generate
+
+    sim = sim_factory(tier="custom", limits=BIG_LIMITS, time_scale=20.0)
+    engine = make_engine(db_url)
+    SQLModel.metadata.create_all(engine)
+    engine.dispose()
+    catalogue = Catalogue(products=10, variants=3, sizes=5)
+    files = generate(tmp_path / "erp", catalogue)
+    good_lines = len(files["stock"].read_text().splitlines())
+    with files["stock"].open("a") as fh:
+        fh.write("WH-MAIN,9999999999999,5\n")  # unknown EAN
+        fh.write("WH-EU,7300000000011,lots\n")  # not a number
+    with files["prices"].open("a") as fh:
+        fh.write("PL-SEK,P000001,,12.3.4,\n")
+    cfg, env = write_config(tmp_path, sim), env_for(db_url, sim)
+    imported = erpsync(cfg, env, "import", str(tmp_path / "erp"))
+    out = imported.stdout + imported.stderr
+    assert f"stock.csv:{good_lines + 1}" in out and f"stock.csv:{good_lines + 2}" in out, out
+    assert "prices.csv:" in out
+    pushed = erpsync(cfg, env, "push", "all", "--once")
+    assert pushed.returncode == 0, pushed.stderr
+    assert_same(expected_state(catalogue), centra_state(sim.gql.state))
+    assert no_duplicates(sim)
