@@ -51,6 +51,7 @@ OBJECT_TABLES: dict[str, type[SQLModel]] = {
 
 # statuses of inbox_event rows
 APPLIED, SUPERSEDED, PARKED = "applied", "superseded", "parked"
+MAX_EVENT_ID = 64  # inbox_event.event_id
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,12 @@ class InboxRepository:
                 # nothing to acknowledge it by: keep it for a human
                 self._park(session, item, item.park_reason or "event without id", now)
                 out.parked += 1
+                continue
+            if len(eid) > MAX_EVENT_ID:
+                # cannot be kept in the inbox (no dedupe possible): park it, and ack it like any other
+                self._park(session, replace(item, change=None), f"event id longer than {MAX_EVENT_ID} characters", now)
+                out.parked += 1
+                out.ack_ids.append(eid)
                 continue
             out.ack_ids.append(eid)
             if eid in seen:
@@ -275,7 +282,8 @@ class InboxRepository:
                         session.connection().execute(insert(table_of(tbl)), group)
 
     def _park(self, session: Session, item: InboundItem, reason: str, now: datetime) -> None:
-        session.add(ParkedItem(kind="event", key=item.meta.event_id or f"entry:{item.meta.entry}", reason=reason,
+        key = (item.meta.event_id or f"entry:{item.meta.entry}")[:256]
+        session.add(ParkedItem(kind="event", key=key, reason=reason,
                                payload=item.raw_xml, created_at=now, updated_at=now))
 
     # ------------------------------------------------------------- acks, replay, stats

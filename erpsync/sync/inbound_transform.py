@@ -13,7 +13,7 @@ from typing import Any
 
 from erpsync.errors import ItemRejected
 from erpsync.soap.models import KNOWN_EVENT_TYPES, MISSIONS, SoapEvent, parse_centra_date
-from erpsync.store.inbox import EventMeta, InboundItem, ObjectChange
+from erpsync.store.inbox import MAX_EVENT_ID, EventMeta, InboundItem, ObjectChange
 
 DEDICATED_TABLES = {"order": "order", "customer": "customer", "account": "account", "invoice": "invoice"}
 
@@ -32,6 +32,8 @@ def event_change(event: SoapEvent, store_tz: tzinfo) -> ObjectChange:
     """What ``event`` does to its object. Raises ``ItemRejected`` for anything not mappable."""
     if event.problem:
         raise ItemRejected(event.problem, item_key=event.id)
+    if len(event.id) > MAX_EVENT_ID:
+        raise ItemRejected(f"event id longer than {MAX_EVENT_ID} characters", item_key=event.id)
     if event.type not in KNOWN_EVENT_TYPES:
         raise ItemRejected(f"unknown event type {event.type!r}", item_key=event.id)
     if event.mission not in MISSIONS:
@@ -135,6 +137,12 @@ def money(value: Any, where: str) -> Decimal | None:
         raise ItemRejected(f"{where}: {value[:40]!r} is not a decimal number") from None
     if not dec.is_finite():
         raise ItemRejected(f"{where}: {value[:40]!r} is not a finite number")
+    # the columns hold NUMERIC(28,8): reject what would overflow or be rounded, never store it inexactly
+    if dec.adjusted() >= 20:
+        raise ItemRejected(f"{where}: {value[:40]!r} is too large (at most 20 integer digits)")
+    exponent = dec.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -8 and dec != dec.quantize(Decimal("1e-8")):
+        raise ItemRejected(f"{where}: {value[:40]!r} has more than 8 decimal places")
     return dec
 
 
@@ -177,7 +185,10 @@ def _int(value: Any, where: str) -> int | None:
         return None
     if not isinstance(value, str) or not value.strip().lstrip("-").isdigit():
         raise ItemRejected(f"{where}: {str(value)[:40]!r} is not an integer")
-    return int(value)
+    number = int(value)
+    if abs(number) > 2**31 - 1:
+        raise ItemRejected(f"{where}: {value[:40]!r} is out of range")
+    return number
 
 
 def _date(value: Any, store_tz: tzinfo, where: str) -> datetime | None:

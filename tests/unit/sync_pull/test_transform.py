@@ -65,6 +65,10 @@ def _event(**kw: object) -> SoapEvent:
     ({"data": None}, "without an object"),
     ({"data_tag": "customer"}, "expected <order>"),
     ({"problem": "unparseable event date 'x'"}, "unparseable event date"),
+    ({"data": {"ordertotal": "1e30"}}, "too large"),
+    ({"data": {"ordertotal": "1.123456789"}}, "more than 8 decimal places"),
+    ({"data": {"store": "99999999999"}}, "out of range"),
+    ({"id": "9" * 65}, "longer than 64"),
 ])
 def test_unmappable_events_are_rejected_with_a_reason(kw: dict[str, object], reason: str) -> None:
     with pytest.raises(ItemRejected, match=reason):
@@ -86,6 +90,7 @@ def test_multi_size_line_and_bundle_and_shipments() -> None:
 
 def test_money_never_float() -> None:
     assert money("10.43100", "x") == Decimal("10.43100")
+    assert str(money("1.500000000", "x")) == "1.500000000"  # trailing zeros beyond 8 places are exact
     assert money("", "x") is None
     with pytest.raises(ItemRejected):
         money("1e", "x")
