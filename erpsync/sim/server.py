@@ -74,7 +74,7 @@ class SimOptions:
     ``time_epoch``/``time_scale`` (published in ``/_sim/state`` and on :class:`SimServer`).
     ``generate_rate`` is generated events per real second in the background (0 = off);
     ``initial_events`` are generated at start. ``state_file`` is loaded at start when it exists and
-    written at stop (and on ``POST /_sim/save``).
+    written at stop, every ``autosave_seconds`` and on ``POST /_sim/save`` (atomically: temp + rename).
     """
 
     host: str = "127.0.0.1"
@@ -99,6 +99,7 @@ class SimOptions:
     initial_events: int = 0
     first_event_id: int = 1000
     state_file: str | None = None
+    autosave_seconds: float = 5.0  # with a state_file: also save this often (a crash loses at most this much)
     hang_seconds: float = 60.0
     keepalive_timeout: float = 30.0
 
@@ -161,13 +162,14 @@ class SimServer:
         self._counter_lock = threading.Lock()
         self._httpd: _HTTPServer | None = None
         self._threads: list[threading.Thread] = []
-        self._wsdl_cache: bytes | None = None
+        self._save_lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> tuple[str, int]:
         if self._httpd is not None:
             raise RuntimeError("simulator already started")
+        self.stopping.clear()
         if self.options.state_file and Path(self.options.state_file).exists():
             self.load_state(self.options.state_file)
         self._httpd = _HTTPServer((self.options.host, self.options.port), self)
@@ -181,6 +183,10 @@ class SimServer:
             gen = threading.Thread(target=self._generate_loop, name="sim-generator", daemon=True)
             gen.start()
             self._threads.append(gen)
+        if self.options.state_file and self.options.autosave_seconds > 0:
+            saver = threading.Thread(target=self._autosave_loop, name="sim-autosave", daemon=True)
+            saver.start()
+            self._threads.append(saver)
         log.info("sim.started", base_url=self.base_url, soap_url=self.soap_url, graphql_url=self.graphql_url,
                  tier=self.options.tier, time_scale=self.time_factor)
         return self.host, self.port
@@ -210,6 +216,13 @@ class SimServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    def _autosave_loop(self) -> None:
+        while not self.stopping.wait(self.options.autosave_seconds):
+            try:
+                self.save_state()
+            except OSError as exc:
+                log.warning("sim.autosave_failed", path=self.options.state_file, error=str(exc))
 
     def _generate_loop(self) -> None:
         rate = self.options.generate_rate
@@ -351,9 +364,10 @@ class SimServer:
         if not raw:
             raise ValueError("no state file configured (--state-file)")
         target = Path(raw)
-        tmp = target.with_name(target.name + ".tmp")
-        tmp.write_text(json.dumps(self.snapshot(), default=str), encoding="utf-8")
-        os.replace(tmp, target)
+        with self._save_lock:
+            tmp = target.with_name(target.name + ".tmp")
+            tmp.write_text(json.dumps(self.snapshot(), default=str), encoding="utf-8")
+            os.replace(tmp, target)
         return target
 
     def load_state(self, path: str | os.PathLike[str]) -> None:

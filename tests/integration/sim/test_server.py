@@ -234,3 +234,21 @@ def test_background_generation_at_a_rate(sim_factory: SimFactory) -> None:
     assert sim.queue.depth >= 20
     ids = [e.id for e in sim.queue.fetch(limit=1000)]
     assert ids == sorted(ids)
+
+
+def test_state_file_autosave_and_restart(sim_factory: SimFactory, tmp_path: Path) -> None:
+    import json
+
+    path = tmp_path / "auto.json"
+    sim = sim_factory(state_file=str(path), autosave_seconds=0.05)
+    sim.generate(9)
+    waiter = threading.Event()
+    for _ in range(100):
+        if path.exists() and len(json.loads(path.read_text())["queue"]["events"]) == 9:
+            break
+        waiter.wait(0.05)
+    assert len(json.loads(path.read_text())["queue"]["events"]) == 9  # saved while running (crash-safe)
+    sim.stop()
+    sim.start()  # a stopped server can start again, with its state
+    assert sim.queue.depth == 9
+    assert requests.get(f"{sim.base_url}/_sim/health", timeout=10).status_code == 200
