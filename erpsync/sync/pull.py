@@ -16,8 +16,10 @@ from collections.abc import Callable
 from datetime import tzinfo
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
 
 from erpsync.clock import Clock
+from erpsync.errors import RetryLater
 from erpsync.soap.client import EventSource
 from erpsync.soap.models import FETCH_LIMIT
 from erpsync.store.engine import transaction
@@ -70,9 +72,12 @@ class PullJob(Job):
                 run.counts["drained"] = 1
                 return
             items = [to_inbound_item(e, self.store_tz) for e in events]
-            with transaction(self.engine) as session:
-                outcome = self.repo.store_batch(
-                    session, items, now=self.clock.now(), mid_hook=lambda: self.crash.hit("mid_transaction"))
+            try:
+                with transaction(self.engine) as session:
+                    outcome = self.repo.store_batch(
+                        session, items, now=self.clock.now(), mid_hook=lambda: self.crash.hit("mid_transaction"))
+            except OperationalError as exc:  # locked, disconnected, deadlock: nothing stored, nothing acked
+                raise RetryLater(f"storing the batch failed: {type(exc.orig).__name__}: {exc.orig}") from exc
             # committed: from here on a crash only causes a harmless re-delivery
             run.counts["applied"] += outcome.applied
             run.counts["superseded"] += outcome.superseded

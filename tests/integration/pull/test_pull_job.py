@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -217,3 +218,18 @@ def test_erp_side_columns_survive_new_versions(engine: Engine) -> None:
         o = s.get(CentraOrder, "O1")
         assert o is not None and o.version == 2 and o.erp_taken_version == 1  # changed since the ERP took it
         assert s.exec(select(IdMap.erp_id)).one()[0] == "SO-1"  # type: ignore[call-overload]
+
+
+def test_database_locked_is_retry_later_and_nothing_is_acked(engine: Engine) -> None:
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    class LockedRepository(InboxRepository):
+        def store_batch(self, *args: object, **kwargs: object) -> Any:
+            raise OperationalError("BEGIN IMMEDIATE", {}, sqlite3.OperationalError("database is locked"))
+
+    queue = FakeQueue([order_event(1, "O1", "1.00")])
+    result = _job(engine, queue, repository=LockedRepository()).run()
+    assert result.outcome == "retry" and "database is locked" in (result.error or "")
+    assert queue.acks == [] and len(queue.pending) == 1
