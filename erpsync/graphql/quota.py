@@ -463,9 +463,10 @@ class QuotaGovernor:
     def reseed(self, rows: Sequence[Mapping[str, object]], *, at: float | None = None) -> None:
         """Set the buckets from ``rateLimits`` rows ({type, intervalSeconds, quota, remainingQuota}).
 
-        erpsync's allowance becomes what remains beyond the part left to others:
-        ``remainingQuota − (1 − share) × quota``, possibly negative (others spent it: wait).
-        ``quota`` replaces the configured capacity, so a limit lowered by Centra is obeyed.
+        erpsync's tokens drop to what remains beyond the part left to others,
+        ``remainingQuota − (1 − share) × quota`` (possibly negative: others spent it, wait), when
+        that is below its own account; they are never raised above it. ``quota`` replaces the
+        configured capacity, so a limit lowered by Centra is obeyed.
         """
         now = self.clock.time() if at is None else at
         with self._lock, self.store.transaction(self._initial) as snap:
@@ -482,8 +483,11 @@ class QuotaGovernor:
                 if quota <= 0:
                     continue
                 b = snap.buckets[name]
+                own = self._level(snap, name, now)
                 b.capacity = quota
-                b.tokens = min(quota * self.share, remaining - (1.0 - self.share) * quota)
+                # never above erpsync's own account: share is a share of the refill too, so the
+                # part others leave unused is not taken (they may need it a minute later)
+                b.tokens = min(own, quota * self.share, remaining - (1.0 - self.share) * quota)
                 b.updated_at = now
             snap.last_refresh_at = max(snap.last_refresh_at, now)
             snap.dirty_buckets = snap.dirty_state = True
