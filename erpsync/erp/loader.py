@@ -42,6 +42,7 @@ Mode = Literal["incremental", "snapshot"]
 Progress = Callable[[str, str, int], None]  # (entity, source, rows so far)
 
 log = get_logger("erpsync.erp.loader")
+_LINE_MASK = (1 << 40) - 1
 
 
 @dataclass(frozen=True)
@@ -109,10 +110,13 @@ class _References:
             v = StagingVariant.__table__  # type: ignore[attr-defined]
             self.variants = {r[0]: (r[1], r[2]) for r in session.execute(
                 select(v.c.variant_number, v.c.product_number, v.c.size_chart))}
-        if entity in ("size", "stock"):
-            z = StagingSize.__table__  # type: ignore[attr-defined]
+        self.eans: set[str] = set()
+        z = StagingSize.__table__  # type: ignore[attr-defined]
+        if entity == "size":
             self.ean_owner = {r[0]: (r[1], r[2]) for r in session.execute(
                 select(z.c.ean, z.c.variant_number, z.c.size))}
+        elif entity == "stock":
+            self.eans = set(session.execute(select(z.c.ean)).scalars())
         if entity == "price":
             pl = STAGING_TABLES["pricelist"].__table__
             self.pricelists = set(session.execute(select(pl.c.code)).scalars())
@@ -146,7 +150,7 @@ class _References:
                 if variant[0] != row["product_number"]:
                     raise RowError(f"variant {row['variant_number']!r} belongs to product {variant[0]!r}, "
                                    f"not {row['product_number']!r}")
-        elif entity == "stock" and row["ean"] not in self.ean_owner:
+        elif entity == "stock" and row["ean"] not in self.eans:
             raise RowError(f"unknown EAN {row['ean']!r} (no size has it)")
 
 
@@ -202,7 +206,9 @@ class StagingLoader:
         refs = _References(session, entity)
         open_parked = self._open_parked(session, entity)
         stmt = self._upsert_stmt(session, table, layout)
-        seen: dict[str, tuple[str, int]] = {}
+        # key -> where it was first loaded, packed as source index << 40 | line (memory: 1M keys)
+        seen: dict[str, int] = {}
+        names = [name for name, _ in sources]
         seen_invalid: list[dict[str, Any]] = []  # key columns of present-but-invalid rows (snapshot)
         buffer: list[dict[str, Any]] = []
         parked: list[tuple[str, str, str]] = []  # (key, reason, payload)
@@ -220,7 +226,7 @@ class StagingLoader:
             payload = json.dumps(raw, default=str, ensure_ascii=False) if raw is not None else None
             parked.append((park_key, str(problem), payload or ""))
 
-        for source, rows in sources:
+        for source_idx, (source, rows) in enumerate(sources):
             count = 0
             for line, raw in rows:
                 count += 1
@@ -239,8 +245,8 @@ class StagingLoader:
                     assert key is not None  # convert() rejects missing key columns
                     first = seen.get(key)
                     if first is not None:
-                        reject(source, line, f"duplicate key {key} (first at {first[0]}:{first[1]})",
-                               dict(raw), key, by_line=True)
+                        where = f"{names[first >> 40]}:{first & _LINE_MASK}"
+                        reject(source, line, f"duplicate key {key} (first at {where})", dict(raw), key, by_line=True)
                         continue
                     refs.check(entity, row)
                 except RowError as exc:
@@ -248,7 +254,7 @@ class StagingLoader:
                         seen_invalid.append({k: _text(raw.get(k)) for k in layout.key})
                     reject(source, line, str(exc), dict(raw), key)
                     continue
-                seen[key] = (source, line)
+                seen[key] = source_idx << 40 | line
                 if entity == "size":
                     refs.ean_owner[row["ean"]] = (row["variant_number"], row["size"])
                 row.update(import_run=run, imported_at=now, removed_at=now if removed else None)
