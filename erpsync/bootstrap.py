@@ -14,6 +14,8 @@ push_prices    erpsync.sync.push_prices           every ``push.prices_interval_s
 push_products  erpsync.sync.push_products         every ``push.products_interval_seconds``
 quota_refresh  erpsync.daemon.quota_refresh       every ``daemon.quota_refresh_seconds``
 housekeeping   erpsync.daemon.housekeeping        cron ``daemon.housekeeping_cron`` (UTC)
+import_sql     erpsync.erp.job                    every ``erp.sql.interval_seconds``, only when
+                                                  ``erp.sql.url`` is set
 =============  =================================  ==========================================
 """
 
@@ -59,6 +61,7 @@ def triggers(settings: Settings) -> dict[str, BaseTrigger]:
         "push_products": interval(settings.push.products_interval_seconds),
         "quota_refresh": interval(settings.daemon.quota_refresh_seconds),
         "housekeeping": CronTrigger.from_crontab(settings.daemon.housekeeping_cron, timezone="UTC"),
+        "import_sql": interval(settings.erp.sql.interval_seconds),
     }
 
 
@@ -172,6 +175,12 @@ def _push_builder(module: str, cls: str) -> Callable[[Wiring], Any]:
     return build
 
 
+def _build_import_sql(w: Wiring) -> Any:
+    from erpsync.erp.job import SqlImportJob
+
+    return SqlImportJob(w.engine, w.settings.erp.sql, **w.job_kwargs())
+
+
 def _build_quota_refresh(w: Wiring) -> Any:
     from erpsync.daemon.quota_refresh import QuotaRefreshJob
 
@@ -189,15 +198,19 @@ CAPABILITIES: dict[str, Capability] = {
                    _push_builder("erpsync.sync.push_products", "PushProducts"), entity="product"),
         Capability("quota_refresh", "erpsync.sync.outbound_client", _build_quota_refresh),
         Capability("housekeeping", "erpsync.daemon.housekeeping", _build_housekeeping),
+        Capability("import_sql", "erpsync.erp.job", _build_import_sql),
     )
 }
 
 #: the jobs a complete erpsync runs, in the order they are listed by ``status``
 ALL_JOBS = ("pull", "push_stock", "push_prices", "push_products", "quota_refresh", "housekeeping")
+#: run as well when configured: the snapshot import from the ERP's database (``[erp.sql] url``)
+OPTIONAL_JOBS = ("import_sql",)
 _EXPECTED_MODULES = {
     "pull": "erpsync.sync.pull", "push_stock": "erpsync.sync.push_stock",
     "push_prices": "erpsync.sync.push_prices", "push_products": "erpsync.sync.push_products",
     "quota_refresh": "erpsync.sync.outbound_client", "housekeeping": "erpsync.daemon.housekeeping",
+    "import_sql": "erpsync.erp.job",
 }
 
 
@@ -209,6 +222,11 @@ def missing_capabilities(jobs: Sequence[str] = ALL_JOBS) -> dict[str, str]:
         if cap is None or not cap.available():
             out[name] = cap.module if cap else _EXPECTED_MODULES.get(name, "?")
     return out
+
+
+def default_jobs(settings: Settings) -> list[str]:
+    """Every job, plus ``import_sql`` when ``[erp.sql] url`` is set."""
+    return [*ALL_JOBS, *(["import_sql"] if settings.erp.sql.url else [])]
 
 
 def leadership_for(settings: Settings) -> Leadership:
@@ -278,10 +296,13 @@ def build_app(
     """Assemble the daemon for ``settings``. ``jobs`` limits it to some capabilities (default: all,
     and every one must be available, else ``MissingCapability``). On SQLite this takes the
     single-instance lock (``AlreadyRunning`` if another process holds it)."""
-    wanted = list(jobs) if jobs is not None else list(ALL_JOBS)
-    unknown = [j for j in wanted if j not in ALL_JOBS]
+    wanted = list(jobs) if jobs is not None else default_jobs(settings)
+    unknown = [j for j in wanted if j not in (*ALL_JOBS, *OPTIONAL_JOBS)]
     if unknown:
-        raise MissingCapability(f"unknown job(s) {unknown}; jobs are {', '.join(ALL_JOBS)}")
+        raise MissingCapability(f"unknown job(s) {unknown}; jobs are {', '.join((*ALL_JOBS, *OPTIONAL_JOBS))}")
+    if "import_sql" in wanted and not settings.erp.sql.url:
+        raise ConfigError([ConfigProblem("erp.sql.url", "the import_sql job needs the ERP database URL",
+                                         "configuration")])
     missing = missing_capabilities(wanted)
     if missing:
         raise MissingCapability("this erpsync lacks " + ", ".join(

@@ -166,7 +166,7 @@ def db_status(obj: Ctx) -> None:
 @cli.command("run")
 @click.option("--only", "only", multiple=True, metavar="JOB",
               help="run only this job (repeatable): pull, push_stock, push_prices, push_products, "
-                   "quota_refresh, housekeeping")
+                   "quota_refresh, housekeeping, import_sql")
 @click.pass_obj
 def run_cmd(obj: Ctx, only: tuple[str, ...]) -> None:
     """Run the daemon until SIGTERM/SIGINT (systemd: Type=notify). SIGHUP reloads the config.
@@ -191,14 +191,14 @@ def status_cmd(obj: Ctx, as_json: bool) -> None:
     """
     from datetime import UTC, datetime
 
-    from erpsync.bootstrap import ALL_JOBS
+    from erpsync.bootstrap import default_jobs
     from erpsync.daemon.status import collect_status, render_status
     from erpsync.store.engine import make_engine
 
     s = obj.settings(require_secrets=False)
     engine = make_engine(s.database_url, busy_timeout_ms=s.database.busy_timeout_ms)
     try:
-        st = collect_status(engine, datetime.now(UTC), list(ALL_JOBS))
+        st = collect_status(engine, datetime.now(UTC), default_jobs(s))
     finally:
         engine.dispose()
     if as_json:

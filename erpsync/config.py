@@ -142,6 +142,7 @@ class ErpSqlSettings(_Section):
     url: str = ""
     chunk_size: int = Field(5000, gt=0)
     queries: dict[str, str] = {}
+    interval_seconds: float = Field(300.0, gt=0)  # the daemon's import_sql job, when url is set
 
 
 class ErpSettings(_Section):

@@ -114,6 +114,23 @@ def test_every_summary_line_carries_quota_left(tmp_path: Path, engine: Engine) -
         app.close()
 
 
+def test_import_sql_is_scheduled_only_when_the_erp_database_is_configured(tmp_path: Path, engine: Engine) -> None:
+    from erpsync.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"erp\.sql\.url"):
+        build_app(settings(tmp_path), jobs=["import_sql"], engine=engine, leadership=AlwaysLeader())
+    s = Settings.model_validate({**settings(tmp_path).model_dump(mode="json", exclude={"centra"}),
+                                 "centra": settings(tmp_path).centra,
+                                 "erp": {"sql": {"url": f"sqlite:///{tmp_path / 'erp.db'}", "interval_seconds": 120,
+                                                 "queries": {"product": "SELECT 1"}}}})
+    app = build_app(s, engine=engine, leadership=AlwaysLeader(), environ={}, soap=FakeSource(), graphql=FakePort())
+    try:
+        assert list(app.jobs)[-1] == "import_sql"
+        assert app.daemon.specs["import_sql"].trigger.interval == timedelta(seconds=120)
+    finally:
+        app.close()
+
+
 def test_unknown_job_is_refused(tmp_path: Path, engine: Engine) -> None:
     with pytest.raises(MissingCapability, match="unknown job"):
         build_app(settings(tmp_path), jobs=["pul"], engine=engine, leadership=AlwaysLeader())
