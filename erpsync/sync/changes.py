@@ -7,8 +7,10 @@ Contract (used by the push jobs, ``erpsync plan`` and ``erpsync resync``):
   stable order (by ERP key), each with the ``payload_hash`` of its canonical payload.
 - ``pending(session, entity)`` streams only the items whose hash differs from
   ``OutboundItem.accepted_hash`` (new items, changed items, items whose hash was forgotten by
-  ``resync``). A push job sends those and calls ``record_accepted`` **only after Centra accepted
-  them**; a no-op run therefore sends nothing.
+  ``resync``), leaving out a payload Centra already rejected (``OutboundItem.rejected_hash``)
+  until it changes. A push job sends those and calls ``record_accepted`` **only after Centra
+  accepted them**; a no-op run therefore sends nothing. Items are plain (slotted) dataclasses
+  built per row: treat them as read-only.
 - Entities, in push order: ``sizechart``, ``pricelist``, ``product``, ``price``, ``stock``.
 - Item keys (``OutboundItem.erp_key``): size chart name; pricelist code; product number;
   ``"<pricelist>|<product>"`` or ``"<pricelist>|<product>|<variant>"`` for a price;
