@@ -13,6 +13,7 @@ import click
 from erpsync.config import Settings, load_settings, redacted_dump, resolve_config_path
 from erpsync.erp.commands import COMMANDS as ERP_COMMANDS
 from erpsync.errors import ConfigError, ErpsyncError, JobFailed
+from erpsync.graphql.command import quota_cmd
 from erpsync.sync.inbound_commands import INBOUND_COMMANDS
 from erpsync.sync.push_command import push_cmd
 
@@ -192,11 +193,10 @@ def status_cmd(obj: Ctx, as_json: bool) -> None:
     from datetime import UTC, datetime
 
     from erpsync.bootstrap import default_jobs
-    from erpsync.daemon.status import collect_status, render_status
-    from erpsync.store.engine import make_engine
+    from erpsync.daemon.status import collect_status, read_engine, render_status
 
     s = obj.settings(require_secrets=False)
-    engine = make_engine(s.database_url, busy_timeout_ms=s.database.busy_timeout_ms)
+    engine = read_engine(s.database_url, s.database.busy_timeout_ms)
     try:
         st = collect_status(engine, datetime.now(UTC), default_jobs(s))
     finally:
@@ -292,6 +292,11 @@ def sim_cmd(host: str, port: int, soap_path: str, soap_user: str, soap_password:
 
 for _erp_command in ERP_COMMANDS:  # erpsync/erp/commands.py
     cli.add_command(_erp_command)
+
+
+# ---------------------------------------------------------------- quota (erpsync/graphql/command.py)
+
+cli.add_command(quota_cmd)
 
 
 # ---------------------------------------------------------------- push (erpsync/sync/push_command.py)
