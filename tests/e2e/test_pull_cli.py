@@ -81,3 +81,35 @@ def test_pull_refuses_an_outdated_schema(sim: SimServer, sqlite_url: str, tmp_pa
     cfg = write_config(tmp_path, sim, sqlite_url)
     res = run_cli(cfg, "pull", "--once", password=sim.soap_password)
     assert res.returncode == 2 and "erpsync db upgrade" in res.stderr
+
+
+def test_pull_without_once_repeats_until_sigterm(sim: SimServer, sqlite_url: str, tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.integration.pull.cli_helpers import REPO, cli_env
+
+    create_schema(sqlite_url)
+    cfg = write_config(tmp_path, sim, sqlite_url, interval=0.2)
+    proc = subprocess.Popen([sys.executable, "-m", "erpsync", "--config", str(cfg), "pull"],
+                            env=cli_env(sim.soap_password), cwd=str(REPO), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        sim.generate(30)
+        deadline = time.monotonic() + 60
+        while sim.state()["soap"]["acked_count"] < 30 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        sim.generate(20)  # arrives after the first drain: picked up by a later run
+        while sim.state()["soap"]["acked_count"] < 50 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert sim.state()["soap"]["acked_count"] == 50
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err[-2000:]
+    assert out.count("pull: ok") >= 2

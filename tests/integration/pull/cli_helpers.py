@@ -36,7 +36,8 @@ from erpsync.store.models import (
 REPO = Path(__file__).resolve().parents[3]
 
 
-def write_config(tmp_path: Path, sim: SimServer, db_url: str, *, read_timeout: float = 5.0) -> Path:
+def write_config(tmp_path: Path, sim: SimServer, db_url: str, *, read_timeout: float = 5.0,
+                 interval: float = 60.0) -> Path:
     cfg = tmp_path / "erpsync.toml"
     cfg.write_text(f"""
 [centra]
@@ -54,6 +55,9 @@ url = "{sim.graphql_url}"
 
 [database]
 url = "{db_url}"
+
+[pull]
+interval_seconds = {interval}
 
 [logging]
 level = "INFO"
@@ -75,12 +79,17 @@ def create_schema(db_url: str) -> None:
         engine.dispose()
 
 
-def run_cli(cfg: Path, *args: str, password: str, extra_env: dict[str, str] | None = None,
-            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def cli_env(password: str, extra_env: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ERPSYNC_")}
     env.update({"ERPSYNC_CENTRA_SOAP_PASSWORD": password, "ERPSYNC_CENTRA_GRAPHQL_TOKEN": "sim-token",
                 "PYTHONPATH": str(REPO)})
     env.update(extra_env or {})
+    return env
+
+
+def run_cli(cfg: Path, *args: str, password: str, extra_env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    env = cli_env(password, extra_env)
     return subprocess.run([sys.executable, "-m", "erpsync", "--config", str(cfg), *args], env=env,
                           capture_output=True, text=True, timeout=timeout, cwd=str(REPO))
 
