@@ -277,6 +277,8 @@ class App:
     def close(self) -> None:
         self.daemon.close()
         self.wiring.close()
+        if self.daemon.read_engine is not self.engine:
+            self.daemon.read_engine.dispose()
         self.engine.dispose()
 
 
@@ -335,6 +337,11 @@ def build_app(
         "metrics_address": (host, port) if port else None,
     }
     opts.update(daemon_options or {})
+    from erpsync.daemon.status import read_engine
+
+    if "read_engine" not in opts and engine.dialect.name == "sqlite":
+        opts["read_engine"] = read_engine(engine.url.render_as_string(hide_password=False),
+                                          settings.database.busy_timeout_ms)
     # the scheduler runs on real time; the injected clock (possibly a simulator's scaled one) is the jobs'
     daemon = Daemon(engine, specs, leadership=lead, notifier=notifier, stop_event=stop_event,
                     environ=environ, reload=reload, **opts)

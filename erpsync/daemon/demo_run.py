@@ -105,7 +105,7 @@ def demo_main(*, timeout_s: float = 110.0, keep_dir: Path | None = None) -> int:
             app = build_app(settings, jobs=list(ALL_JOBS), engine=engine, clock=sim.client_clock(),
                             leadership=AlwaysLeader(), environ={},
                             daemon_options={"loop_interval": 0.2, "metrics_address": None})
-            code = _drive(app, sim, engine, settings, t0, timeout_s, say)
+            code = _drive(app, sim, app.daemon.read_engine, settings, t0, timeout_s, say)
             return code
         finally:
             if app is not None:

@@ -131,8 +131,11 @@ class Daemon:
         reload: Callable[[], Mapping[str, BaseTrigger]] | None = None,
         status_hook: Callable[[], str | None] | None = None,
         hard_exit: Callable[[int], None] = os._exit,
+        read_engine: Engine | None = None,
     ) -> None:
         self.engine = engine
+        # figures for /metrics and STATUS: never through BEGIN IMMEDIATE on SQLite (see status.read_engine)
+        self.read_engine = read_engine or engine
         self.specs = {s.name: s for s in jobs}
         self.leadership: Leadership = leadership or AlwaysLeader()
         self.notifier = notifier or SystemdNotifier.from_environ(environ)
@@ -149,7 +152,7 @@ class Daemon:
         self.status_hook = status_hook
         self.hard_exit = hard_exit
         self.metrics = DaemonMetrics()
-        self.metrics.registry.register(StoreCollector(engine))
+        self.metrics.registry.register(StoreCollector(self.read_engine))
         self.metrics_address = metrics_address
         self.server: MetricsServer | None = None
         self.states = {name: JobState() for name in self.specs}
@@ -348,7 +351,7 @@ class Daemon:
     def _write_instance(self, state_override: str | None = None) -> None:
         """Refresh this process's ``daemon_instance`` row and the figures STATUS shows."""
         try:
-            figures = store_figures(self.engine)
+            figures = store_figures(self.read_engine)
             pct = [t / c for t, c in figures["quota"].values() if c > 0]
             self.quota_left_pct = round(100 * min(pct), 1) if pct else None
         except SQLAlchemyError as exc:

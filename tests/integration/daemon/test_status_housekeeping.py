@@ -98,3 +98,24 @@ def test_housekeeping_prunes_old_rows_and_closes_abandoned_runs(engine: Engine) 
         assert runs == {"recent": "ok", "dead": "abandoned", "live": "running", result.run_id: "ok"}
         assert [p.key for p in s.exec(select(ParkedItem)).scalars()] == ["y"]  # type: ignore[call-overload]
         assert [e.event_id for e in s.exec(select(InboxEvent)).scalars()] == ["b"]  # type: ignore[call-overload]
+
+
+def test_status_reads_while_a_job_holds_the_sqlite_write_lock(sqlite_url: str) -> None:
+    from sqlmodel import SQLModel
+
+    from erpsync.daemon.status import read_engine
+    from erpsync.store.engine import make_engine
+
+    writer = make_engine(sqlite_url, busy_timeout_ms=100)
+    SQLModel.metadata.create_all(writer)
+    _seed(writer)
+    reader = read_engine(sqlite_url, busy_timeout_ms=100)
+    try:
+        with transaction(writer) as s:  # BEGIN IMMEDIATE: the write lock, as a running job holds it
+            s.add(ParkedItem(kind="price", key="k", reason="r"))
+            s.flush()
+            st = collect_status(reader, NOW, ["pull"])  # would fail with "database is locked" otherwise
+            assert st["parked"] == {"stock": 1}  # the uncommitted row is not seen
+    finally:
+        reader.dispose()
+        writer.dispose()
