@@ -216,11 +216,13 @@ def status_cmd(obj: Ctx, as_json: bool) -> None:
               help="give up (exit 1) when the sample is not fully synced after this many seconds")
 @click.option("--keep", "keep_dir", type=click.Path(file_okay=False), default=None,
               help="keep the demo database in this directory instead of a temporary one")
-def demo_cmd(timeout_s: float, keep_dir: str | None) -> None:
+@click.option("--products", type=click.IntRange(0, 20_000), default=0, show_default=True,
+              help="sync a generated catalogue of this many products instead of the bundled sample (0)")
+def demo_cmd(timeout_s: float, keep_dir: str | None, products: int) -> None:
     """Sync the bundled sample ERP with an in-process Centra simulator; no config needed."""
     from erpsync.daemon.demo import run_demo
 
-    sys.exit(run_demo(timeout_s=timeout_s, keep_dir=Path(keep_dir) if keep_dir else None))
+    sys.exit(run_demo(timeout_s=timeout_s, keep_dir=Path(keep_dir) if keep_dir else None, products=products))
 
 
 # ---------------------------------------------------------------- simulator

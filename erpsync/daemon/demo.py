@@ -34,11 +34,11 @@ def missing_pieces() -> list[str]:
     return out
 
 
-def run_demo(*, timeout_s: float = 110.0, keep_dir: Path | None = None) -> int:
+def run_demo(*, timeout_s: float = 110.0, keep_dir: Path | None = None, products: int = 0) -> int:
     missing = missing_pieces()
     if missing:
         click.echo("erpsync demo cannot run: this build lacks " + "; ".join(missing), err=True)
         return EXIT_MISSING
     from erpsync.daemon.demo_run import demo_main
 
-    return demo_main(timeout_s=timeout_s, keep_dir=keep_dir)
+    return demo_main(timeout_s=timeout_s, keep_dir=keep_dir, products=products)

@@ -24,7 +24,7 @@ from erpsync.daemon.verify import differences
 from erpsync.erp.files import import_files
 from erpsync.erp.loader import StagingLoader
 from erpsync.logs import configure_logging
-from erpsync.sample import EXAMPLES_DIR
+from erpsync.sample import EXAMPLES_DIR, Catalogue, generate
 from erpsync.sim.server import SimOptions, SimServer
 from erpsync.store import migrate
 from erpsync.store.engine import make_engine
@@ -84,7 +84,7 @@ def _workdir(keep_dir: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
-def demo_main(*, timeout_s: float = 110.0, keep_dir: Path | None = None) -> int:
+def demo_main(*, timeout_s: float = 110.0, keep_dir: Path | None = None, products: int = 0) -> int:
     configure_logging("WARNING", "console", stream=sys.stderr)
     t0 = time.monotonic()
     say = _sayer()
@@ -98,7 +98,10 @@ def demo_main(*, timeout_s: float = 110.0, keep_dir: Path | None = None) -> int:
             say(f"simulated Centra at {sim.base_url} (tier {DEMO_TIER}); store {db_url}")
             migrate.upgrade(engine)
             SQLModel.metadata.create_all(engine)  # tables newer than the bundled migration, if any
-            report = import_files(StagingLoader(engine), sorted(EXAMPLES_DIR.glob("*.csv")), mode="snapshot")
+            files = sorted(EXAMPLES_DIR.glob("*.csv"))
+            if products:  # a bigger, generated catalogue instead of the bundled example files
+                files = sorted(generate(work / "erp", Catalogue(products=products)).values())
+            report = import_files(StagingLoader(engine), files, mode="snapshot")
             say("sample ERP data loaded: " + ", ".join(f"{e.entity} {e.loaded}" for e in report.entities))
             sim.generate(INITIAL_EVENTS)
             settings = demo_settings(sim, db_url)
