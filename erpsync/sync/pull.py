@@ -63,6 +63,14 @@ class PullJob(Job):
     def execute(self, run: RunContext) -> None:
         for name in COUNTS:
             run.counts[name] += 0
+        acked: list[str] = []  # acknowledged, acked_at not yet recorded (done with the next batch)
+        try:
+            self._drain(run, acked)
+        finally:
+            if acked:
+                self._record_acked(acked)
+
+    def _drain(self, run: RunContext, acked: list[str]) -> None:
         for _ in range(self.max_batches):
             run.checkpoint()
             events = self.backoff.call(self.source.fetch, self.clock, "events_Get")
@@ -74,10 +82,14 @@ class PullJob(Job):
             items = [to_inbound_item(e, self.store_tz) for e in events]
             try:
                 with transaction(self.engine) as session:
+                    now = self.clock.now()
                     outcome = self.repo.store_batch(
-                        session, items, now=self.clock.now(), mid_hook=lambda: self.crash.hit("mid_transaction"))
+                        session, items, now=now, mid_hook=lambda: self.crash.hit("mid_transaction"))
+                    # the previous batch's acknowledgement, recorded in this transaction (one commit less)
+                    self.repo.mark_acked(session, acked, now)
             except OperationalError as exc:  # locked, disconnected, deadlock: nothing stored, nothing acked
                 raise RetryLater(f"storing the batch failed: {type(exc.orig).__name__}: {exc.orig}") from exc
+            acked.clear()
             # committed: from here on a crash only causes a harmless re-delivery
             run.counts["applied"] += outcome.applied
             run.counts["superseded"] += outcome.superseded
@@ -91,8 +103,7 @@ class PullJob(Job):
             self.crash.hit("during_ack")
             if ids:
                 self._ack(ids)
-                with transaction(self.engine) as session:
-                    self.repo.mark_acked(session, ids, self.clock.now())
+                acked.extend(ids)
             run.counts["acked"] += len(ids)
             self.log.info("events.stored", batch=run.counts["batches"], fetched=len(events),
                           applied=outcome.applied, superseded=outcome.superseded,
@@ -100,6 +111,15 @@ class PullJob(Job):
             if len(events) < FETCH_LIMIT:
                 run.counts["drained"] = 1
                 return
+
+    def _record_acked(self, ids: list[str]) -> None:
+        """``inbox_event.acked_at`` is informational (best effort): failing to record it is logged,
+        never allowed to hide the error that ended the run."""
+        try:
+            with transaction(self.engine) as session:
+                self.repo.mark_acked(session, ids, self.clock.now())
+        except OperationalError as exc:
+            self.log.warning("events.ack_not_recorded", count=len(ids), error=str(exc.orig))
 
     def _ack(self, ids: list[str]) -> None:
         def call() -> None:

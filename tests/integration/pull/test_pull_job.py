@@ -233,3 +233,20 @@ def test_database_locked_is_retry_later_and_nothing_is_acked(engine: Engine) -> 
     result = _job(engine, queue, repository=LockedRepository()).run()
     assert result.outcome == "retry" and "database is locked" in (result.error or "")
     assert queue.acks == [] and len(queue.pending) == 1
+
+
+def test_acked_at_is_recorded_even_when_a_later_fetch_ends_the_run(engine: Engine) -> None:
+    class FailsSecondFetch(FakeQueue):
+        def fetch(self) -> list[Any]:
+            if self.fetches >= 1:
+                self.fetches += 1
+                raise SourceUnavailable("down")
+            return super().fetch()
+
+    queue = FailsSecondFetch([order_event(i, f"O{i}", "1.00") for i in range(1, 151)])
+    result = _job(engine, queue, backoff=Backoff(attempts=2)).run()
+    assert result.outcome == "retry" and result.counts["acked"] == 100
+    with Session(engine) as s:
+        acked = s.exec(select(func.count()).select_from(InboxEvent)  # type: ignore[call-overload]
+                       .where(col(InboxEvent.acked_at).is_not(None))).one()[0]
+    assert acked == 100
