@@ -210,7 +210,7 @@ class Daemon:
     # ------------------------------------------------------------------ running one job
 
     def _execute(self, name: str) -> None:
-        spec, state = self.specs[name], self.states[name]
+        state = self.states[name]
         if self.stop_event.is_set() or not state.enabled:
             return
         if self.role not in ("leader", "single") or not self.leadership.is_leader():
@@ -219,6 +219,15 @@ class Daemon:
         with self._lock:
             state.last_started = started
             state.running = True
+        try:
+            self._run_and_apply_policy(name, started)
+        finally:
+            with self._lock:
+                state.running = False
+            self.metrics.failures.labels(name).set(state.failures)
+
+    def _run_and_apply_policy(self, name: str, started: float) -> None:
+        spec, state = self.specs[name], self.states[name]
         try:
             result = spec.job.run()
         except JobFailed as exc:
@@ -262,14 +271,12 @@ class Daemon:
                 started: float) -> None:
         state = self.states[spec.name]
         with self._lock:
-            state.running = False
             state.last_outcome = outcome
             state.last_counts = dict(counts)
             state.runs += 1
             if spec.name == "pull":
                 self.events_pulled += int(counts.get("fetched", 0))
         self.metrics.record_run(spec.name, outcome, counts, duration, started, spec.entity)
-        self.metrics.failures.labels(spec.name).set(state.failures)
 
     def backoff_delay(self, name: str) -> float:
         spec, state = self.specs[name], self.states[name]

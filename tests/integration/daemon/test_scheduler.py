@@ -75,6 +75,7 @@ def test_retry_backs_off_exponentially_then_resets_on_success(sqlite_engine: Eng
         wait_for(lambda: d.states["stock"].failures == 0, 5, "reset")
     assert [r.outcome for r in runs(sqlite_engine, "stock")][:3] == ["retry", "retry", "ok"]
     assert d.metrics.runs.labels("stock", "retry")._value.get() == 2
+    assert d.metrics.failures.labels("stock")._value.get() == 0
 
 
 def test_backoff_is_capped_and_never_earlier_than_the_next_tick(sqlite_engine: Engine) -> None:
@@ -141,6 +142,7 @@ def test_a_database_outage_backs_off_but_never_disables(sqlite_engine: Engine) -
     with running(d):
         wait_for(lambda: len(job.calls) >= 14, 10, "many failed runs")
         assert d.states["pull"].enabled and d.states["pull"].failures >= 14
+        assert d.metrics.failures.labels("pull")._value.get() >= 13
         job.default = "ok"
         wait_for(lambda: d.states["pull"].failures == 0, 5, "recovered")
     assert d.states["pull"].enabled
