@@ -19,7 +19,7 @@ from erpsync.sample import Catalogue
 from erpsync.sim.server import SimServer
 from erpsync.store.engine import make_engine
 from tests.fixtures.sim import SimFactory
-from tests.unit.push.helpers import BIG_LIMITS, assert_same, centra_state, expected_state, load_catalogue
+from tests.unit.push.helpers import assert_same, centra_state, expected_state, load_catalogue
 
 pytestmark = pytest.mark.slow  # several erpsync subprocesses per test
 
@@ -63,7 +63,7 @@ def erpsync(cfg: Path, env: dict[str, str], *args: str) -> subprocess.CompletedP
 
 @pytest.fixture
 def prepared(db_url: str, tmp_path: Path, sim_factory: SimFactory) -> tuple[Path, SimServer, str]:
-    sim = sim_factory(tier="custom", limits=BIG_LIMITS, time_scale=20.0)
+    sim = sim_factory(tier="enterprise", time_scale=20.0)
     engine = make_engine(db_url)
     SQLModel.metadata.create_all(engine)
     load_catalogue(engine, CATALOGUE)
@@ -144,7 +144,7 @@ def test_import_with_bad_rows_then_push_lands_every_good_row(
 ) -> None:
     from erpsync.sample import generate
 
-    sim = sim_factory(tier="custom", limits=BIG_LIMITS, time_scale=20.0)
+    sim = sim_factory(tier="enterprise", time_scale=20.0)
     engine = make_engine(db_url)
     SQLModel.metadata.create_all(engine)
     engine.dispose()
