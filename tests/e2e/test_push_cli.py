@@ -165,3 +165,26 @@ def test_import_with_bad_rows_then_push_lands_every_good_row(
     assert pushed.returncode == 0, pushed.stderr
     assert_same(expected_state(catalogue), centra_state(sim.gql.state))
     assert no_duplicates(sim)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_without_once_it_repeats_until_sigterm(prepared: tuple[Path, SimServer, str]) -> None:
+    cfg, sim, db_url = prepared
+    proc = subprocess.Popen([sys.executable, "-m", "erpsync", "--config", str(cfg), "push", "products"],
+                            env=env_for(db_url, sim, ERPSYNC_PUSH_PRODUCTS_INTERVAL_SECONDS="20"), cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        assert proc.stdout is not None
+        first = proc.stdout.readline()
+        second = proc.stdout.readline()  # 20 s at ×20 = about 1 s later
+        assert first.startswith("push_products: ok") and "createProduct=20" in first
+        assert second.startswith("push_products: ok") and "createProduct" not in second
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if proc.stdout is not None:
+            proc.stdout.close()
+    assert no_duplicates(sim) and len(sim.gql.state.products) == 20
