@@ -272,6 +272,8 @@ class CentraGraphql:
             permit = gov.acquire(requests=1, mutations=mutations, lane=lane, op_key=doc.op_key)
         transport = self._transport()
         transport.last_response = None
+        if gov is not None:
+            gov.wait_while_blocked()
         request = GraphQLRequest(doc.ast, variable_values=variables, operation_name=doc.operation_name)
         started = time.perf_counter()
         sent_at = self.clock.time()

@@ -66,6 +66,8 @@ DEFAULT_COMPLEXITY_GUESS = 250
 ESTIMATE_WEIGHT = 0.3
 #: longest single sleep while waiting, so changes by other processes are noticed
 MAX_SLEEP = 5.0
+#: time constant (clock seconds) of learning erpsync's refill rate from successive ``rateLimits``
+LEARN_SECONDS = 30.0
 #: shortest sleep: float time near 1.8e9 s cannot advance by less than ~1e-6 s
 MIN_SLEEP = 0.001
 #: tokens closer than this to the need count as enough (float rounding of the refill)
@@ -152,6 +154,11 @@ class BucketState:
     capacity: float  # the server's quota for this bucket (before ``share``)
     tokens: float  # erpsync's allowance at ``updated_at`` (at most capacity × share; may be < 0)
     updated_at: float
+    #: erpsync's refill per second as learnt from ``rateLimits`` (None: capacity × share / interval)
+    rate: float | None = None
+    #: own tokens minus the server-derived allowance right after the last reseed (≤ 0), and when
+    learn_gap: float = 0.0
+    learn_at: float = 0.0
 
 
 @dataclass
@@ -228,6 +235,8 @@ class GovernorStats:
     waited_seconds: float = 0.0
     rate_limited: int = 0
     reseeds: int = 0
+    #: clock time of the first wait caused by each bucket (or "retry-after")
+    first_wait: dict[str, float] = field(default_factory=dict)
 
 
 class QuotaGovernor:
@@ -313,6 +322,7 @@ class QuotaGovernor:
                 return permit
             if not waited:
                 self.stats.waits += 1
+                self.stats.first_wait.setdefault(permit.reason, permit.at)
                 log.debug("quota.wait", lane=lane, seconds=round(permit.wait, 3), reason=permit.reason)
             waited = True
             self.clock.sleep(min(max(permit.wait, MIN_SLEEP), MAX_SLEEP))
@@ -348,8 +358,8 @@ class QuotaGovernor:
                 # a call bigger than the lane's room waits for a full bucket
                 need = min(cost + floor * allowance, allowance)
                 if levels[name] + _EPSILON < need:
-                    rate = allowance / _INTERVAL[name]
-                    w = (need - levels[name]) / rate
+                    rate = self._rate(snap.buckets[name], name)
+                    w = (need - levels[name]) / rate if rate > _EPSILON else self.refresh_seconds
                     if w > wait:
                         wait, reason = w, name
             refresh_due = now - snap.last_refresh_at >= self.refresh_seconds and now >= snap.blocked_until
@@ -376,13 +386,19 @@ class QuotaGovernor:
     def _allowance(self, snap: QuotaSnapshot, name: str) -> float:
         return snap.buckets[name].capacity * self.share
 
+    def _rate(self, b: BucketState, name: str) -> float:
+        """Refill per second: the share of the server's, or less when others were seen to spend
+        more than their part."""
+        full_share = b.capacity * self.share / _INTERVAL[name]
+        return full_share if b.rate is None else min(b.rate, full_share)
+
     def _level(self, snap: QuotaSnapshot, name: str, now: float) -> float:
         b = snap.buckets[name]
         allowance = b.capacity * self.share
         elapsed = now - b.updated_at
         if elapsed <= 0:
             return min(allowance, b.tokens)
-        return min(allowance, b.tokens + elapsed * allowance / _INTERVAL[name])
+        return min(allowance, b.tokens + elapsed * self._rate(b, name))
 
     def _merge_shared(self, snap: QuotaSnapshot) -> None:
         """Exchange with the shared state what this process learnt (called under the store lock)."""
@@ -443,6 +459,18 @@ class QuotaGovernor:
         log.warning("quota.rate_limited", retry_after=round(seconds, 3))
         return seconds
 
+    def wait_while_blocked(self) -> float:
+        """In-memory, just before sending: sleep while a 429 seen by this process blocks everyone
+        (a call granted before the 429 arrived must not go out during the Retry-After either).
+        Returns the seconds slept."""
+        slept = 0.0
+        while True:
+            left = self._blocked_until - self.clock.time()
+            if left <= 0:
+                return slept
+            self.clock.sleep(max(left, MIN_SLEEP))
+            slept += left
+
     def refresh_due(self) -> bool:
         """Cheap, in-memory: is a ``rateLimits`` refresh due as far as this process last saw?"""
         now = self.clock.time()
@@ -484,10 +512,22 @@ class QuotaGovernor:
                     continue
                 b = snap.buckets[name]
                 own = self._level(snap, name, now)
+                old_rate = self._rate(b, name)
                 b.capacity = quota
+                server = remaining - (1.0 - self.share) * quota
+                gap = own - server  # > 0: our account promised more than others left us
+                if b.learn_at and now > b.learn_at:
+                    # the gap grows by (our refill − what others leave us) per second: learn the rate
+                    dt = now - b.learn_at
+                    observed = old_rate - (gap - b.learn_gap) / dt
+                    weight = dt / (dt + LEARN_SECONDS)
+                    full_share = quota * self.share / _INTERVAL[name]
+                    b.rate = max(0.0, min(full_share, old_rate + weight * (observed - old_rate)))
                 # never above erpsync's own account: share is a share of the refill too, so the
                 # part others leave unused is not taken (they may need it a minute later)
-                b.tokens = min(own, quota * self.share, remaining - (1.0 - self.share) * quota)
+                b.tokens = min(own, quota * self.share, server)
+                b.learn_gap = min(0.0, own - server)
+                b.learn_at = now
                 b.updated_at = now
             snap.last_refresh_at = max(snap.last_refresh_at, now)
             snap.dirty_buckets = snap.dirty_state = True
@@ -505,7 +545,7 @@ class QuotaGovernor:
                 BucketView(
                     name=n, capacity=int(snap.buckets[n].capacity), allowance=self._allowance(snap, n),
                     tokens=self._level(snap, n, now),
-                    refill_per_second=self._allowance(snap, n) / bucket_interval(n),
+                    refill_per_second=self._rate(snap.buckets[n], n),
                 )
                 for n in BUCKETS
             ]

@@ -21,6 +21,9 @@ from erpsync.store.models import QuotaBucket, QuotaState
 _buckets: Table = QuotaBucket.__table__  # type: ignore[attr-defined]
 _state: Table = QuotaState.__table__  # type: ignore[attr-defined]
 
+#: the refill rates learnt from ``rateLimits`` ride in ``quota_state.estimates`` under this key
+LEARNED_KEY = "~learned"
+
 _update_bucket = (
     update(_buckets)
     .where(_buckets.c.name == bindparam("b_name"))
@@ -47,7 +50,12 @@ class SqlQuotaStore:
                 self._create(conn, initial)
                 state = conn.execute(lock).mappings().one()
             rows = conn.execute(select(_buckets)).mappings().all()
-            buckets = {r["name"]: BucketState(r["capacity"], r["tokens"], r["updated_at"]) for r in rows}
+            estimates = dict(state["estimates"] or {})
+            learned = estimates.pop(LEARNED_KEY, None) or {}
+            buckets = {}
+            for r in rows:
+                rate, gap, at = learned.get(r["name"], (None, 0.0, 0.0))
+                buckets[r["name"]] = BucketState(r["capacity"], r["tokens"], r["updated_at"], rate, gap, at)
             if len(buckets) < len(BUCKETS):  # a bucket row deleted by hand: recreate it full
                 initial = initial or initial_factory()
                 missing = {n: b for n, b in initial.buckets.items() if n not in buckets}
@@ -61,7 +69,7 @@ class SqlQuotaStore:
                 blocked_until=state["blocked_until"],
                 rate_limited_count=state["rate_limited_count"],
                 last_refresh_at=state["last_refresh_at"],
-                estimates=dict(state["estimates"] or {}),
+                estimates=estimates,
             )
             yield snap
             if snap.dirty_buckets:
@@ -74,7 +82,8 @@ class SqlQuotaStore:
                     blocked_until=snap.blocked_until,
                     rate_limited_count=snap.rate_limited_count,
                     last_refresh_at=snap.last_refresh_at,
-                    estimates=snap.estimates,
+                    estimates={**snap.estimates, LEARNED_KEY: {
+                        n: [b.rate, b.learn_gap, b.learn_at] for n, b in snap.buckets.items() if b.learn_at}},
                 ))
 
     @staticmethod

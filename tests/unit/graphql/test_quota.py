@@ -286,3 +286,57 @@ def test_grants_never_exceed_the_server_buckets(calls: list[tuple[str, int, int,
         assert permit.granted
         refused = referee.try_charge({"REQUEST_COUNT": 1, "QUERY_COMPLEXITY": complexity, "MUTATION_COUNT": mutations})
         assert refused is None or refused < 1e-6
+
+
+# ---------------------------------------------------------------- learning what others leave
+
+
+def run_against_referee(other: float, hours: float, refresh: float = 300.0) -> tuple[QuotaGovernor, int, int]:
+    """A backlog of one-mutation calls against a referee server whose other integration spends
+    ``other`` of every refill; rateLimits read every ``refresh`` s and after each 429.
+    Returns the governor, the 429 count, and the 429 count of the last hour."""
+    clock = FakeClock(NOW)
+    limits = {**BIG, "mutations_10s": 40, "mutations_1h": 3600}
+    gov = QuotaGovernor(limits, clock=clock, share=0.8, refresh_seconds=refresh, stock_reserve=0, prices_reserve=0)
+    server = Quota({"REQUEST_COUNT:TEN_SECONDS": 10**6, "REQUEST_COUNT:ONE_HOUR": 10**8,
+                    "QUERY_COMPLEXITY:TEN_SECONDS": 10**9, "QUERY_COMPLEXITY:ONE_HOUR": 10**11,
+                    "MUTATION_COUNT:TEN_SECONDS": 40, "MUTATION_COUNT:ONE_HOUR": 3600}, clock, other_share=other)
+    rejected = late = 0
+    end = NOW + hours * 3600
+    while clock.time() < end:
+        if gov.refresh_due() and gov.claim_refresh():
+            gov.reseed([{"type": r["type"], "intervalSeconds": r["intervalSeconds"], "quota": r["quota"],
+                         "remainingQuota": r["remainingQuota"]} for r in server.rows()])
+        gov.acquire(mutations=1, complexity=1, lane="stock")
+        wait = server.try_charge({"REQUEST_COUNT": 1, "QUERY_COMPLEXITY": 1, "MUTATION_COUNT": 1})
+        if wait is not None:
+            rejected += 1
+            late += clock.time() > end - 3600
+            gov.on_rate_limited(max(1.0, wait))
+    return gov, rejected, late
+
+
+def test_learns_what_a_second_integration_leaves_and_stops_429s() -> None:
+    gov, rejected, late = run_against_referee(other=0.5, hours=3)
+    views = {v.name: v for v in gov.snapshot()[0]}
+    assert views["mutations_1h"].refill_per_second == pytest.approx(0.5, rel=0.1)  # not the 0.8 of share
+    assert views["mutations_10s"].refill_per_second == pytest.approx(2.0, rel=0.15)  # 4/s × (1 − 0.5)
+    assert rejected <= 10
+    assert late == 0  # once learnt, no 429 at all
+
+
+def test_alone_the_learnt_rate_stays_at_the_share() -> None:
+    gov, rejected, _ = run_against_referee(other=0.0, hours=2)
+    views = {v.name: v for v in gov.snapshot()[0]}
+    assert views["mutations_1h"].refill_per_second == pytest.approx(0.8, rel=0.02)
+    assert rejected == 0
+
+
+def test_a_call_granted_before_a_429_waits_out_the_retry_after_before_sending() -> None:
+    clock = FakeClock(NOW)
+    gov = governor(clock=clock)
+    assert gov.try_acquire(complexity=1, lane="stock").granted  # granted …
+    gov.on_rate_limited(4.0)  # … then another thread's call got a 429
+    assert gov.wait_while_blocked() == pytest.approx(4.0)
+    assert clock.time() == pytest.approx(NOW + 4.0)
+    assert gov.wait_while_blocked() == 0.0
