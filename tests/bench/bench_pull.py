@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import resource
 import socket
 import time
@@ -108,16 +109,16 @@ def run(db: str, events: int, *, memory: bool, tmpdir: str) -> dict[str, Any]:
                 tracemalloc.start()
                 base = tracemalloc.get_traced_memory()[0]
                 tracemalloc.reset_peak()
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             result = job.run()
-            elapsed = time.perf_counter() - t0
+            elapsed, cpu = time.perf_counter() - t0, time.process_time() - c0
             peak = None
             if memory:
                 peak = tracemalloc.get_traced_memory()[1] - base
                 tracemalloc.stop()
         assert result.outcome == "ok" and result.counts["acked"] == events, result
         assert sim.state()["soap"]["queue_depth"] == 0
-        return {"db": db, "events": events, "seconds": elapsed, "events_per_s": events / elapsed,
+        return {"db": db, "events": events, "seconds": elapsed, "events_per_s": events / elapsed, "cpu_s": cpu,
                 "peak_traced_mb": None if peak is None else peak / 2**20,
                 "maxrss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
     finally:
@@ -150,8 +151,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmpdir:
         for db in dbs:
             r = run(db, args.events, memory=False, tmpdir=tmpdir)
-            print(f"  {db:<9} {r['events']:>6} events in {r['seconds']:6.2f}s = {r['events_per_s']:7.0f} events/s"
-                  f"   (process max RSS so far {r['maxrss_mb']:.0f} MB, includes the simulator's queue)")
+            print(f"  {db:<9} {r['events']:>6} events in {r['seconds']:6.2f}s = {r['events_per_s']:7.0f} events/s;"
+                  f" CPU {r['cpu_s']:.2f}s (client + in-process simulator; load avg {os.getloadavg()[0]:.1f});"
+                  f" process max RSS {r['maxrss_mb']:.0f} MB (includes the simulator's queue)")
         if args.memory:
             for n in (max(100, args.events // 5), args.events):
                 r = run("sqlite", n, memory=True, tmpdir=tmpdir)
