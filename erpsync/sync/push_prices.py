@@ -114,6 +114,10 @@ class PushPrices(PushJob):
                 remote = item.outbound.remote_id
             if remote is not None:
                 # Centra has it (mapped or created earlier); the contract has no pricelist update
+                if item.outbound is not None and item.outbound.accepted_hash is not None:
+                    self.log.warning("push.pricelist_not_updatable", key=item.erp_key,
+                                     detail="the ERP changed the pricelist; the Integration API cannot update "
+                                            "a pricelist: change it in Centra")
                 self.ledger.accept("pricelist", [Accepted(item.erp_key, item.hash, item.payload.get("externalId"),
                                                           remote)])
                 continue
