@@ -230,12 +230,18 @@ class QuotaBucket(SQLModel, table=True):
 
     __tablename__ = "quota_bucket"
     name: str = Field(max_length=40, primary_key=True)  # e.g. "mutations_1h"
-    capacity: float
-    tokens: float
+    capacity: float  # Centra's quota for the bucket (configured tier, or as rateLimits last said)
+    tokens: float  # erpsync's tokens (at most capacity × share) at updated_at; negative = in debt
     updated_at: float  # clock seconds (Unix epoch, possibly scaled) of the last refill
 
 
 class QuotaState(SQLModel, table=True):
+    """The governor's shared counters (one row, id 1; locked by every governor transaction).
+
+    ``estimates``: per-operation complexity estimates (``"mutation:setStock": 142.0``) and, under
+    ``"~learned"``, the refill rates learnt from ``rateLimits`` (``{bucket: [rate, gap, at]}``).
+    """
+
     __tablename__ = "quota_state"
     id: int = Field(default=1, primary_key=True)
     blocked_until: float = 0.0
