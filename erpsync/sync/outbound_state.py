@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Engine, and_, select, update
@@ -169,6 +170,30 @@ class OutboundLedger:
                 accepted_hash=None, rejected_hash=None, status="pending", attempts=0, updated_at=now))
             return int(result.rowcount or 0)
 
+    def requeue_retried(self, entity: str) -> int:
+        """Items an operator retried (``erpsync parked retry``: the ParkedItem is resolved as
+        ``retried`` after the item was parked) become pending again; returns how many."""
+        kind, prefix = PARK_KIND[entity], f"{entity}:"
+        retried = select(ParkedItem.key, ParkedItem.resolved_at).where(  # type: ignore[call-overload]
+            col(ParkedItem.kind) == kind, col(ParkedItem.resolution) == "retried",
+            col(ParkedItem.key).startswith(prefix))
+        with self.engine.connect() as conn:
+            when: dict[str, datetime] = {}
+            for key, resolved_at in conn.execute(retried):
+                if resolved_at is not None:
+                    erp_key = key[len(prefix):]
+                    when[erp_key] = max(_naive_utc(resolved_at), when.get(erp_key, _naive_utc(resolved_at)))
+            if not when:
+                return 0
+            stuck: list[str] = []
+            keys = list(when)
+            for start in range(0, len(keys), _CHUNK):
+                rows = conn.execute(select(OutboundItem.erp_key, OutboundItem.updated_at).where(  # type: ignore[call-overload]
+                    col(OutboundItem.entity) == entity, col(OutboundItem.status).in_(("parked", "waiting")),
+                    col(OutboundItem.erp_key).in_(keys[start:start + _CHUNK])))
+                stuck.extend(k for k, updated in rows if _naive_utc(updated) <= when[k])
+        return self.unpark(entity, stuck) if stuck else 0
+
     # ------------------------------------------------------------------ parked items
 
     def _park(self, s: Any, kind: str, key: str, reason: str, payload: Any, now: Any) -> None:
@@ -195,6 +220,11 @@ class OutboundLedger:
                 col(ParkedItem.kind) == kind, col(ParkedItem.key).in_(full[start:start + _CHUNK]),
                 col(ParkedItem.resolved_at).is_(None),
             ).values(resolved_at=now, resolution="applied", updated_at=now))
+
+
+def _naive_utc(value: datetime) -> datetime:
+    """SQLite returns stored datetimes without their offset: compare everything as naive UTC."""
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo is not None else value
 
 
 def _upsert_many(s: Any, rows: list[dict[str, Any]], update_cols: Sequence[str]) -> None:

@@ -29,7 +29,7 @@ from erpsync.clock import Clock
 from erpsync.config import PushSettings
 from erpsync.errors import ItemRejected, RateLimited, RetryLater
 from erpsync.logs import get_logger
-from erpsync.sync.job import Job
+from erpsync.sync.job import Job, RunContext
 
 T = TypeVar("T")
 
@@ -267,6 +267,16 @@ class PushJob(Job):
         self.dry_run = dry_run
         self.ledger = OutboundLedger(engine, self.clock)
         self.sender = Sender(centra, self.clock, push.max_attempts, self.stop_event) if centra else None
+
+    def requeue_retried(self, run: RunContext, *entities: str) -> None:
+        """Items an operator retried with ``erpsync parked retry`` are sent again by this run."""
+        if self.dry_run is not None:
+            return
+        for entity in entities:
+            n = self.ledger.requeue_retried(entity)
+            if n:
+                run.counts["requeued"] += n
+                self.log.info("push.requeued", entity=entity, items=n)
 
     def summary_fields(self) -> dict[str, object]:
         return {"dry_run": self.dry_run is not None, "retries": self.sender.retries if self.sender else 0}

@@ -44,6 +44,7 @@ class PushPrices(PushJob):
 
     def execute(self, run: RunContext) -> None:
         refs = Refs.from_settings(self.push)
+        self.requeue_retried(run, "pricelist", "price")
         self._pricelists(run, refs)
         with Session(self.engine) as session:
             items = list(pending(session, "price", refs=refs, on_absent=self.push.on_absent))

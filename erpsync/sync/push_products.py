@@ -52,6 +52,7 @@ class PushProducts(PushJob):
     lane = "catalogue"
 
     def execute(self, run: RunContext) -> None:
+        self.requeue_retried(run, "sizechart", "product")
         self._size_charts(run)
         with Session(self.engine) as session:
             items = list(pending(session, "product", on_absent=self.push.on_absent))

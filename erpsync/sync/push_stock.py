@@ -58,6 +58,7 @@ class PushStock(PushJob):
 
     def execute(self, run: RunContext) -> None:
         refs = Refs.from_settings(self.push)
+        self.requeue_retried(run, "stock")
         with Session(self.engine) as session:
             items = list(pending(session, "stock", refs=refs, on_absent=self.push.on_absent))
         run.counts["changed"] = len(items)

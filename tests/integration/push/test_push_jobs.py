@@ -261,3 +261,37 @@ def test_skip_with_warning_policy_parks_only_the_skipped_lines(engine: Engine) -
     assert result.counts["parked"] == 3 and result.counts["mutations"] == 3  # no bisection needed
     assert _parked(engine) == {f"stock:{wh}|7300000000011" for wh in ("WH-MAIN", "WH-EU", "WH-US")}
     assert len(centra_state(port.app.state)["stock"]) == 12 * 3 * 5 * 3 - 3
+
+
+def test_parked_item_retried_by_the_operator_is_sent_again(engine: Engine, port: InProcessCentra) -> None:
+    from erpsync.store.engine import transaction
+    from erpsync.store.inbox import InboxRepository
+
+    load_catalogue(engine, SMALL)
+    clock = FakeClock()
+    PushProducts(engine, port, PushSettings(), clock=clock).run()
+    prod = next(p for p in port.app.state.products.values() if p.external_id == "prd_P000003")
+    port.app.state.external["product"].pop("prd_P000003")  # Centra loses the mapping: its prices fail
+    prod.external_id = None
+    PushPrices(engine, port, PushSettings(), clock=clock).run()
+    assert _parked(engine) == {f"price:{pl}|P000003" for pl in ("PL-SEK", "PL-EUR", "PL-USD")}
+    # unchanged: not sent again
+    port.mutation_fields.clear()
+    PushPrices(engine, port, PushSettings(), clock=clock).run()
+    assert port.mutation_fields == []
+    # the operator fixes Centra, then `erpsync parked retry --kind price --all`
+    port.app.state.map_external("product", "prd_P000003", prod.id, port.app.state.products)
+    clock.advance(5)
+    with transaction(engine) as session:
+        repo = InboxRepository()
+        for item in repo.parked(session, kind="price"):
+            repo.resolve_parked(session, item, "retried", clock.now())
+    clock.advance(5)
+    result = PushPrices(engine, port, PushSettings(), clock=clock).run()
+    assert result.counts["requeued"] == 3 and result.counts["sent"] == 3
+    assert_same(expected_state(SMALL) | {"stock": {}}, centra_state(port.app.state) | {"stock": {}})
+    assert _parked(engine) == set()
+    # and nothing is re-queued twice
+    port.mutation_fields.clear()
+    again = PushPrices(engine, port, PushSettings(), clock=clock).run()
+    assert port.mutation_fields == [] and "requeued" not in again.counts
