@@ -45,6 +45,8 @@ from erpsync.sync.push_base import PushJob, chunks, crash_point, user_errors, us
 from erpsync.sync.push_stock import parked_hashes
 
 SIZE_CHART_PAGE = 100
+#: products per lookup query (each reads up to ``VARIANTS_PAGE`` variants with their sizes)
+LOOKUP_CHUNK = 20
 
 
 class PushProducts(PushJob):
@@ -144,6 +146,7 @@ class PushProducts(PushJob):
         assert self.sender is not None
         open_items = {i.payload["externalId"]: i for i in batch}
         failed: dict[str, list[str]] = {}
+        touched: set[str] = set()  # products that needed a mutation (read back again at the end)
         attempt = 1
         while True:
             remote = self._lookup(list(open_items))
@@ -152,6 +155,7 @@ class PushProducts(PushJob):
                 for ext, i in open_items.items() if ext in remote])
             plans = {ext: catalogue_ops(i.payload, remote.get(ext)) for ext, i in open_items.items()}
             ops = [(ext, op) for ext, product_ops in plans.items() for op in product_ops]
+            touched.update(ext for ext, _ in ops)
             try:
                 self._send_ops(run, ops, failed)
                 break
@@ -164,7 +168,8 @@ class PushProducts(PushJob):
                 if isinstance(exc, RateLimited):
                     run.counts["rate_limited"] += 1
         # every mutation went through (or was rejected): record the outcome per product
-        final = self._lookup([ext for ext in open_items if ext not in failed]) if open_items else {}
+        final = {ext: rp for ext, rp in remote.items() if ext not in touched}
+        final.update(self._lookup([ext for ext in open_items if ext in touched and ext not in failed]))
         accepted, rejected = [], []
         for ext, item in open_items.items():
             if ext in failed:
@@ -220,8 +225,13 @@ class PushProducts(PushJob):
     def _lookup(self, externals: Sequence[str]) -> dict[str, RemoteProduct]:
         """The products Centra has for these externalIds, with every variant (paged when needed)."""
         assert self.sender is not None
-        if not externals:
-            return {}
+        out: dict[str, RemoteProduct] = {}
+        for part in chunks(list(externals), LOOKUP_CHUNK):  # complexity grows with the page size
+            out.update(self._lookup_page(part))
+        return out
+
+    def _lookup_page(self, externals: Sequence[str]) -> dict[str, RemoteProduct]:
+        assert self.sender is not None
         data = self.sender.query(LOOKUP_PRODUCTS, {"externalIds": list(externals), "limit": len(externals)},
                                  self.lane)
         out: dict[str, RemoteProduct] = {}
