@@ -72,8 +72,15 @@ def push_cmd(obj: Any, what: str, once: bool, dry_run: bool) -> None:
     clock = client_clock(os.environ)
     engine = make_engine(settings.database_url, busy_timeout_ms=settings.database.busy_timeout_ms)
     stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if stop.is_set():  # a second signal: stop now (what Centra accepted is read back next run)
+            raise SystemExit(128 + signum)
+        stop.set()  # the first: finish the current batch, then exit
+        click.echo("erpsync: stopping after the current batch (signal again to stop now)", err=True)
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
+        signal.signal(sig, on_signal)
     sink = DryRunSink() if dry_run else None
     port = None if dry_run else centra_port(settings, engine, clock)
     worst = 0
