@@ -262,6 +262,8 @@ class CentraGraphql:
         if lane not in LANES:
             raise ValueError(f"unknown lane {lane!r}; lanes are {', '.join(LANES)}")
         gov = self.governor
+        if gov is not None and not reseed:
+            gov.wait_while_blocked()  # a 429 makes a refresh due when its block ends: do it first
         if gov is not None and not reseed and gov.refresh_due() and gov.claim_refresh():
             try:
                 self.rate_limits(reseed=True)

@@ -177,16 +177,21 @@ def test_429_blocks_the_governor_and_raises_rate_limited_with_retry_after() -> N
     clock = FakeClock()
     gov = QuotaGovernor(tier_limits("growth"), clock=clock)
     gov.reseed([], at=clock.time())  # no refresh due during this test
+    rows = [{"type": "REQUEST_COUNT", "intervalSeconds": "TEN_SECONDS", "quota": 60, "usedQuota": 60,
+             "remainingQuota": 0}]
     adapter = ScriptedAdapter((429, {"errors": [{"message": "Rate limit exceeded"}]}, {"Retry-After": "7"}),
+                              (200, ok_body({"rateLimits": rows}, 10), {}),
                               (200, ok_body({"stores": []}), {}))
     with make_client(adapter, governor=gov, clock=clock) as client:
         with pytest.raises(RateLimited) as info:
             client.query(QUERY)
         assert info.value.retry_after == 7
         before = clock.time()
-        client.query(QUERY)  # waits out the Retry-After on the fake clock first
-    assert clock.time() - before >= 7
+        client.query(QUERY)  # waits out the Retry-After, reads rateLimits, waits for the bucket, sends
+    assert clock.time() - before >= 7 + 10 * (1 + 12) / 48  # then the requests_10s debt (0 − 12 buffer) refills
     assert gov.stats.rate_limited == 1
+    assert gov.stats.reseeds == 2
+    assert "rateLimits" in adapter.body(1)["query"]
 
 
 def test_governor_is_charged_the_mutation_fields_and_corrected_from_complexity() -> None:
