@@ -8,6 +8,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
@@ -124,3 +125,34 @@ def test_two_processes_on_postgresql_never_exceed_the_quota(pg_url: str) -> None
     scaled = (merged[-1] - merged[0])
     expected = 160 + scaled * 160 / 3600  # initial allowance + refill over the run
     assert len(merged) == pytest.approx(expected, abs=3)
+
+
+@pytest.mark.postgres
+def test_two_processes_against_the_simulator_share_one_budget(pg_url: str, sim_factory: Any) -> None:
+    limits = {"requests_10s": 60, "requests_1h": 5000, "complexity_10s": 250_000, "complexity_1h": 30_000_000,
+              "mutations_10s": 20, "mutations_1h": 360}
+    sim = sim_factory(tier="custom", time_scale=720.0, limits={
+        "REQUEST_COUNT:TEN_SECONDS": 60, "REQUEST_COUNT:ONE_HOUR": 5000, "QUERY_COMPLEXITY:TEN_SECONDS": 250_000,
+        "QUERY_COMPLEXITY:ONE_HOUR": 30_000_000, "MUTATION_COUNT:TEN_SECONDS": 20, "MUTATION_COUNT:ONE_HOUR": 360})
+    engine = make_engine(pg_url)
+    SQLModel.metadata.create_all(engine)
+    engine.dispose()
+    root = Path(__file__).resolve().parents[3]
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.integration.graphql.quota_worker", pg_url, str(sim.time_epoch),
+             str(sim.time_factor), "8", json.dumps(limits), sim.graphql_url, sim.token],
+            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=90) for p in procs]
+    for p, (_out, err) in zip(procs, outputs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert all(len(r["mutations"]) > 20 for r in results)  # both spent
+    assert sim.state()["graphql"]["quota"]["rejected429"] == 0
+    assert all(r["rate_limited"] == [] for r in results)
+    merged = sorted(t for r in results for t in r["mutations"])
+    span = merged[-1] - merged[0]
+    # together: the initial allowance plus the refill at the share, not twice that
+    assert len(merged) <= 360 * 0.8 + span * 360 * 0.8 / 3600 + 2
