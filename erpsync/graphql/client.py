@@ -17,7 +17,8 @@
                                                           governor blocked every caller
   401 / 403                                               ``AuthenticationFailed``
   top-level error with ``extensions.category`` auth…      ``PermissionDenied``
-  other top-level errors, 400, other 4xx, non-JSON 200    ``ProtocolError``
+  other top-level errors, 400, other 4xx, non-JSON query  ``ProtocolError``
+  non-JSON 2xx to a mutation (it may have been applied)   ``OutcomeUnknown``
   ======================================================  =========================================
 
   ``userErrors`` / ``userWarnings`` come back in ``GqlResult``: the caller decides (park the item).
@@ -291,6 +292,8 @@ class CentraGraphql:
             raise SourceUnavailable(f"query {doc.op_key}: {kind}") from exc
         except (TransportServerError, TransportProtocolError) as exc:
             self._raise_for_status(doc, transport.last_response, exc)
+            if doc.is_mutation:  # a 2xx we cannot read: the mutation may well have been applied
+                raise OutcomeUnknown(f"mutation {doc.op_key}: unreadable response") from exc
             raise ProtocolError(f"{doc.op_key}: not a GraphQL response") from exc
         except TransportError as exc:
             raise ProtocolError(f"{doc.op_key}: {exc}") from exc

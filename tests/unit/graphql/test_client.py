@@ -116,6 +116,7 @@ def test_user_errors_and_warnings_are_returned_per_root_field() -> None:
         (400, {"errors": [{"message": "Syntax Error"}]}, False, ProtocolError),
         (404, b"not found", False, ProtocolError),
         (200, b"not json", False, ProtocolError),
+        (200, b"not json", True, OutcomeUnknown),
     ],
 )
 def test_http_status_mapping(status: int, body: Any, is_mutation: bool, expected: type[Exception]) -> None:
