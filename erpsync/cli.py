@@ -6,6 +6,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from collections.abc import Collection
 from typing import Any, NoReturn
 
 import click
@@ -31,7 +32,7 @@ class Ctx:
     def config_path(self) -> Path:
         return resolve_config_path(self.config_arg, os.environ)
 
-    def settings(self, *, require_secrets: bool = True) -> Settings:
+    def settings(self, *, require_secrets: bool | Collection[str] = True) -> Settings:
         if self._settings is None:
             try:
                 self._settings = load_settings(self.config_path, require_secrets=require_secrets)

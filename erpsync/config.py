@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -177,9 +177,12 @@ class Settings(_Section):
     def store_tz(self) -> ZoneInfo:
         return ZoneInfo(self.centra.store_timezone)
 
-    def missing_secrets(self) -> list[ConfigProblem]:
+    def missing_secrets(self, only: Collection[str] | None = None) -> list[ConfigProblem]:
+        """Secrets that are not set (``only``: the dotted names to consider; default all)."""
         problems = []
         for spec in SECRETS:
+            if only is not None and spec.dotted not in only:
+                continue
             if _get(self.model_dump(), spec.dotted) is None:
                 problems.append(ConfigProblem(
                     spec.dotted,
@@ -200,11 +203,12 @@ def load_settings(
     path: Path | None,
     environ: Mapping[str, str] | None = None,
     *,
-    require_secrets: bool = True,
+    require_secrets: bool | Collection[str] = True,
 ) -> Settings:
     """Read ``path`` (None: no file), apply env overrides and secrets, validate everything.
 
-    Raises ``ConfigError`` listing every problem with its dotted key and where it came from.
+    ``require_secrets``: True (all), False (none), or the dotted names of the secrets the caller needs
+    (``pull`` needs only ``centra.soap.password``). Raises ``ConfigError`` listing every problem with its dotted key and where it came from.
     """
     environ = os.environ if environ is None else environ
     source = str(path) if path is not None else "<no file>"
@@ -264,7 +268,7 @@ def load_settings(
                 msg = "required value is missing"
             problems.append(ConfigProblem(dotted, msg, origins.get(dotted, source)))
     if settings is not None and require_secrets:
-        problems.extend(settings.missing_secrets())
+        problems.extend(settings.missing_secrets(None if require_secrets is True else require_secrets))
     if problems:
         raise ConfigError(problems)
     assert settings is not None

@@ -52,7 +52,7 @@ def pull_cmd(obj: Any, once: bool, as_json: bool) -> None:
     from erpsync.store import migrate
     from erpsync.sync.pull import PullJob
 
-    settings = obj.settings()
+    settings = obj.settings(require_secrets={"centra.soap.password"})
     soap = settings.centra.soap
     if len(soap.event_types) != 1:
         raise click.BadParameter("pull one queue: set centra.soap.event_types to one type, e.g. [\"all\"]")
@@ -60,7 +60,7 @@ def pull_cmd(obj: Any, once: bool, as_json: bool) -> None:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    assert soap.password is not None  # obj.settings() requires the secrets
+    assert soap.password is not None  # required above
     client = CentraSoapClient(
         soap.url, soap.username, soap.password.get_secret_value(), store_tz=settings.store_tz,
         event_type=soap.event_types[0], markets=soap.markets, connect_timeout=soap.connect_timeout,

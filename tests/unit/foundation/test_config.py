@@ -121,3 +121,13 @@ def test_redacted_dump_hides_secrets_and_url_passwords(tmp_path: Path) -> None:
     assert "s3cret-pw" not in text and "tok-123456" not in text and "dbpw" not in text
     assert dump["centra"]["soap"]["password"] == "**********"
     assert redact_url("sqlite:///x.db") == "sqlite:///x.db"
+
+
+def test_a_command_can_require_only_the_secret_it_uses(tmp_path: Path) -> None:
+    path = write(tmp_path, MINIMAL)
+    only_soap = {"ERPSYNC_CENTRA_SOAP_PASSWORD": "pw-1234"}
+    s = load_settings(path, only_soap, require_secrets={"centra.soap.password"})
+    assert s.centra.graphql.token is None
+    with pytest.raises(ConfigError) as err:
+        load_settings(path, only_soap, require_secrets={"centra.graphql.token"})
+    assert [p.key for p in err.value.problems] == ["centra.graphql.token"]
