@@ -208,7 +208,8 @@ def load_settings(
     """Read ``path`` (None: no file), apply env overrides and secrets, validate everything.
 
     ``require_secrets``: True (all), False (none), or the dotted names of the secrets the caller needs
-    (``pull`` needs only ``centra.soap.password``). Raises ``ConfigError`` listing every problem with its dotted key and where it came from.
+    (``pull`` needs only ``centra.soap.password``).
+    Raises ``ConfigError`` listing every problem with its dotted key and where it came from.
     """
     environ = os.environ if environ is None else environ
     source = str(path) if path is not None else "<no file>"
