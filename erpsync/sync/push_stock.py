@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 from sqlmodel import Session, col
 
 from erpsync.store.models import OutboundItem
-from erpsync.sync.changes import PendingItem, Refs, pending
+from erpsync.sync.changes import Refs, pending
 from erpsync.sync.job import RunContext
 from erpsync.sync.outbound_documents import LOOKUP_WAREHOUSES, LOOKUP_WAREHOUSES_BY_ID, SET_STOCK
 from erpsync.sync.outbound_state import Accepted, Rejected
@@ -52,6 +53,18 @@ def accepted_keys(engine: Any, entity: str) -> set[str]:
         return {k for (k,) in conn.execute(stmt)}
 
 
+@dataclass(frozen=True, slots=True)
+class StockLine:
+    """One changed stock level, kept small (a first push can carry millions of them)."""
+
+    erp_key: str
+    hash: str
+    warehouse: str  # ``ref_key`` of the warehouse reference
+    ean: str
+    quantity: int
+    product: str | None  # the product number it belongs to, for the "waiting" reason
+
+
 class PushStock(PushJob):
     name = "push_stock"
     lane = "stock"
@@ -59,31 +72,32 @@ class PushStock(PushJob):
     def execute(self, run: RunContext) -> None:
         refs = Refs.from_settings(self.push)
         self.requeue_retried(run, "stock")
-        with Session(self.engine) as session:
-            items = list(pending(session, "stock", refs=refs, on_absent=self.push.on_absent))
-        run.counts["changed"] = len(items)
-        if not items:
-            return
         parked = parked_hashes(self.engine, "stock")
-        known_eans = accepted_keys(self.engine, "size")
-        ready: dict[str, list[PendingItem]] = defaultdict(list)
+        known_eans = accepted_keys(self.engine, "size") if self.dry_run is None else None
+        self._warehouses: dict[str, dict[str, Any]] = {}
+        ready: dict[str, list[StockLine]] = defaultdict(list)
         waiting: list[Rejected] = []
-        for item in items:
-            if parked.get(item.erp_key) == item.hash:
-                run.counts["still_parked"] += 1
-                continue
-            ean = item.payload["productSize"]["EAN"]
-            if self.dry_run is None and ean not in known_eans:
-                waiting.append(Rejected(item.erp_key, item.hash,
-                                        f"product size EAN {ean} is not in Centra yet "
-                                        f"(product {item.depends_on or 'unknown'} not pushed)", dict(item.payload)))
-                continue
-            ready[ref_key(item.payload["warehouse"])].append(item)
+        with Session(self.engine) as session:
+            for item in pending(session, "stock", refs=refs, on_absent=self.push.on_absent):
+                run.counts["changed"] += 1
+                if parked.get(item.erp_key) == item.hash:
+                    run.counts["still_parked"] += 1
+                    continue
+                ref = item.payload["warehouse"]
+                wh = ref_key(ref)
+                self._warehouses.setdefault(wh, dict(ref))
+                line = StockLine(item.erp_key, item.hash, wh, item.payload["productSize"]["EAN"],
+                                 int(item.payload["quantity"]), item.depends_on)
+                if known_eans is not None and line.ean not in known_eans:
+                    waiting.append(Rejected(line.erp_key, line.hash,
+                                            f"product size EAN {line.ean} is not in Centra yet "
+                                            f"(product {line.product or 'unknown'} not pushed)", self._payload(line)))
+                    continue
+                ready[wh].append(line)
         if ready and self.dry_run is None:
-            missing = self._missing_warehouses({k: v[0].payload["warehouse"] for k, v in ready.items()})
-            for key in missing:
+            for key in self._missing_warehouses({k: self._warehouses[k] for k in ready}):
                 waiting.extend(Rejected(i.erp_key, i.hash, f"warehouse {key} not found in Centra "
-                                        "(map the ERP code in push.warehouses)", dict(i.payload))
+                                        "(map the ERP code in push.warehouses)", self._payload(i))
                                for i in ready.pop(key))
         if waiting:
             parked_now = self.ledger.wait("stock", waiting, self.push.max_attempts)
@@ -93,6 +107,10 @@ class PushStock(PushJob):
             for batch in chunks(ready[key], self.push.stock_batch_size):
                 run.checkpoint()
                 run.counts["mutations"] += bisect(batch, self._send, self._accepted(run), self._rejected(run))
+
+    def _payload(self, line: StockLine) -> dict[str, Any]:
+        return {"warehouse": self._warehouses[line.warehouse], "productSize": {"EAN": line.ean},
+                "quantity": line.quantity}
 
     def _missing_warehouses(self, wanted: dict[str, dict[str, Any]]) -> list[str]:
         assert self.sender is not None
@@ -107,8 +125,8 @@ class PushStock(PushJob):
             found |= {f"id:{w['id']}" for w in data.get("warehouses") or []}
         return [k for k in wanted if k not in found]
 
-    def _send(self, batch: Sequence[PendingItem]) -> SendResult:
-        variables = {"input": stock_input(batch[0].payload["warehouse"], [i.payload for i in batch])}
+    def _send(self, batch: Sequence[StockLine]) -> SendResult:
+        variables = {"input": stock_input(self._warehouses[batch[0].warehouse], [self._payload(i) for i in batch])}
         if self.dry_run is not None:
             self.dry_run.record("setStock", variables, self.lane)
             return [], {}, {}
@@ -124,17 +142,16 @@ class PushStock(PushJob):
                 error_lines(raw_user_errors(payload), "productSizes"))
 
     def _accepted(self, run: RunContext) -> Any:
-        def record(batch: Sequence[PendingItem]) -> None:
+        def record(batch: Sequence[StockLine]) -> None:
             run.counts["sent"] += len(batch)
             if self.dry_run is None:
                 self.ledger.accept("stock", [Accepted(i.erp_key, i.hash) for i in batch])
-                self.log.info("push.batch_sent", entity="stock", items=len(batch),
-                              warehouse=ref_key(batch[0].payload["warehouse"]))
+                self.log.info("push.batch_sent", entity="stock", items=len(batch), warehouse=batch[0].warehouse)
         return record
 
     def _rejected(self, run: RunContext) -> Any:
-        def park(item: PendingItem, reason: str) -> None:
+        def park(item: StockLine, reason: str) -> None:
             run.counts["parked"] += 1
             self.log.warning("push.item_parked", entity="stock", key=item.erp_key, reason=reason)
-            self.ledger.reject("stock", [Rejected(item.erp_key, item.hash, reason, dict(item.payload))])
+            self.ledger.reject("stock", [Rejected(item.erp_key, item.hash, reason, self._payload(item))])
         return park
