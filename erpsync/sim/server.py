@@ -416,6 +416,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self._read_body()
+        if body is None:
+            return
         url = urlsplit(self.path)
         sim = self.server.sim
         if url.path == sim.options.soap_path:
@@ -428,7 +430,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": f"no such resource: {url.path}"})
 
     def do_DELETE(self) -> None:
-        self._read_body()
+        if self._read_body() is None:
+            return
         url = urlsplit(self.path)
         if url.path == "/_sim/faults":
             endpoint = parse_qs(url.query).get("endpoint", [None])[0]
@@ -445,7 +448,11 @@ class _Handler(BaseHTTPRequestHandler):
         sim.count(f"soap:{operation}")
 
         def execute() -> Response:
-            reply = sim.soap.handle(body)
+            try:
+                reply = sim.soap.handle(body)
+            except Exception:  # a simulator bug must still answer like a server: a Fault, not a dropped socket
+                log.exception("sim.soap_error", operation=operation)
+                return 500, {"Content-Type": "text/xml; charset=utf-8"}, fault_body("Server", "Internal error")
             return reply.status, {"Content-Type": "text/xml; charset=utf-8"}, reply.body
 
         self._with_faults("soap", operation, execute)
@@ -457,7 +464,13 @@ class _Handler(BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items()}
 
         def execute() -> Response:
-            status, out_headers, out = sim.gql.handle(headers, body)
+            try:
+                status, out_headers, out = sim.gql.handle(headers, body)
+            except Exception:  # a simulator bug must still answer like a server: 500, not a dropped socket
+                log.exception("sim.graphql_error", operation=operation)
+                return 500, {"Content-Type": "application/json"}, json.dumps(
+                    {"errors": [{"message": "Internal server error", "extensions": {"category": "internal"}}]}
+                ).encode()
             return status, dict(out_headers), out
 
         self._with_faults("graphql", operation, execute)
@@ -546,12 +559,41 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(404, {"error": f"no such resource: {path}"})
         except (ValueError, KeyError, TypeError) as exc:
             self._json(400, {"error": f"{type(exc).__name__}: {exc}"})
+        except Exception as exc:  # answer, never drop the connection
+            log.exception("sim.control_error", path=path)
+            self._json(500, {"error": f"{type(exc).__name__}: {exc}"})
 
     # ---------------------------------------------------------------- low level
 
-    def _read_body(self) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
+    def _read_body(self) -> bytes | None:
+        """The request body (Content-Length or chunked), or None after answering 400 to a bad framing."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks: list[bytes] = []
+            try:
+                while True:
+                    size = int(self.rfile.readline(1024).split(b";")[0].strip() or b"x", 16)
+                    if size == 0:
+                        while self.rfile.readline(1024).strip():  # trailers up to the blank line
+                            pass
+                        return b"".join(chunks)
+                    chunks.append(self.rfile.read(size))
+                    self.rfile.readline(1024)  # the CRLF after each chunk
+            except ValueError:
+                self._bad_framing("Malformed chunked request body")
+                return None
+        raw = self.headers.get("Content-Length") or "0"
+        try:
+            length = int(raw)
+        except ValueError:
+            length = -1
+        if length < 0:
+            self._bad_framing(f"Invalid Content-Length: {raw!r}")
+            return None
         return self.rfile.read(length) if length > 0 else b""
+
+    def _bad_framing(self, message: str) -> None:
+        self.close_connection = True  # the rest of the stream cannot be trusted
+        self._json(400, {"error": message})
 
     def _json(self, status: int, payload: Any) -> None:
         self._send(status, {"Content-Type": "application/json"}, json.dumps(payload, default=str).encode())
