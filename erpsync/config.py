@@ -131,6 +131,9 @@ class PushSettings(_Section):
     products_batch_size: int = Field(20, gt=0)
     # aliased catalogue mutations per HTTP request (each still costs one mutation token)
     catalogue_mutations_per_request: int = Field(5, gt=0)
+    # after a create's outcome is unknown (timeout, 499, 5xx): wait this long before reading back,
+    # so a request Centra is still processing lands first (else the read-back misses it: duplicate)
+    unknown_outcome_wait_seconds: float = Field(60.0, ge=0)
     max_attempts: int = Field(5, gt=0)
     on_absent: Literal["deactivate", "ignore"] = "ignore"
     # ERP warehouse code -> Centra warehouse externalId (or "id:<n>"); pricelist code -> externalId

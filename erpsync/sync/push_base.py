@@ -27,7 +27,7 @@ from sqlalchemy import Engine
 
 from erpsync.clock import Clock
 from erpsync.config import PushSettings
-from erpsync.errors import ItemRejected, RateLimited, RetryLater
+from erpsync.errors import ItemRejected, OutcomeUnknown, RateLimited, RetryLater
 from erpsync.logs import get_logger
 from erpsync.sync.job import Job, RunContext
 
@@ -127,9 +127,11 @@ class Sender:
         self.stop_event = stop_event
         self.retries = 0
 
-    def backoff(self, attempt: int, exc: RetryLater) -> None:
-        """Wait before attempt ``attempt + 1``: Retry-After when the server said, else exponential."""
+    def backoff(self, attempt: int, exc: RetryLater, at_least: float = 0.0) -> None:
+        """Wait before attempt ``attempt + 1``: Retry-After when the server said, else exponential
+        (and at least ``at_least`` seconds)."""
         delay = exc.retry_after if exc.retry_after is not None else min(MAX_BACKOFF, 0.5 * 2 ** attempt)
+        delay = max(delay, at_least)
         self.retries += 1
         log.warning("push.retry", attempt=attempt, error_class=type(exc).__name__, error=str(exc),
                     delay_s=round(delay, 3))
@@ -278,6 +280,11 @@ class PushJob(Job):
                 run.counts["requeued"] += n
                 self.log.info("push.requeued", entity=entity, items=n)
 
+    def settle(self, exc: RetryLater) -> float:
+        """How long to wait before reading back after ``exc``: a request whose outcome is unknown
+        may still be running in Centra; reading back before it lands would re-create it."""
+        return self.push.unknown_outcome_wait_seconds if isinstance(exc, OutcomeUnknown) else 0.0
+
     def summary_fields(self) -> dict[str, object]:
         return {"dry_run": self.dry_run is not None, "retries": self.sender.retries if self.sender else 0}
 
@@ -299,7 +306,7 @@ class PushJob(Job):
             except RetryLater as exc:
                 if attempt >= self.push.max_attempts or self.stop_event.is_set():
                     raise
-                self.sender.backoff(attempt, exc)
+                self.sender.backoff(attempt, exc, self.settle(exc))
                 attempt += 1
                 if not isinstance(exc, RateLimited):
                     found = self.sender.call(read_back)

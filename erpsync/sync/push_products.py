@@ -163,7 +163,7 @@ class PushProducts(PushJob):
                 # the batch may be partly applied: look it up and diff again (never blind re-creates)
                 if attempt >= self.push.max_attempts or self.stop_event.is_set():
                     raise
-                self.sender.backoff(attempt, exc)
+                self.sender.backoff(attempt, exc, self.settle(exc))
                 attempt += 1
                 if isinstance(exc, RateLimited):
                     run.counts["rate_limited"] += 1

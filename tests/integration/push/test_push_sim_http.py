@@ -191,3 +191,22 @@ def test_random_faults_on_mutations_still_converge(engine: Engine, fast_sim: Sim
         assert all(not d for d in fast_sim.state()["graphql"]["duplicates"].values())
     finally:
         port.close()
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_slow_create_applied_after_the_client_gave_up_is_not_duplicated(engine: Engine, fast_sim: SimServer) -> None:
+    """A timeout is not a 499: Centra may still apply the request after the client stopped waiting.
+    The read-back waits ``push.unknown_outcome_wait_seconds`` (60 sim-s = 1.2 s here) so such a
+    request (applied 0.9 s after it was sent) lands first; without the wait this duplicates."""
+    catalogue = Catalogue(products=5, variants=3, sizes=5)
+    load_catalogue(engine, catalogue)
+    clock = fast_sim.client_clock()
+    port = make_port(fast_sim, clock, governed=False, read_timeout=0.5,
+                     fault={"kind": "latency", "seconds": 0.9})
+    try:
+        push_all(engine, port, clock, PushSettings(products_batch_size=5))
+        assert all(not d for d in fast_sim.state()["graphql"]["duplicates"].values()), \
+            fast_sim.state()["graphql"]["duplicates"]
+        assert_same(expected_state(catalogue), centra_state(fast_sim.gql.state))
+    finally:
+        port.close()
