@@ -156,3 +156,21 @@ def test_two_processes_against_the_simulator_share_one_budget(pg_url: str, sim_f
     span = merged[-1] - merged[0]
     # together: the initial allowance plus the refill at the share, not twice that
     assert len(merged) <= 360 * 0.8 + span * 360 * 0.8 / 3600 + 2
+
+
+def test_learnt_refill_rate_is_shared_and_survives_a_restart(engine: Engine) -> None:
+    clock = FakeClock(NOW)
+    gov = gov_on(engine, clock)
+
+    def rows(remaining: int) -> list[dict[str, object]]:
+        return [{"type": "MUTATION_COUNT", "intervalSeconds": "ONE_HOUR", "quota": 200, "remainingQuota": remaining}]
+
+    gov.reseed(rows(200))  # full: erpsync's 160 + others' 40
+    clock.advance(600)
+    gov.reseed(rows(100))  # others spent 100 in 10 minutes, far beyond their part
+    learnt = {v.name: v for v in gov.snapshot()[0]}["mutations_1h"].refill_per_second
+    assert learnt < 200 * 0.8 / 3600
+    other_process = gov_on(engine, clock)
+    view = {v.name: v for v in other_process.snapshot()[0]}["mutations_1h"]
+    assert view.refill_per_second == pytest.approx(learnt)
+    assert view.tokens == pytest.approx(100 - 40)
