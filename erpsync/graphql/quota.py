@@ -407,9 +407,9 @@ class QuotaGovernor:
                 snap.buckets[name].tokens -= self._pending_complexity
             self._pending_complexity = 0.0
             snap.dirty_buckets = True
-        for name in BUCKETS:  # a tier change in the configuration
+        for name in BUCKETS:  # a tier change in the configuration (once Centra reported, it rules)
             b = snap.buckets[name]
-            if b.capacity != self.limits[name] and snap.last_refresh_at == 0.0:
+            if b.capacity != self.limits[name] and not b.learn_at:
                 b.capacity = self.limits[name]
                 b.tokens = min(b.tokens, b.capacity * self.share)
                 snap.dirty_buckets = True

@@ -340,3 +340,15 @@ def test_a_call_granted_before_a_429_waits_out_the_retry_after_before_sending() 
     assert gov.wait_while_blocked() == pytest.approx(4.0)
     assert clock.time() == pytest.approx(NOW + 4.0)
     assert gov.wait_while_blocked() == 0.0
+
+
+def test_a_limit_lowered_by_centra_sticks_after_a_429_and_a_restart() -> None:
+    clock = FakeClock(NOW)
+    store = MemoryQuotaStore()
+    gov = governor({"mutations_10s": 20}, clock=clock, share=0.8, store=store)
+    gov.reseed([{"type": "MUTATION_COUNT", "intervalSeconds": "TEN_SECONDS", "quota": 10, "remainingQuota": 10}])
+    gov.on_rate_limited(1.0)
+    clock.advance(1.0)
+    restarted = governor({"mutations_10s": 20}, clock=clock, share=0.8, store=store)
+    assert {v.name: v for v in restarted.snapshot()[0]}["mutations_10s"].capacity == 10
+    assert drain(restarted, mutations=1, complexity=1, lane="stock") == 8
