@@ -13,6 +13,7 @@ KNOWN_EVENT_TYPES = frozenset({
 })
 MISSIONS = frozenset({"update", "delete"})
 FETCH_LIMIT = 100  # events_Get returns at most this many; a full batch means "fetch again at once"
+MAX_SEQ = 2**63 - 1  # inbox_event.event_seq / last_event_seq are BIGINT
 
 
 @dataclass(frozen=True)
@@ -49,8 +50,12 @@ class SoapEvent:
 
     @property
     def seq(self) -> int | None:
-        """The event id as a number when it is one: Centra's ids grow with time."""
-        return int(self.id) if self.id.isdigit() else None
+        """The event id as a number when it is a plain ASCII one that fits BIGINT (Centra's ids grow
+        with time); ``None`` otherwise: the id is a string (``str.isdigit`` also accepts ``²``)."""
+        if not (self.id.isascii() and self.id.isdigit()):
+            return None
+        number = int(self.id)
+        return number if number <= MAX_SEQ else None
 
 
 def parse_centra_date(value: str | None, store_tz: tzinfo) -> datetime | None:

@@ -7,6 +7,7 @@ with the reason; ``to_inbound_item`` turns that into an item to park (it is stil
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -16,6 +17,11 @@ from erpsync.soap.models import KNOWN_EVENT_TYPES, MISSIONS, SoapEvent, parse_ce
 from erpsync.store.inbox import MAX_EVENT_ID, EventMeta, InboundItem, ObjectChange
 
 DEDICATED_TABLES = {"order": "order", "customer": "customer", "account": "account", "invoice": "invoice"}
+# <data> holds the object as the matching X_Update names its items: paymentterms_Update and
+# shippingterms_Update repeat the plural name (PROTOCOL.md §1.2), so their events may too
+DATA_TAG_ALIASES = {"paymentterm": frozenset({"paymentterm", "paymentterms"}),
+                    "shippingterm": frozenset({"shippingterm", "shippingterms"})}
+_INTEGER = re.compile(r"\s*-?[0-9]+\s*")
 
 
 def to_inbound_item(event: SoapEvent, store_tz: tzinfo) -> InboundItem:
@@ -48,7 +54,7 @@ def event_change(event: SoapEvent, store_tz: tzinfo) -> ObjectChange:
     data = event.data
     if data is None:
         raise ItemRejected(f"{event.type} update without an object in <data>", item_key=event.id)
-    if event.data_tag != event.type:
+    if event.data_tag not in DATA_TAG_ALIASES.get(event.type, (event.type,)):
         raise ItemRejected(f"<data> holds <{event.data_tag}>, expected <{event.type}>", item_key=event.id)
     where = f"{event.type} {key}"
     if table == "order":
@@ -183,7 +189,7 @@ def _clip(value: Any, limit: int) -> str | None:
 def _int(value: Any, where: str) -> int | None:
     if value is None or value == "":
         return None
-    if not isinstance(value, str) or not value.strip().lstrip("-").isdigit():
+    if not isinstance(value, str) or not _INTEGER.fullmatch(value):
         raise ItemRejected(f"{where}: {str(value)[:40]!r} is not an integer")
     number = int(value)
     if abs(number) > 2**31 - 1:

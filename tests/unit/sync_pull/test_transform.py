@@ -94,3 +94,37 @@ def test_money_never_float() -> None:
     assert money("", "x") is None
     with pytest.raises(ItemRejected):
         money("1e", "x")
+
+
+@pytest.mark.parametrize("eid", ["²", "١٢٣", "99999999999999999999", "ev-7", "0x1F"])
+def test_event_ids_are_strings_only_plain_ascii_int64_ones_are_sequence_numbers(eid: str) -> None:
+    # the contract says id is a string: a superscript digit, other scripts' digits or a number past
+    # BIGINT must neither crash the batch nor become a sequence number the database cannot hold
+    item = to_inbound_item(_event(id=eid), STOCKHOLM)
+    assert item.change is not None and item.meta.event_id == eid
+    assert item.meta.seq is None
+
+
+def test_numeric_event_ids_are_sequence_numbers() -> None:
+    assert _event(id="4101").seq == 4101
+    assert _event(id=str(2**63 - 1)).seq == 2**63 - 1
+
+
+def test_store_with_a_non_ascii_digit_is_rejected_not_a_crash() -> None:
+    with pytest.raises(ItemRejected, match="not an integer"):
+        event_change(_event(data={"ordertotal": "1.00", "store": "²"}), STOCKHOLM)
+
+
+@pytest.mark.parametrize(("etype", "tag"), [("paymentterm", "paymentterms"), ("shippingterm", "shippingterms")])
+def test_data_child_named_like_the_update_item_is_accepted(etype: str, tag: str) -> None:
+    # paymentterms_Update / shippingterms_Update repeat the plural name for their items, and an
+    # event's <data> holds the object "in the same structure as the matching X_Update object"
+    ch = event_change(_event(type=etype, entry="NET30", data={"id": "NET30", "days": "30"}, data_tag=tag),
+                      STOCKHOLM)
+    assert (ch.table, ch.generic_type, ch.key) == ("generic", etype, "NET30")
+    assert ch.columns["payload"] == {"id": "NET30", "days": "30"}
+
+
+def test_data_child_of_another_type_is_still_rejected() -> None:
+    with pytest.raises(ItemRejected, match="expected <order>"):
+        event_change(_event(data_tag="orders_x"), STOCKHOLM)
