@@ -134,6 +134,14 @@ def render_event(event: Event) -> str:
     return "".join(out)
 
 
+class UnknownEventIds(ValueError):
+    """events_Done named ids that are not pending (unknown or already acknowledged)."""
+
+    def __init__(self, ids: list[str]) -> None:
+        super().__init__("Unknown event id(s): " + ", ".join(ids))
+        self.ids = ids
+
+
 class EventQueue:
     """Thread-safe queue of unacknowledged events (ids ascending; acking removes them)."""
 
@@ -184,20 +192,33 @@ class EventQueue:
                     break
             return out
 
-    def done(self, ids: Iterable[str | int]) -> int:
-        """Remove the given ids; unknown or already-acked ids are ignored. Returns how many were removed."""
-        removed = 0
+    def done(self, ids: Iterable[str | int], *, require_known: bool = False) -> int:
+        """Remove the given ids; unknown or already-acked ids are ignored. Returns how many were removed.
+
+        With ``require_known`` an unknown or already-acked id raises :class:`UnknownEventIds` and
+        nothing is removed."""
         with self._lock:
+            known: list[int] = []
+            unknown: list[str] = []
             for raw in ids:
                 try:
                     event_id = int(str(raw).strip())
                 except ValueError:
+                    unknown.append(str(raw).strip())
                     continue
+                if event_id in self._events:
+                    known.append(event_id)
+                else:
+                    unknown.append(str(raw).strip())
+            if require_known and unknown:
+                raise UnknownEventIds(unknown)
+            removed = 0
+            for event_id in known:
                 if self._events.pop(event_id, None) is not None:
                     self._xml.pop(event_id, None)
                     self._acked.add(event_id)
                     removed += 1
-        return removed
+            return removed
 
     def render(self, events: Iterable[Event]) -> str:
         """The cached ``<ns1:event>`` XML of events (rendered now if already acked meanwhile)."""

@@ -77,6 +77,7 @@ class EventGenerator:
         self.customers: dict[str, Payload] = {}
         self.accounts: dict[str, Payload] = {}
         self.invoices: dict[str, Payload] = {}
+        self.objects: dict[str, dict[str, Payload]] = {}  # other types set by *_Update: type -> id -> object
         self._open_orders: list[str] = []  # not cancelled/refunded, in creation order
         self._customer_ids: list[str] = []
         self._order_ids: list[str] = []
@@ -131,6 +132,39 @@ class EventGenerator:
                 notices.append(f"Order {key} updated")
             return [], notices
 
+    def update_objects(self, type_: str, changes: list[Payload], *, emit: bool) -> tuple[list[str], list[str]]:
+        """A ``*_Update`` other than orders: a partial upsert by ``id`` (new ids are created). All-or-nothing.
+
+        Returns (errors, notices); on errors nothing changed. With ``emit`` each changed object emits an
+        event carrying its full current object."""
+        with self._lock:
+            errors: list[str] = []
+            for change in changes:
+                key = change.get("id")
+                if not isinstance(key, str) or not key:
+                    errors.append(f"{type_.capitalize()} without id")
+            if errors:
+                return errors, []
+            notices: list[str] = []
+            for change in changes:
+                key = str(change["id"])
+                store = self._store(type_, key)
+                created = key not in store
+                obj = store.setdefault(key, {"id": key})
+                _merge(obj, change)
+                if emit:
+                    self._emit(type_, key, obj)
+                notices.append(f"{type_.capitalize()} {key} {'created' if created else 'updated'}")
+            return [], notices
+
+    def _store(self, type_: str, key: str) -> dict[str, Payload]:
+        """Where object ``key`` lives: a generated one is updated in place; ERP-created objects are kept
+        apart (the generator never builds orders from their partial data)."""
+        generated = {"customer": self.customers, "account": self.accounts, "invoice": self.invoices}.get(type_)
+        if generated is not None and key in generated:
+            return generated
+        return self.objects.setdefault(type_, {})
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
             state = self._rng.getstate()
@@ -139,7 +173,7 @@ class EventGenerator:
                 "rng": [state[0], list(state[1]), state[2]],
                 "next": dict(self._next),
                 "orders": self.orders, "customers": self.customers,
-                "accounts": self.accounts, "invoices": self.invoices,
+                "accounts": self.accounts, "invoices": self.invoices, "objects": self.objects,
             }
 
     def restore(self, data: dict[str, Any]) -> None:
@@ -152,12 +186,14 @@ class EventGenerator:
             self.customers = data.get("customers", {})
             self.accounts = data.get("accounts", {})
             self.invoices = data.get("invoices", {})
+            self.objects = data.get("objects", {})
             self._reindex()
 
     def reset(self) -> None:
         with self._lock:
             self._rng = random.Random(self.seed)
             self.orders, self.customers, self.accounts, self.invoices = {}, {}, {}, {}
+            self.objects = {}
             self._reindex()
 
     def _reindex(self) -> None:

@@ -102,6 +102,9 @@ class SimOptions:
     autosave_seconds: float = 5.0  # with a state_file: also save this often (a crash loses at most this much)
     hang_seconds: float = 60.0
     keepalive_timeout: float = 30.0
+    soap_action_check: bool = True  # a missing / wrong SOAPAction header is a Client fault
+    unknown_ack: str = "ignore"  # [open] events_Done with an unknown/acked id: "ignore" or "fault"
+    update_response: str = "result"  # [open] *_Update answer: "result" or "ok" (<ordersUpdateResponse>OK)
 
     def gql_options(self) -> GqlOptions:
         tokens = {self.token: ALL_PERMISSIONS, **dict(self.tokens)}
@@ -154,7 +157,9 @@ class SimServer:
         self.clock = clock
         self.queue = EventQueue(first_id=o.first_event_id)
         self.generator = EventGenerator(self.queue, clock, seed=o.seed)
-        self.soap = SoapEndpoint(self.queue, self.generator, o.soap_user, o.soap_password)
+        self.soap = SoapEndpoint(self.queue, self.generator, o.soap_user, o.soap_password,
+                                 check_soap_action=o.soap_action_check, unknown_ack=o.unknown_ack,
+                                 update_response=o.update_response)
         self.gql = GraphqlApp(o.gql_options(), clock)
         self.faults = FaultInjector(seed=o.seed)
         self.stopping = threading.Event()
@@ -449,7 +454,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         def execute() -> Response:
             try:
-                reply = sim.soap.handle(body)
+                reply = sim.soap.handle(body, self.headers.get("SOAPAction"))
             except Exception:  # a simulator bug must still answer like a server: a Fault, not a dropped socket
                 log.exception("sim.soap_error", operation=operation)
                 return 500, {"Content-Type": "text/xml; charset=utf-8"}, fault_body("Server", "Internal error")

@@ -162,7 +162,7 @@ def test_expired_login_and_soap_fault_on_soap(fsim: SimServer, centra_wsdl_path:
 def test_count_probability_and_only_filters(fsim: SimServer) -> None:
     fsim.set_fault("soap", "http", status=503, count=2, only="events_Done")
     get = (SAMPLES / "events_Get.request.xml").read_bytes()
-    headers = {"Content-Type": "text/xml; charset=utf-8"}
+    headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": f'"{NS}Events_Get"'}
     assert requests.post(fsim.soap_url, data=get, headers=headers, timeout=10).status_code == 200  # not matched
     assert [call(fsim, "soap").status_code for _ in range(3)] == [503, 503, 200]
 
