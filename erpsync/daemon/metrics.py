@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -21,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
 from erpsync.logs import get_logger
-from erpsync.store.models import InboxEvent, OutboundItem, ParkedItem, QuotaBucket, QuotaState
+from erpsync.store.models import InboxEvent, JobRun, OutboundItem, ParkedItem, QuotaBucket, QuotaState
 
 log = get_logger("erpsync.daemon.metrics")
 
@@ -91,6 +92,16 @@ class DaemonMetrics:
         if counts.get("rate_limited"):
             self.rate_limited.labels(job).inc(counts["rate_limited"])
 
+    def seed_from_store(self, engine: Engine, jobs: list[str]) -> None:
+        """Last attempt / last success per job from ``job_run``, so a restarted (or newly leading)
+        process exports what ``erpsync status`` shows instead of no series at all (an absent series
+        never fires a "no success for N minutes" alert)."""
+        attempts, successes = last_run_times(engine, jobs)
+        for job, ts in attempts.items():
+            self.last_attempt.labels(job).set(ts)
+        for job, ts in successes.items():
+            self.last_success.labels(job).set(ts)
+
 
 class StoreCollector(Collector):
     """Figures read from the database at scrape time."""
@@ -158,6 +169,21 @@ def store_figures(engine: Engine) -> dict[str, Any]:
         "quota": {str(name): (float(t), float(c)) for name, t, c in buckets},
         "rate_limited": int(state[0]) if state else 0,
     }
+
+
+def last_run_times(engine: Engine, jobs: list[str]) -> tuple[dict[str, float], dict[str, float]]:
+    """Unix times of each job's latest start and latest successful end, from ``job_run``."""
+    with Session(engine) as s:
+        started = s.exec(select(JobRun.job, func.max(JobRun.started_at)).where(  # type: ignore[call-overload]
+            col(JobRun.job).in_(jobs)).group_by(JobRun.job)).all()
+        ok = s.exec(select(JobRun.job, func.max(JobRun.finished_at)).where(  # type: ignore[call-overload]
+            col(JobRun.job).in_(jobs), JobRun.outcome == "ok").group_by(JobRun.job)).all()
+    return ({str(j): _unix(t) for j, t in started if t is not None},
+            {str(j): _unix(t) for j, t in ok if t is not None})
+
+
+def _unix(dt: datetime) -> float:
+    return (dt if dt.tzinfo else dt.replace(tzinfo=UTC)).timestamp()  # SQLite returns naive UTC
 
 
 HealthCheck = Callable[[], tuple[bool, dict[str, Any]]]

@@ -438,8 +438,20 @@ class Daemon:
             log.info("leader.standby", instance=self.instance_id, leader=self.leader_holder)
 
     def _set_role(self, role: str) -> None:
+        active, was_active = role in ("leader", "single"), self.role in ("leader", "single")
         self.role = role
-        self.metrics.leader.set(1 if role in ("leader", "single") else 0)
+        self.metrics.leader.set(1 if active else 0)
+        if active and not was_active:
+            # the active instance exports when each job last ran, as `erpsync status` shows from
+            # job_run, even before its own first run (after a restart or a takeover)
+            try:
+                self.metrics.seed_from_store(self.read_engine, list(self.specs))
+            except SQLAlchemyError as exc:
+                log.warning("daemon.store_unavailable", error_class=type(exc).__name__, error=str(exc)[:200])
+        elif was_active and not active:
+            # a standby exports no run times: a stale one would fire "no success for N minutes"
+            self.metrics.last_success.clear()
+            self.metrics.last_attempt.clear()
         self._wake.set()
 
     # ------------------------------------------------------------------ signals

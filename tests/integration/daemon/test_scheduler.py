@@ -140,8 +140,9 @@ def test_a_database_outage_backs_off_but_never_disables(sqlite_engine: Engine) -
     d = make_daemon(sqlite_engine, [JobSpec("pull", job, every(0.05), retry_base_s=0.01, max_backoff_s=0.01)],
                     stop)
     with running(d):
-        wait_for(lambda: len(job.calls) >= 14, 10, "many failed runs")
-        assert d.states["pull"].enabled and d.states["pull"].failures >= 14
+        # the failure is counted after the run ends: wait for the count, not just the call
+        wait_for(lambda: d.states["pull"].failures >= 14, 10, "many failed runs")
+        assert d.states["pull"].enabled
         assert d.metrics.failures.labels("pull")._value.get() >= 13
         job.default = "ok"
         wait_for(lambda: d.states["pull"].failures == 0, 5, "recovered")
@@ -229,3 +230,32 @@ def test_a_busy_metrics_port_is_a_clear_config_error(sqlite_engine: Engine) -> N
         d = make_daemon(sqlite_engine, [], threading.Event(), metrics_address=("127.0.0.1", port))
         with pytest.raises(ConfigError, match=r"daemon\.metrics_port"):
             d.serve(install_signals=False)
+
+
+def test_last_success_and_attempt_survive_a_restart(sqlite_engine: Engine) -> None:
+    """After a restart (or a failover) /metrics must still say when each job last succeeded, as
+    ``erpsync status`` does from job_run: an absent series never fires a "stale" alert."""
+    from datetime import UTC, datetime
+
+    from erpsync.store.engine import transaction
+
+    ok_end = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with transaction(sqlite_engine) as s:
+        s.add(JobRun(run_id="r1", job="pull", started_at=ok_end - timedelta(seconds=7), finished_at=ok_end,
+                     outcome="ok"))
+        s.add(JobRun(run_id="r2", job="pull", started_at=ok_end + timedelta(minutes=5),
+                     finished_at=ok_end + timedelta(minutes=5, seconds=1), outcome="retry"))
+    stop = threading.Event()
+    job = scripted("pull", sqlite_engine, [], default="retry", stop_event=stop)
+    d = make_daemon(sqlite_engine, [JobSpec("pull", job, every(30), run_at_start=False)], stop)
+    with running(d):
+        success = d.metrics.last_success.labels("pull")._value.get()
+        attempt = d.metrics.last_attempt.labels("pull")._value.get()
+    assert job.calls == []
+    assert success == ok_end.timestamp()
+    assert attempt == (ok_end + timedelta(minutes=5)).timestamp()
+    # a standby exports no run times (a stale one would fire the alert beside the active leader)
+    d._set_role("standby")
+    from prometheus_client import generate_latest
+
+    assert "erpsync_job_last_success_timestamp_seconds{" not in generate_latest(d.metrics.registry).decode()
