@@ -5,7 +5,9 @@ and the ``centra_*`` mapping tables.
 batch, it
 
 - recognises event ids already in the inbox (a re-delivery after a crash between commit and
-  ``events_Done``) and applies nothing for them;
+  ``events_Done``) and applies nothing for them. The inbox rows are claimed first (``INSERT … ON
+  CONFLICT DO NOTHING``): a second puller that fetched the same batch waits for the first one's
+  commit and counts them as duplicates, instead of failing on the unique key;
 - keeps only the newest version of every object: an event older than what is stored (by event
   id when both are numeric, else by event date) is recorded as ``superseded`` and changes nothing;
 - replaces an order's lines and shipments together with the order row;
@@ -143,41 +145,62 @@ class InboxRepository:
                 out.parked += 1
                 out.ack_ids.append(eid)
                 continue
-            out.ack_ids.append(eid)
-            if eid in seen:
+            if eid in seen:  # twice in one batch: acknowledged once
                 out.duplicates += 1
                 continue
             seen.add(eid)
+            out.ack_ids.append(eid)
             fresh.append(item)
-        if fresh:
-            known = set(session.connection().execute(
-                select(col(InboxEvent.event_id)).where(col(InboxEvent.event_id).in_([i.meta.event_id for i in fresh]))
-            ).scalars())
-            out.duplicates += sum(1 for i in fresh if i.meta.event_id in known)
-            fresh = [i for i in fresh if i.meta.event_id not in known]
+        # claim the events first: a concurrent puller that fetched the same batch (nobody has
+        # acknowledged it yet) waits here for our commit, then finds them taken (duplicates)
+        claimed = self._claim(session, fresh, now)
+        out.duplicates += len(fresh) - len(claimed)
+        fresh = [i for i in fresh if i.meta.event_id in claimed]
 
         statuses = self._apply(session, fresh, now=now)
         if mid_hook is not None:
-            mid_hook()  # objects written, inbox rows not yet: the middle of the transaction
-        inbox_rows = []
+            mid_hook()  # inbox rows and objects written, not committed: the middle of the transaction
+        superseded: list[str] = []
         for item in fresh:
             status = statuses[item.meta.event_id]
             if status == APPLIED:
                 out.applied += 1
             elif status == SUPERSEDED:
                 out.superseded += 1
+                superseded.append(item.meta.event_id)
             else:
                 out.parked += 1
                 self._park(session, item, item.park_reason or "unknown", now)
-            m = item.meta
-            inbox_rows.append({
-                "event_id": m.event_id, "event_seq": m.seq, "type": m.type[:40], "entry": m.entry[:128],
-                "mission": m.mission[:16], "event_date": m.date, "received_at": now,
-                "processed_at": now if status != PARKED else None, "acked_at": None, "status": status,
-            })
-        if inbox_rows:
-            session.connection().execute(insert(InboxEvent.__table__), inbox_rows)  # type: ignore[attr-defined]
+        t = table_of(InboxEvent)
+        for start in range(0, len(superseded), 500):
+            session.connection().execute(
+                update(t).where(t.c.event_id.in_(superseded[start:start + 500])).values(status=SUPERSEDED))
         return out
+
+    def _claim(self, session: Session, items: Sequence[InboundItem], now: datetime) -> set[str]:
+        """Insert the inbox rows of ``items`` unless their event id is already there (committed, or
+        being stored by another transaction: then this waits for it). Returns the ids inserted:
+        only those may be applied. Status ``applied`` (``parked`` when unmappable) until ``_apply``
+        says ``superseded``."""
+        if not items:
+            return set()
+        t = table_of(InboxEvent)
+        claimed: set[str] = set()
+        for start in range(0, len(items), 500):
+            rows = []
+            for item in items[start:start + 500]:
+                m = item.meta
+                parked = item.change is None
+                rows.append({
+                    "event_id": m.event_id, "event_seq": m.seq, "type": m.type[:40], "entry": m.entry[:128],
+                    "mission": m.mission[:16], "event_date": m.date, "received_at": now,
+                    "processed_at": None if parked else now, "acked_at": None,
+                    "status": PARKED if parked else APPLIED,
+                })
+            stmt = (insert_stmt(session, t).values(rows).on_conflict_do_nothing(index_elements=["event_id"])
+                    .returning(t.c.event_id))
+            claimed.update(session.connection().execute(stmt).scalars())
+        return claimed
 
     def _apply(self, session: Session, items: Sequence[InboundItem], *, now: datetime) -> dict[str, str]:
         """Decide and write the object changes of ``items``; returns event_id -> status."""

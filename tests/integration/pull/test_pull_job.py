@@ -250,3 +250,11 @@ def test_acked_at_is_recorded_even_when_a_later_fetch_ends_the_run(engine: Engin
         acked = s.exec(select(func.count()).select_from(InboxEvent)  # type: ignore[call-overload]
                        .where(col(InboxEvent.acked_at).is_not(None))).one()[0]
     assert acked == 100
+
+
+def test_an_event_twice_in_one_batch_is_applied_once_and_acknowledged_once(engine: Engine) -> None:
+    ev = order_event(1, "O1", "1.00")
+    queue = FakeQueue([ev, order_event(2, "O2", "2.00"), ev])
+    result = _job(engine, queue).run()
+    assert result.counts["applied"] == 2 and result.counts["duplicates"] == 1
+    assert queue.acks == [["1", "2"]]
