@@ -37,7 +37,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from erpsync.clock import Clock, SystemClock
 from erpsync.config import Settings
 from erpsync.daemon.housekeeping import HousekeepingJob
-from erpsync.daemon.leader import AlwaysLeader, FileLock, Leadership, PgAdvisoryLeader
+from erpsync.daemon.leader import AlwaysLeader, FileLock, Leadership, PgAdvisoryLeader, keepalive_for
 from erpsync.daemon.notify import SystemdNotifier
 from erpsync.daemon.service import Daemon, JobSpec
 from erpsync.errors import ConfigError, ConfigProblem, ErpsyncError, JobFailed
@@ -237,7 +237,7 @@ def leadership_for(settings: Settings) -> Leadership:
         lock.acquire_or_raise()
         return lock
     if backend == "postgresql":
-        return PgAdvisoryLeader(url)
+        return PgAdvisoryLeader(url, keepalive_s=keepalive_for(settings.daemon.leader_takeover_seconds))
     return AlwaysLeader()
 
 

@@ -31,6 +31,13 @@ from erpsync.logs import get_logger
 log = get_logger("erpsync.daemon.leader")
 
 LOCK_NAME = "erpsync.leader"
+KEEPALIVE_PROBES = 3
+
+
+def keepalive_for(takeover_seconds: float) -> int:
+    """Keepalive idle/interval (s) so a dead peer is noticed (idle + interval * probes) and a standby
+    retries (takeover / 3) within ``takeover_seconds``."""
+    return max(1, int(takeover_seconds * 2 / 3 / (1 + KEEPALIVE_PROBES)))
 
 
 class AlreadyRunning(ErpsyncError):
@@ -155,10 +162,11 @@ class PgAdvisoryLeader:
                 "application_name": f"erpsync leader {identity()}"[:63],
                 "connect_timeout": 5,
                 # notice a silently dead network within ~keepalive_s * 3
-                "keepalives": 1, "keepalives_idle": keepalive_s, "keepalives_interval": keepalive_s,
-                "keepalives_count": 3,
+                "keepalives": 1, "keepalives_idle": max(1, int(keepalive_s)),
+                "keepalives_interval": max(1, int(keepalive_s)), "keepalives_count": KEEPALIVE_PROBES,
             })
         self._statement_timeout_ms = statement_timeout_ms
+        self._keepalive_s = max(1, int(keepalive_s))
         self._conn: Connection | None = None
         self._key: int | None = None
         self._leading = False
@@ -169,6 +177,12 @@ class PgAdvisoryLeader:
             conn = self._engine.connect()
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             conn.execute(text(f"SET statement_timeout = {int(self._statement_timeout_ms)}"))
+            # the *server* must notice a leader host that vanished without closing its socket (power
+            # loss, partition): until then it keeps the session and the lock, and with the kernel's
+            # default keepalive (2 h) no standby could take over. Ignored on Unix sockets.
+            ka = int(self._keepalive_s)
+            conn.execute(text(f"SET tcp_keepalives_idle = {ka}; SET tcp_keepalives_interval = {ka}; "
+                              f"SET tcp_keepalives_count = {KEEPALIVE_PROBES}"))
             self._key = int(conn.execute(
                 text("SELECT hashtextextended(:name || ':' || current_schema(), 0)"),
                 {"name": LOCK_NAME}).scalar_one())
@@ -242,10 +256,10 @@ class PgAdvisoryLeader:
             self._engine.dispose()
 
 
-def leadership_for(url: str) -> FileLock | PgAdvisoryLeader:
+def leadership_for(url: str, takeover_seconds: float = 30.0) -> FileLock | PgAdvisoryLeader:
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
         return FileLock.for_sqlite_url(url)
     if backend == "postgresql":
-        return PgAdvisoryLeader(url)
+        return PgAdvisoryLeader(url, keepalive_s=keepalive_for(takeover_seconds))
     raise ValueError(f"no leader election for database backend {backend!r}")

@@ -84,3 +84,30 @@ def test_file_lock_is_exclusive_and_released(tmp_path: Path) -> None:
     second.release()
     with pytest.raises(ValueError):
         FileLock.for_sqlite_url("sqlite:///:memory:")
+
+
+@pytest.mark.postgres
+def test_the_server_notices_a_vanished_leader_host_within_the_takeover_time(pg_url: str) -> None:
+    """A leader host that loses power or network sends no FIN: the server keeps its session (and
+    the lock) until the *server's* TCP keepalive gives up, 2 h by the kernel default. The leader
+    session therefore sets the server-side keepalives from the takeover time."""
+    from erpsync.bootstrap import leadership_for
+    from erpsync.config import Settings
+
+    settings = Settings.model_validate({
+        "centra": {"soap": {"url": "http://127.0.0.1:9/soap", "username": "u", "password": "pw"},
+                   "graphql": {"url": "http://127.0.0.1:9/graphql", "token": "tok"}},
+        "database": {"url": pg_url}, "daemon": {"leader_takeover_seconds": 12}})
+    leader = leadership_for(settings)
+    assert isinstance(leader, PgAdvisoryLeader)
+    try:
+        assert leader.try_acquire()
+        assert leader._conn is not None
+        got = {name: int(leader._conn.execute(text(f"SHOW {name}")).scalar_one())
+               for name in ("tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count")}
+    finally:
+        leader.release()
+    idle, interval, count = got["tcp_keepalives_idle"], got["tcp_keepalives_interval"], got["tcp_keepalives_count"]
+    assert idle > 0 and interval > 0 and count > 0
+    # dead-peer detection plus one standby retry (takeover / 3) fits in the takeover time
+    assert idle + interval * count + 12 / 3 <= 12
