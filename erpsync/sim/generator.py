@@ -6,7 +6,9 @@ is computed with ``Decimal`` and written as decimal strings that add up (line su
 on every status change, shipment and refund. Customers, wholesale accounts, invoices, a few other
 types (market, pricelist, warehouse, salesrep, size, paymentterm, shippingterm) and deletes
 (``mission=delete``, empty data) are mixed in. Event dates use both formats Centra sends: store-local
-``YYYY-MM-DD hh:mm:ss`` and ISO-8601 with offset (store time zone ``Europe/Stockholm``).
+``YYYY-MM-DD hh:mm:ss`` (in the store's time zone, ``Europe/Stockholm`` unless ``store_tz`` says
+otherwise) and ISO-8601 with an offset — the store's own offset or, for a quarter of the events,
+``+00:00``: an offset is an offset, a client must not assume it is the store's.
 
 Same seed + same calls ⇒ the same events (ids, objects, dates are taken from the injected clock).
 """
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import random
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -67,9 +69,10 @@ def money(value: Decimal) -> str:
 class EventGenerator:
     """Creates and evolves Centra objects; every change goes into ``queue`` as an event."""
 
-    def __init__(self, queue: EventQueue, clock: Clock, seed: int = 1) -> None:
+    def __init__(self, queue: EventQueue, clock: Clock, seed: int = 1, store_tz: ZoneInfo = STORE_TZ) -> None:
         self.queue = queue
         self.clock = clock
+        self.store_tz = store_tz
         self.seed = seed
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -218,13 +221,16 @@ class EventGenerator:
         return str(self._next[kind])
 
     def _date(self) -> str:
-        now = self.clock.now().astimezone(STORE_TZ).replace(microsecond=0)
-        if self._rng.random() < 0.5:
+        now = self.clock.now().astimezone(self.store_tz).replace(microsecond=0)
+        roll = self._rng.random()
+        if roll < 0.5:
             return now.strftime("%Y-%m-%d %H:%M:%S")
-        return now.isoformat()
+        if roll < 0.75:
+            return now.isoformat()
+        return now.astimezone(UTC).isoformat()  # same instant, another offset
 
     def _iso(self) -> str:
-        return self.clock.now().astimezone(STORE_TZ).replace(microsecond=0).isoformat()
+        return self.clock.now().astimezone(self.store_tz).replace(microsecond=0).isoformat()
 
     def _one(self, room: int) -> list[Event]:
         roll = self._rng.random()
@@ -479,8 +485,8 @@ def _merge(target: dict[str, Any], change: dict[str, Any]) -> None:
             target[key] = _copy(value)
 
 
-def parse_store_date(text: str) -> datetime:
+def parse_store_date(text: str, store_tz: ZoneInfo = STORE_TZ) -> datetime:
     """Both of Centra's date formats → aware datetime (for tests and inspection)."""
     if "T" in text:
         return datetime.fromisoformat(text)
-    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=STORE_TZ)
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=store_tz)

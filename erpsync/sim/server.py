@@ -43,6 +43,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 from erpsync.clock import Clock, ScaledClock, SystemClock
 from erpsync.logs import get_logger
@@ -105,6 +106,7 @@ class SimOptions:
     soap_action_check: bool = True  # a missing / wrong SOAPAction header is a Client fault
     unknown_ack: str = "ignore"  # [open] events_Done with an unknown/acked id: "ignore" or "fault"
     update_response: str = "result"  # [open] *_Update answer: "result" or "ok" (<ordersUpdateResponse>OK)
+    store_timezone: str = "Europe/Stockholm"  # the Centra store's zone: dates without an offset are in it
 
     def gql_options(self) -> GqlOptions:
         tokens = {self.token: ALL_PERMISSIONS, **dict(self.tokens)}
@@ -156,7 +158,8 @@ class SimServer:
             clock = ScaledClock(o.time_scale, o.time_epoch) if o.time_scale != 1.0 else SystemClock()
         self.clock = clock
         self.queue = EventQueue(first_id=o.first_event_id)
-        self.generator = EventGenerator(self.queue, clock, seed=o.seed)
+        self.store_tz = ZoneInfo(o.store_timezone)
+        self.generator = EventGenerator(self.queue, clock, seed=o.seed, store_tz=self.store_tz)
         self.soap = SoapEndpoint(self.queue, self.generator, o.soap_user, o.soap_password,
                                  check_soap_action=o.soap_action_check, unknown_ack=o.unknown_ack,
                                  update_response=o.update_response)
@@ -307,9 +310,7 @@ class SimServer:
         if type_ not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type_!r}; one of {list(EVENT_TYPES)}")
         if date is None:
-            from erpsync.sim.generator import STORE_TZ
-
-            date = self.clock.now().astimezone(STORE_TZ).strftime("%Y-%m-%d %H:%M:%S")
+            date = self.clock.now().astimezone(self.store_tz).strftime("%Y-%m-%d %H:%M:%S")
         return self.queue.enqueue(type_, str(entry), date=date, mission=mission, data=data, data_xml=data_xml)
 
     def generate(self, count: int) -> list[Event]:
@@ -344,7 +345,7 @@ class SimServer:
             requests = dict(sorted(self.requests.items()))
         return {
             "clock": {"factor": self.time_factor, "epoch": self.time_epoch, "now": self.clock.now().isoformat(),
-                      "time": self.clock.time()},
+                      "time": self.clock.time(), "store_timezone": self.options.store_timezone},
             "urls": {"soap": self.soap_url, "wsdl": self.wsdl_url, "graphql": self.graphql_url}
             if self._httpd is not None else {},
             "soap": {**self.queue.inspect(), "objects": self.generator.counts()},
