@@ -69,10 +69,14 @@ class SystemdNotifier:
     def watchdog(self) -> bool:
         return self.send(WATCHDOG=1)
 
-    def stopping(self, status: str | None = None) -> bool:
+    def stopping(self, status: str | None = None, *, extend_timeout_s: float | None = None) -> bool:
+        """``STOPPING=1``; with ``extend_timeout_s``, ``EXTEND_TIMEOUT_USEC`` asks systemd (≥ 236) to
+        wait that long from now before it escalates, whatever the unit's ``TimeoutStopSec``."""
         fields: dict[str, str | int] = {"STOPPING": 1}
         if status:
             fields["STATUS"] = status
+        if extend_timeout_s is not None and extend_timeout_s > 0:
+            fields["EXTEND_TIMEOUT_USEC"] = int(extend_timeout_s * 1_000_000)
         return self.send(**fields)
 
     def close(self) -> None:

@@ -25,12 +25,12 @@ log level); see ``docs/operations.md``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
 import signal
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -73,6 +73,7 @@ _skip_filter = _DropExpectedSkips()
 
 EXIT_OK = 0
 EXIT_GRACE_EXPIRED = 1
+STOP_MARGIN_S = 10.0  # beyond the grace: the final instance row, closing clients and engines
 MAX_CONSECUTIVE_CRASHES = 10  # a job that crashes (a bug) this often in a row is disabled
 
 
@@ -472,8 +473,10 @@ class Daemon:
         self._signals.append(signum)
         if len(self._signals) > 1:
             # second signal: exit now; uncommitted work rolls back, nothing uncommitted was acked
-            sys.stderr.write(f'{{"event": "daemon.forced_exit", "signal": {signum}, "level": "warning"}}\n')
-            sys.stderr.flush()
+            # raw write: this handler may interrupt the main thread inside a write to sys.stderr,
+            # where writing to it again raises "reentrant call" and would prevent the exit
+            with contextlib.suppress(OSError):
+                os.write(2, f'{{"event": "daemon.forced_exit", "signal": {signum}, "level": "warning"}}\n'.encode())
             self.hard_exit(128 + signum)
             return
         self.stop_event.set()
@@ -570,7 +573,8 @@ class Daemon:
         self.stop_event.set()
         running = [n for n, s in self.states.items() if s.running]
         log.info("daemon.stopping", grace_s=self.grace_seconds, signal=self._signals[:1] or None)
-        self.notifier.stopping(self.status_text())
+        # the unit's TimeoutStopSec may be shorter than the configured grace: ask for the grace
+        self.notifier.stopping(self.status_text(), extend_timeout_s=self.grace_seconds + STOP_MARGIN_S)
         done = threading.Event()
 
         def _drain() -> None:

@@ -163,3 +163,40 @@ def test_daemon_notifies_ready_status_watchdog_stopping_and_stops_pinging_when_w
         wait_for(lambda: pings() > before, 5, "pings resume after the scheduler recovers")
         assert t.stop() == 0
     assert notify_socket.drain()[-1].get("STOPPING") == "1"
+
+
+def test_stopping_extends_systemds_stop_timeout_to_cover_the_grace(
+        sqlite_engine: Engine, notify_socket: NotifySocket) -> None:
+    """An operator who raises daemon.shutdown_grace_seconds past the unit's TimeoutStopSec must not
+    see the running batch SIGKILLed: STOPPING=1 asks systemd for the grace (EXTEND_TIMEOUT_USEC)."""
+    stop = threading.Event()
+    d = Daemon(sqlite_engine, [], stop_event=stop, environ={"NOTIFY_SOCKET": str(notify_socket.path)},
+               loop_interval=0.02, grace_seconds=120)
+    with running(d) as t:
+        assert t.stop() == 0
+    stopping = [m for m in notify_socket.drain() if m.get("STOPPING") == "1"]
+    assert len(stopping) == 1
+    assert int(stopping[0]["EXTEND_TIMEOUT_USEC"]) >= 120_000_000
+
+
+def test_second_signal_exits_even_while_stderr_is_in_use(sqlite_engine: Engine,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """The handler runs between the main thread's bytecodes, possibly inside a write to stderr:
+    writing there again raises 'reentrant call' and must not prevent the exit."""
+    import sys
+
+    class BusyStream:
+        def write(self, _text: str) -> int:
+            raise RuntimeError("reentrant call inside <_io.BufferedWriter name='<stderr>'>")
+
+        def flush(self) -> None:
+            raise RuntimeError("reentrant call inside <_io.BufferedWriter name='<stderr>'>")
+
+    exits: list[int] = []
+    d = Daemon(sqlite_engine, [], stop_event=threading.Event(), environ={}, hard_exit=exits.append)
+    monkeypatch.setattr(sys, "stderr", BusyStream())
+    d.request_stop(signal.SIGTERM)
+    d.request_stop(signal.SIGTERM)
+    monkeypatch.undo()
+    d.close()
+    assert exits == [128 + signal.SIGTERM]
