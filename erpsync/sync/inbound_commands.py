@@ -17,11 +17,15 @@ from __future__ import annotations
 import json
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
+
+from erpsync.errors import RetryLater
 
 EXIT_RETRY = 75
 
@@ -30,6 +34,22 @@ def _engine(settings: Any) -> Any:
     from erpsync.store.engine import make_engine
 
     return make_engine(settings.database_url, busy_timeout_ms=settings.database.busy_timeout_ms)
+
+
+@contextmanager
+def _database(settings: Any) -> Iterator[Any]:
+    """The engine for one command, disposed at the end. A database that cannot be reached (down,
+    restarting, refusing connections) is ``RetryLater``: one clear line and exit 75, no traceback."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    engine = _engine(settings)
+    try:
+        yield engine
+    except (OperationalError, InterfaceError) as exc:
+        detail = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc).strip() else ""
+        raise RetryLater(f"the database is unavailable ({type(exc.orig or exc).__name__}: {detail})") from exc
+    finally:
+        engine.dispose()
 
 
 def _summary(result: Any) -> str:
@@ -56,7 +76,6 @@ def pull_cmd(obj: Any, once: bool, as_json: bool) -> None:
     soap = settings.centra.soap
     if len(soap.event_types) != 1:
         raise click.BadParameter("pull one queue: set centra.soap.event_types to one type, e.g. [\"all\"]")
-    engine = _engine(settings)
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -67,19 +86,19 @@ def pull_cmd(obj: Any, once: bool, as_json: bool) -> None:
         read_timeout=soap.read_timeout, operation_timeout=soap.operation_timeout)
     code = 0
     try:
-        migrate.ensure_current(engine)
-        job = PullJob(engine, client, store_tz=settings.store_tz, stop_event=stop,
-                      max_batches=settings.pull.max_batches_per_run)
-        while True:
-            result = job.run()  # JobFailed propagates: erpsync.cli.main prints it and exits 2
-            click.echo(json.dumps({"outcome": result.outcome, "duration_s": round(result.duration_s, 3),
-                                   "error": result.error, **result.counts}) if as_json else _summary(result))
-            code = EXIT_RETRY if result.outcome == "retry" else 0
-            if once or stop.wait(settings.pull.interval_seconds):
-                break
+        with _database(settings) as engine:
+            migrate.ensure_current(engine)
+            job = PullJob(engine, client, store_tz=settings.store_tz, stop_event=stop,
+                          max_batches=settings.pull.max_batches_per_run)
+            while True:
+                result = job.run()  # JobFailed propagates: erpsync.cli.main prints it and exits 2
+                click.echo(json.dumps({"outcome": result.outcome, "duration_s": round(result.duration_s, 3),
+                                       "error": result.error, **result.counts}) if as_json else _summary(result))
+                code = EXIT_RETRY if result.outcome == "retry" else 0
+                if once or stop.wait(settings.pull.interval_seconds):
+                    break
     finally:
         client.close()
-        engine.dispose()
     if code:
         click.get_current_context().exit(code)
 
@@ -97,13 +116,10 @@ def events_stats(obj: Any, as_json: bool) -> None:
     from erpsync.store.engine import transaction
     from erpsync.store.inbox import InboxRepository
 
-    engine = _engine(obj.settings(require_secrets=False))
-    try:
+    with _database(obj.settings(require_secrets=False)) as engine:
         with transaction(engine) as session:
             rows = InboxRepository().stats(session)
             parked_open = len(InboxRepository().parked(session, kind="event"))
-    finally:
-        engine.dispose()
     if as_json:
         click.echo(json.dumps({"rows": rows, "total": sum(r["count"] for r in rows),
                                "parked_open": parked_open}, indent=2))
@@ -129,14 +145,11 @@ def export_cmd(obj: Any, out_dir: str, since: datetime | None, statuses: tuple[s
     from erpsync.store import migrate
     from erpsync.sync.export import export_orders
 
-    engine = _engine(obj.settings(require_secrets=False))
-    try:
+    with _database(obj.settings(require_secrets=False)) as engine:
         migrate.ensure_current(engine)
         result = export_orders(engine, Path(out_dir), now=datetime.now(UTC),
                                since=since.replace(tzinfo=UTC) if since else None, statuses=statuses,
                                include_deleted=not no_deleted, move_cursor=not dry_run)
-    finally:
-        engine.dispose()
     if not result.orders:
         click.echo("export: nothing new")
         return
@@ -162,14 +175,11 @@ def parked_list(obj: Any, kind: str | None, include_resolved: bool, as_json: boo
     from erpsync.store.engine import transaction
     from erpsync.store.inbox import InboxRepository
 
-    engine = _engine(obj.settings(require_secrets=False))
-    try:
+    with _database(obj.settings(require_secrets=False)) as engine:
         with transaction(engine) as session:
             items = InboxRepository().parked(session, kind=kind, include_resolved=include_resolved)
             rows = [{"id": p.id, "kind": p.kind, "key": p.key, "reason": p.reason, "attempts": p.attempts,
                      "created_at": p.created_at.isoformat(), "resolution": p.resolution} for p in items]
-    finally:
-        engine.dispose()
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -203,10 +213,9 @@ def parked_retry(obj: Any, ids: tuple[int, ...], all_: bool, kind: str | None) -
     from erpsync.sync.inbound_replay import replay_parked_event
 
     settings = obj.settings(require_secrets=False)
-    engine = _engine(settings)
     repo = InboxRepository()
     still = 0
-    try:
+    with _database(settings) as engine:
         with transaction(engine) as session:
             items = _select(session, ids, all_, kind)
             now = datetime.now(UTC)
@@ -218,8 +227,6 @@ def parked_retry(obj: Any, ids: tuple[int, ...], all_: bool, kind: str | None) -
                 else:
                     repo.resolve_parked(session, item, "retried", now)
                     click.echo(f"#{item.id} {item.kind} {item.key}: marked for retry")
-    finally:
-        engine.dispose()
     if still:
         click.get_current_context().exit(1)
 
@@ -234,15 +241,12 @@ def parked_drop(obj: Any, ids: tuple[int, ...], all_: bool, kind: str | None) ->
     from erpsync.store.engine import transaction
     from erpsync.store.inbox import InboxRepository
 
-    engine = _engine(obj.settings(require_secrets=False))
-    try:
+    with _database(obj.settings(require_secrets=False)) as engine:
         with transaction(engine) as session:
             items = _select(session, ids, all_, kind)
             for item in items:
                 InboxRepository().resolve_parked(session, item, "dropped", datetime.now(UTC))
                 click.echo(f"#{item.id} {item.kind} {item.key}: dropped")
-    finally:
-        engine.dispose()
 
 
 INBOUND_COMMANDS = (pull_cmd, events_group, export_cmd, parked_group)

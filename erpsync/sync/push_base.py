@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+from abc import abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -269,6 +270,17 @@ class PushJob(Job):
         self.dry_run = dry_run
         self.ledger = OutboundLedger(engine, self.clock)
         self.sender = Sender(centra, self.clock, push.max_attempts, self.stop_event) if centra else None
+
+    def execute(self, run: RunContext) -> None:
+        try:
+            self.push_once(run)
+        finally:
+            if self.dry_run is None and self.ledger.analyze_if_grown():
+                self.log.info("push.analyzed", table="outbound_item")
+
+    @abstractmethod
+    def push_once(self, run: RunContext) -> None:
+        """One pass: send what changed; count it in ``run.counts``; ``run.checkpoint()`` between batches."""
 
     def requeue_retried(self, run: RunContext, *entities: str) -> None:
         """Items an operator retried with ``erpsync parked retry`` are sent again by this run."""

@@ -42,7 +42,7 @@ class PushPrices(PushJob):
     name = "push_prices"
     lane = "prices"
 
-    def execute(self, run: RunContext) -> None:
+    def push_once(self, run: RunContext) -> None:
         refs = Refs.from_settings(self.push)
         self.requeue_retried(run, "pricelist", "price")
         self._pricelists(run, refs)

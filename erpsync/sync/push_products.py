@@ -53,7 +53,7 @@ class PushProducts(PushJob):
     name = "push_products"
     lane = "catalogue"
 
-    def execute(self, run: RunContext) -> None:
+    def push_once(self, run: RunContext) -> None:
         self.requeue_retried(run, "sizechart", "product")
         self._size_charts(run)
         with Session(self.engine) as session:

@@ -69,7 +69,7 @@ class PushStock(PushJob):
     name = "push_stock"
     lane = "stock"
 
-    def execute(self, run: RunContext) -> None:
+    def push_once(self, run: RunContext) -> None:
         refs = Refs.from_settings(self.push)
         self.requeue_retried(run, "stock")
         parked = parked_hashes(self.engine, "stock")

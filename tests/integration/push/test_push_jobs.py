@@ -295,3 +295,22 @@ def test_parked_item_retried_by_the_operator_is_sent_again(engine: Engine, port:
     port.mutation_fields.clear()
     again = PushPrices(engine, port, PushSettings(), clock=clock).run()
     assert port.mutation_fields == [] and "requeued" not in again.counts
+
+
+def test_postgres_statistics_are_refreshed_after_a_large_run(engine: Engine) -> None:
+    from erpsync.sync.outbound_state import Accepted, OutboundLedger
+
+    ledger = OutboundLedger(engine, FakeClock())
+    ledger.ANALYZE_AFTER_ROWS = 100
+    ledger.accept("stock", [Accepted(f"WH|{i}", "h") for i in range(99)])
+    assert ledger.analyze_if_grown() is False
+    ledger.accept("stock", [Accepted("WH|x", "h")])
+    analyzed = ledger.analyze_if_grown()
+    assert analyzed is (engine.dialect.name == "postgresql")
+    if analyzed:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT reltuples FROM pg_class WHERE relname = 'outbound_item' "
+                "AND relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())").scalar()
+        assert rows == 100
+        assert ledger.analyze_if_grown() is False  # counted from zero again

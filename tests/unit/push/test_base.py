@@ -108,7 +108,7 @@ def test_sender_stops_retrying_when_shutdown_is_requested() -> None:
 class _Job(PushJob):
     name = "push_test"
 
-    def execute(self, run: object) -> None:  # type: ignore[override]
+    def push_once(self, run: object) -> None:  # type: ignore[override]
         raise AssertionError("not run in these tests")
 
 
