@@ -10,6 +10,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from zeep.transports import Transport
 
@@ -42,6 +43,28 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         except (TypeError, ValueError):
             return None
     return max(0.0, number - now) if number > 1_000_000_000 else max(0.0, number)
+
+
+def _read_body(response: requests.Response, deadline: float, op: str, total: float) -> bytes:
+    """The whole body, or ``SourceUnavailable`` once ``deadline`` has passed. ``read1`` returns what
+    one socket read brought (``iter_content(n)`` blocks until ``n`` bytes: a server dripping a byte
+    at a time would never reach the deadline check)."""
+    raw = response.raw
+    if not hasattr(raw, "read1"):  # not urllib3 underneath (a test double): no socket to watch
+        return b"".join(response.iter_content(_CHUNK))
+    chunks: list[bytes] = []
+    while True:
+        if time.monotonic() > deadline:
+            raise SourceUnavailable(f"{op}: no complete answer within {total:g}s (operation timeout)")
+        try:
+            chunk = raw.read1(_CHUNK, decode_content=True)
+        except urllib3.exceptions.ReadTimeoutError as exc:
+            raise requests.exceptions.ReadTimeout(str(exc)) from exc
+        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.DecodeError) as exc:
+            raise requests.exceptions.ConnectionError(str(exc)) from exc
+        if not chunk:
+            return b"".join(chunks)
+        chunks.append(chunk)
 
 
 class ClassifyingTransport(Transport):
@@ -79,20 +102,14 @@ class ClassifyingTransport(Transport):
                 address, data=message, headers=headers,
                 timeout=(self.connect_timeout, self.read_timeout), stream=True)
             try:
-                chunks = []
-                for chunk in response.iter_content(_CHUNK):
-                    chunks.append(chunk)
-                    if time.monotonic() > deadline:
-                        raise SourceUnavailable(
-                            f"{op}: no complete answer within {self.total_timeout:g}s (operation timeout)")
-                response._content = b"".join(chunks)
+                response._content = _read_body(response, deadline, op, self.total_timeout)
             finally:
                 response.close()
         except requests.exceptions.Timeout as exc:
             raise SourceUnavailable(f"{op}: timed out talking to Centra SOAP ({type(exc).__name__})") from exc
         except requests.exceptions.ConnectionError as exc:
             raise SourceUnavailable(f"{op}: connection to Centra SOAP failed ({type(exc).__name__})") from exc
-        except requests.exceptions.RequestException as exc:
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise SourceUnavailable(f"{op}: HTTP error talking to Centra SOAP ({type(exc).__name__})") from exc
         status = response.status_code
         log.info(
