@@ -113,3 +113,24 @@ def test_pull_without_once_repeats_until_sigterm(sim: SimServer, sqlite_url: str
             proc.communicate()
     assert proc.returncode == 0, err[-2000:]
     assert out.count("pull: ok") >= 2
+
+
+def test_an_unreachable_database_is_a_clear_retry_later_not_a_traceback(tmp_path: Path) -> None:
+    cfg = tmp_path / "erpsync.toml"
+    cfg.write_text("""
+[centra]
+store_timezone = "Europe/Stockholm"
+[centra.soap]
+url = "http://127.0.0.1:9/soap"
+username = "u"
+[centra.graphql]
+url = "http://127.0.0.1:9/graphql"
+[database]
+url = "postgresql+psycopg://postgres@127.0.0.1:9/test"
+""", encoding="utf-8")
+    for args in (("pull", "--once"), ("events", "stats"), ("parked", "list"),
+                 ("export", "--out", str(tmp_path / "out"))):
+        res = run_cli(cfg, *args, password="not-used")
+        assert "Traceback" not in res.stderr, (args, res.stderr[-2000:])
+        assert res.returncode == 75, (args, res.returncode, res.stderr[-500:])
+        assert "database" in res.stderr.lower()
