@@ -39,12 +39,23 @@ def pull_job(engine: Engine, client: CentraSoapClient, clock: FakeClock | None =
                    backoff=Backoff(attempts=8, base=0.05, cap=1.0))
 
 
-def norm(value: Any) -> Any:
-    """The sim writes empty strings; an empty XML element reads back as None."""
+# containers whose items erpsync always reads as a list, even when one item came (docs/erp-tables.md)
+_LIST_ITEMS = {("products", "product"), ("cancelled", "product"), ("shipments", "shipment"), ("sizes", "size"),
+               ("warehouseitems", "warehouse"), ("additionals", "additional"), ("payments", "payment"),
+               ("partof", "product")}
+
+
+def norm(value: Any, parent: str = "") -> Any:
+    """The sim writes empty strings; an empty XML element reads back as None. A single item of a
+    list container (``partof > product``) is written by the sim as an object, read as a list."""
     if isinstance(value, dict):
-        return {k: norm(v) for k, v in value.items()}
+        out = {}
+        for k, raw in value.items():
+            v = norm(raw, k)
+            out[k] = [v] if (parent, k) in _LIST_ITEMS and isinstance(v, dict) else v
+        return out
     if isinstance(value, list):
-        return [norm(v) for v in value]
+        return [norm(v, parent) for v in value]
     return None if value == "" else value
 
 

@@ -60,7 +60,7 @@ def test_two_pullers_storing_the_same_batch_apply_each_event_once(engine: Engine
         eng = make_engine(db_url)
         try:
             results[name] = PullJob(eng, queues[name], store_tz=TZ, clock=FakeClock(), crash=points).run()  # type: ignore[arg-type]
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:
             errors[name] = exc
         finally:
             eng.dispose()
