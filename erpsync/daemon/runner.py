@@ -7,13 +7,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from apscheduler.triggers.base import BaseTrigger
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 from erpsync.config import Settings, load_settings, redacted_dump
+from erpsync.errors import RetryLater
 from erpsync.logs import configure_logging, get_logger
 from erpsync.store import migrate
 from erpsync.store.engine import make_engine
 
 log = get_logger("erpsync.daemon")
+
+
+class DatabaseUnavailable(RetryLater):
+    """The database could not be reached at start: try again later (exit 75, systemd restarts)."""
+
 
 #: settings a SIGHUP applies live; anything else changed needs a restart (clients, database, paths)
 LIVE_KEYS = ("pull.interval_seconds", "push.stock_interval_seconds", "push.prices_interval_seconds",
@@ -28,6 +35,14 @@ def run_daemon(settings: Settings, config_path: Path | None, jobs: Sequence[str]
                          echo=settings.database.echo)
     try:
         migrate.ensure_current(engine)  # SchemaMismatch: an operator must run `erpsync db upgrade`
+    except (OperationalError, InterfaceError) as exc:
+        engine.dispose()
+        where = engine.url.render_as_string(hide_password=True)
+        reason = (str(exc.orig) if exc.orig is not None else str(exc)).strip().splitlines()
+        log.error("daemon.database_unavailable", database=where, error_class=type(exc).__name__,
+                  hint="transient: erpsync exits 75 and systemd starts it again")
+        raise DatabaseUnavailable(f"cannot reach the database {where}: "
+                                  f"{reason[0] if reason else type(exc).__name__}") from exc
     except BaseException:
         engine.dispose()
         raise

@@ -103,3 +103,16 @@ def test_postgres_one_leader_and_standby_takes_over_after_kill_9(tmp_path: Path,
         a.kill()
         if b is not None:
             b.kill()
+
+
+def test_run_with_the_database_down_exits_75_with_a_clear_message(tmp_path: Path) -> None:
+    """A database that is down at start (remote PostgreSQL rebooting) is transient: a one-line
+    reason and EX_TEMPFAIL for systemd to retry, not a traceback."""
+    url = "postgresql+psycopg://erpsync@127.0.0.1:1/erpsync?connect_timeout=3"
+    config = write_config(tmp_path / "erpsync.toml")
+    p = Proc(["--config", str(config), "run", "--only", "housekeeping"], base_env(url))
+    code = p.wait(30)
+    out = "\n".join(p.lines)
+    assert code == 75, out
+    assert "Traceback" not in out, out
+    assert "database" in out and "127.0.0.1:1" in out, out
