@@ -500,8 +500,14 @@ class Daemon:
                 continue
             spec.trigger = trigger
             changed.append(name)
-            if self.states[name].enabled and self.scheduler.get_job(name) is not None:
-                self.scheduler.reschedule_job(name, trigger=trigger)
+            job = self.scheduler.get_job(name)
+            if self.states[name].enabled and job is not None:
+                backing_off_until = job.next_run_time if self.states[name].failures else None
+                job = self.scheduler.reschedule_job(name, trigger=trigger)
+                if backing_off_until is not None and (job.next_run_time is None
+                                                      or job.next_run_time < backing_off_until):
+                    # a failing job keeps its backoff: the new interval applies once it recovers
+                    self.scheduler.modify_job(name, next_run_time=backing_off_until)
         log.info("daemon.reloaded", rescheduled=changed)
 
     # ------------------------------------------------------------------ the loop

@@ -259,3 +259,23 @@ def test_last_success_and_attempt_survive_a_restart(sqlite_engine: Engine) -> No
     from prometheus_client import generate_latest
 
     assert "erpsync_job_last_success_timestamp_seconds{" not in generate_latest(d.metrics.registry).decode()
+
+
+def test_sighup_reload_keeps_a_running_backoff(sqlite_engine: Engine) -> None:
+    """A reload that shortens an interval must not cut short the backoff of a failing job (it would
+    hammer a Centra that is down right after every `systemctl reload`)."""
+    stop = threading.Event()
+    job = scripted("pull", sqlite_engine, [], default="retry", stop_event=stop)
+    d = make_daemon(sqlite_engine, [JobSpec("pull", job, every(30), retry_base_s=60)], stop,
+                    reload=lambda: {"pull": every(0.1)})
+    with running(d):
+        wait_for(lambda: d.states["pull"].failures == 1, 5, "first failure")
+        wait_for(lambda: (j := d.scheduler.get_job("pull")) is not None and j.next_run_time is not None
+                 and j.next_run_time > d.clock.now() + timedelta(seconds=45), 5, "backoff applied")
+        d._on_sighup(1, None)
+        wait_for(lambda: (j := d.scheduler.get_job("pull")) is not None
+                 and j.trigger.interval == timedelta(seconds=0.1), 5, "rescheduled")
+        time.sleep(0.5)
+        assert len(job.calls) == 1
+        scheduled = d.scheduler.get_job("pull")
+        assert scheduled is not None and scheduled.next_run_time > d.clock.now() + timedelta(seconds=40)
