@@ -149,6 +149,12 @@ def parse_event(ev: etree._Element, store_tz: tzinfo) -> SoapEvent:
     data: dict[str, Any] | None = None
     data_tag: str | None = None
     if len(data_children) > 1:
+        # Centra adds elements without notice: the one child named after the type is the object
+        etype = fields.get("type", "")
+        named = [c for c in data_children if _local(c.tag) in (etype, etype + "s")]
+        if etype and len(named) == 1:
+            data_children = named
+    if len(data_children) > 1:
         problems.append(f"<data> holds {len(data_children)} objects, expected one")
     elif data_children:
         data_tag = _local(data_children[0].tag)

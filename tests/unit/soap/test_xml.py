@@ -96,3 +96,22 @@ def test_store_timezone_is_configuration_not_utc() -> None:
         2019, 3, 27, 16, 52, 20, tzinfo=UTC)
     with pytest.raises(ValueError):
         parse_centra_date("27/03/2019", STOCKHOLM)
+
+
+def test_an_element_centra_adds_beside_the_object_in_data_is_ignored() -> None:
+    # Centra adds elements without notice: one named after the type is still "the" object
+    body = b"""<e:Envelope xmlns:e="http://schemas.xmlsoap.org/soap/envelope/" xmlns:n="urn:x"><e:Body>
+      <n:events_Get><n:events>
+        <n:event><n:id>7</n:id><n:type>order</n:type><n:entry>9</n:entry><n:mission>update</n:mission>
+          <n:date>2026-01-01T00:00:00Z</n:date>
+          <n:data><n:meta><n:source>api</n:source></n:meta><n:order><n:id>9</n:id></n:order></n:data></n:event>
+        <n:event><n:id>8</n:id><n:type>paymentterm</n:type><n:entry>NET30</n:entry><n:mission>update</n:mission>
+          <n:date>2026-01-01T00:00:00Z</n:date>
+          <n:data><n:paymentterms><n:id>NET30</n:id></n:paymentterms><n:flags/></n:data></n:event>
+        <n:event><n:id>9</n:id><n:type>order</n:type><n:entry>9</n:entry><n:mission>update</n:mission>
+          <n:date>2026-01-01T00:00:00Z</n:date><n:data><n:meta/><n:other/></n:data></n:event>
+      </n:events></n:events_Get></e:Body></e:Envelope>"""
+    events = xml.parse_events(xml.payload_element(xml.soap_body(xml.parse_document(body))), STOCKHOLM)
+    assert events[0].problem is None and events[0].data_tag == "order" and events[0].data == {"id": "9"}
+    assert events[1].problem is None and events[1].data_tag == "paymentterms" and events[1].data == {"id": "NET30"}
+    assert events[2].problem is not None and "2 objects" in events[2].problem
