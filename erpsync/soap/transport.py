@@ -73,7 +73,7 @@ class ClassifyingTransport(Transport):
     - connect/read timeouts go to requests per socket operation; ``operation_timeout`` is a total
       deadline for receiving the whole body (a slow drip is cut off);
     - refused / reset / timed out / truncated → ``SourceUnavailable`` (retriable);
-    - 429 → ``RateLimited`` with ``retry_after``; 5xx without a SOAP Fault body → ``SourceUnavailable``;
+    - 429 → ``RateLimited`` with ``retry_after``; 5xx or 408 without a SOAP Fault body → ``SourceUnavailable``;
       401/403 → ``AuthenticationFailed``; other non-2xx without a Fault → ``ProtocolError``.
     A 500 carrying a SOAP Fault is returned as is: the caller reads the fault.
     The request body is never logged here (it carries the password).
@@ -126,7 +126,7 @@ class ClassifyingTransport(Transport):
                               retry_after=parse_retry_after(response.headers.get("Retry-After"), time.time()))
         if status == 500 and looks_like_fault:
             return response
-        if status >= 500:
+        if status >= 500 or status == 408:  # 408: the request timed out on the way: send it again
             raise SourceUnavailable(
                 f"{op}: HTTP {status} from Centra SOAP",
                 retry_after=parse_retry_after(response.headers.get("Retry-After"), time.time()))

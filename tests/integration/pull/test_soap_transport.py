@@ -86,3 +86,26 @@ def test_a_truncated_body_is_retriable_not_an_empty_answer(chunked: bool) -> Non
     finally:
         thread.join(5)
         srv.close()
+
+
+@pytest.mark.parametrize("status", [408, 502, 503, 504])
+def test_a_request_timeout_or_gateway_status_without_a_fault_is_retriable(status: int) -> None:
+    # 408: the server (or a proxy) gave up waiting for the request: sending it again is the fix
+    srv = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = srv.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(f"HTTP/1.1 {status} X\r\nContent-Type: text/html\r\nContent-Length: 6\r\n"
+                         "Connection: close\r\n\r\n<html>".encode())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    transport = ClassifyingTransport(make_session(), connect_timeout=1, read_timeout=2, operation_timeout=5)
+    try:
+        with pytest.raises(SourceUnavailable, match=str(status)):
+            transport.post(f"http://127.0.0.1:{srv.getsockname()[1]}/soap", b"<x/>", {})
+    finally:
+        thread.join(5)
+        srv.close()
