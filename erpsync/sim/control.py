@@ -71,6 +71,12 @@ class SimControl:
     def advance_order(self, order_id: str) -> int:
         return int(self._call("POST", f"orders/{order_id}/advance")["id"])
 
+    def set_limits(self, limits: dict[str, int]) -> dict[str, Any]:
+        """Change GraphQL bucket capacities now (keys ``"REQUEST_COUNT:TEN_SECONDS"`` …); returns the
+        quota as ``/_sim/state`` shows it."""
+        result: dict[str, Any] = self._call("POST", "limits", {"limits": limits})
+        return result
+
     def expire_token(self, token: str) -> None:
         self._call("POST", "expire-token", {"token": token})
 

@@ -18,6 +18,8 @@ connection) serving
   ``POST /_sim/generate``               ``{"count": N}`` generated events → ``{"ids": [...]}``
   ``POST /_sim/orders/<id>/advance``    move a generated order one lifecycle step (emits an event)
   ``POST /_sim/expire-token``           ``{"token": T}``: T gets 403 from now on
+  ``POST /_sim/limits``                 ``{"limits": {"MUTATION_COUNT:ONE_HOUR": 900, …}}``: Centra
+                                        lowers (or raises) bucket capacities now → the quota
   ``POST /_sim/reset``                  empty queue, generated objects, GraphQL state, faults
   ``POST /_sim/save``                   write the ``state_file`` now
   ====================================  ==========================================================
@@ -331,6 +333,11 @@ class SimServer:
     def expire_token(self, token: str) -> None:
         self.gql.expire_token(token)
 
+    def set_limits(self, limits: Mapping[str, int]) -> None:
+        """Change GraphQL bucket capacities now (Centra may lower limits temporarily); ``reset`` restores
+        the configured ones."""
+        self.gql.set_limits(limits)
+
     def reset(self) -> None:
         self.queue.reset()
         self.generator.reset()
@@ -553,6 +560,12 @@ class _Handler(BaseHTTPRequestHandler):
                     self._json(404, {"error": f"no such order {order_id}"})
                     return
                 self._json(200, {"id": sim.generator.advance_order(order_id).id})
+            elif path == "/_sim/limits":
+                limits = payload.get("limits")
+                if not isinstance(limits, dict):
+                    raise ValueError('the body must be {"limits": {"<TYPE>:<INTERVAL>": capacity, ...}}')
+                sim.set_limits({str(k): int(v) for k, v in limits.items()})
+                self._json(200, sim.gql.inspect()["quota"])
             elif path == "/_sim/expire-token":
                 sim.expire_token(str(payload["token"]))
                 self._json(200, {"ok": True})

@@ -176,7 +176,7 @@ class GraphqlApp:
             self._current_limits = dict(self._limits)
             self._expired = set(self.options.expired_tokens)
             self._requests = 0
-        self._by_status = {}
+            self._by_status = {}
 
     def snapshot(self) -> dict[str, Any]:
         """The catalogue, prices and stock as JSON-able data (the quota is not persisted)."""
