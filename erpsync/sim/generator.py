@@ -1,6 +1,9 @@
 """Seeded, reproducible generator of Centra objects and the events they emit.
 
-Orders have several lines, sizes, warehouse items, shipping/billing addresses and payments; money
+Orders (retail, and wholesale ones with ``account``/``buyer``/terms once accounts exist) have
+several lines (some sold as bundles: a virtual line carrying the price and never picked,
+plus a component line with ``bundleinfo/partof``), sizes, warehouse items, shipping/billing addresses
+and payments; money
 is computed with ``Decimal`` and written as decimal strings that add up (line subtotal = price × qty
 − discount; ordertotal = Σ subtotals + shipping). An order emits again, with its FULL current object,
 on every status change, shipment and refund. Customers, wholesale accounts, invoices, a few other
@@ -294,15 +297,19 @@ class EventGenerator:
                     "description": size, "orderitem": {"id": self._id("orderitem"), "description": f"{desc} {size}"},
                     "warehouseitems": {"warehouse": [{"id": warehouse, "qty": str(qty)}]},
                 })
-            discount = (price * qty_total * Decimal("0.10")) if self._rng.random() < 0.25 else Decimal(0)
+            roll = self._rng.random()  # one draw decides discount and bundle: seeded sequences stay as they were
+            discount = (price * qty_total * Decimal("0.10")) if roll < 0.25 else Decimal(0)
             subtotal = price * qty_total - discount.quantize(CENT, rounding=ROUND_HALF_UP)
-            lines.append({
+            line: Payload = {
                 "id": pid, "tax": tax, "sku": sku, "origprice": money(price), "price": money(price),
                 "discount": money(discount), "qty": str(qty_total), "subtotal": money(subtotal),
                 "description": desc, "variation": {"id": f"{pid}-{v_code}", "description": colour},
                 "brand": {"id": brand.upper().replace(" ", "-"), "description": brand},
                 "sizes": {"size": size_entries}, "type": "product", "comment": "",
-            })
+            }
+            lines.append(line)
+            if 0.25 <= roll < 0.31:  # sold as a bundle: this line is virtual, a component line is picked
+                lines.append(self._bundle(line, item, qty_total, tax, warehouse))
         total = sum((Decimal(str(line["subtotal"])) for line in lines), Decimal(0)) + Decimal(shipping)
         number = self._id("order")
         name = f"{customer['firstname']} {customer['lastname']}"
@@ -317,17 +324,55 @@ class EventGenerator:
             "shippingaddress": dict(address), "billingaddress": dict(address),
             "market": {"id": m_id, "description": m_desc}, "pricelist": {"id": pl_id, "description": pl_desc},
             "primary_warehouse": warehouse,
+            "additionals": {"additional": [  # repeated key/value pairs, never a map
+                {"key": "language", "value": {"SE": "sv", "DE": "de", "US": "en"}[country]},
+                {"key": "checkout", "value": "web"}]},
             "shipping": {"subtotal": shipping, "description": "Standard"},
             "payments": {"name": "Card", "type": "cc", "total": money(total), "payment": [{
                 "type": "auth", "paid": "yes", "value": money(total), "created": created,
                 "transaction": f"tx-{self._id('transaction')}"}]},
             "products": {"product": lines},
         }
+        if self._account_ids and int(number) % 5 == 0:  # every fifth order is wholesale (no extra draw)
+            account = self.accounts[self._account_ids[int(number) % len(self._account_ids)]]
+            order.update({
+                "type": "wholesale", "store": str(account["store"]),
+                "account": {"id": str(account["id"]), "description": str(account["name"])},
+                "buyer": {"id": str(customer["id"]), "description": name},
+                "paymentterms": str(account["paymentterms"]), "shippingterms": str(account["shippingterms"]),
+                "deliverywindow": "Immediate",
+            })
+            order["payments"] = {"name": "Invoice", "type": "invoice", "total": money(total), "payment": [{
+                "type": "auth", "paid": "no", "value": money(total), "created": created,
+                "transaction": str(order["payments"]["payment"][0]["transaction"])}]}
         self.orders[number] = order
         self._order_ids.append(number)
         self._open_orders.append(number)
         events = [self._emit("customer", str(customer["id"]), customer)] if new_customer else []
         return [*events, self._emit_order(order)]
+
+    def _bundle(self, line: Payload, item: Any, qty: int, tax: str, warehouse: str) -> Payload:
+        """Turn ``line`` into a bundle's virtual line (carries the price, never picked: no warehouse
+        items) and return its component line (price 0, picked from ``warehouse``)."""
+        line["bundleinfo"] = {"isbundle": "yes"}
+        for size in _as_list(_get(line, "sizes", "size")):
+            size["warehouseitems"] = ""
+        component = CATALOGUE[(CATALOGUE.index(item) + 1) % len(CATALOGUE)]
+        c_pid, c_desc, c_brand, c_sku, c_variants, c_sizes, _ = component
+        (c_code, c_colour), c_size = c_variants[0], c_sizes[0]
+        return {
+            "id": c_pid, "tax": tax, "sku": c_sku, "origprice": "0.00", "price": "0.00", "discount": "0.00",
+            "qty": str(qty), "subtotal": "0.00", "description": c_desc,
+            "variation": {"id": f"{c_pid}-{c_code}", "description": c_colour},
+            "brand": {"id": c_brand.upper().replace(" ", "-"), "description": c_brand},
+            "sizes": {"size": [{
+                "id": c_size, "sku": f"{c_sku}{c_code}{c_size}", "qty": str(qty), "preorder": "no",
+                "description": c_size, "orderitem": {"id": self._id("orderitem"), "description": f"{c_desc} {c_size}"},
+                "warehouseitems": {"warehouse": [{"id": warehouse, "qty": str(qty)}]},
+            }]},
+            "type": "product", "comment": "",
+            "bundleinfo": {"isbundle": "no", "partof": {"product": {"id": str(line["id"])}}},
+        }
 
     def _advance(self, order_id: str) -> Event:
         order = self.orders[order_id]
@@ -348,6 +393,7 @@ class EventGenerator:
         order["status"] = "completed"
         lines = _as_list(_get(order, "products", "product"))
         items = [{"sku": str(s["sku"]), "qty": str(s["qty"])} for line in lines
+                 if _get(line, "bundleinfo", "isbundle") != "yes"  # a bundle's virtual line is never picked
                  for s in _as_list(_get(line, "sizes", "size"))]
         order["shipments"] = {"shipment": [{
             "id": self._id("shipment"), "created": self._iso(), "shipped": "yes",

@@ -73,6 +73,9 @@ def test_order_money_adds_up_as_decimal_strings() -> None:
             assert sum(int(s["qty"]) for s in sizes) == int(line["qty"])
             for size in sizes:
                 assert size["sku"].startswith(line["sku"])
+                if line.get("bundleinfo", {}).get("isbundle") == "yes":
+                    assert not size["warehouseitems"]  # a bundle's virtual line is never picked
+                    continue
                 (wh,) = _as_list(size["warehouseitems"]["warehouse"])
                 assert wh["qty"] == size["qty"]
             total += Decimal(line["subtotal"])
@@ -81,6 +84,7 @@ def test_order_money_adds_up_as_decimal_strings() -> None:
         assert order["payments"]["payment"][0]["value"] == order["ordertotal"]
         assert order["shippingaddress"]["country"] in ("SE", "DE", "US")
         assert order["currency"] in ("SEK", "EUR", "USD")
+        assert [a["key"] for a in order["additionals"]["additional"]] == ["language", "checkout"]
     assert multi_line > 10
 
 
@@ -165,3 +169,39 @@ def test_soap_endpoint_rejects_hostile_xml() -> None:
     reply = endpoint.handle(bomb)
     assert reply.status == 500 and b"Fault" in reply.body
     assert endpoint.handle(b"not xml").status == 500
+
+
+def test_some_lines_are_bundles_whose_virtual_line_is_never_picked() -> None:
+    queue, gen, _ = _gen(seed=3)
+    gen.generate(300)
+    for number in list(gen.orders):
+        for _ in range(3):  # confirmed, processing, completed (shipped)
+            if gen.orders[number]["status"] not in ("cancelled", "completed", "refunded"):
+                gen.advance_order(number)
+    bundles = 0
+    for order in gen.orders.values():
+        lines = _as_list(order["products"]["product"])
+        shipped = {p["sku"] for s in _as_list(order.get("shipments", {}).get("shipment", []))
+                   for p in _as_list(s["products"]["product"])}
+        for i, line in enumerate(lines):
+            if line.get("bundleinfo", {}).get("isbundle") != "yes":
+                continue
+            bundles += 1
+            component = lines[i + 1]
+            assert component["bundleinfo"]["partof"]["product"]["id"] == line["id"]
+            assert component["price"] == "0.00" and component["qty"] == line["qty"]
+            if order["status"] == "completed":
+                assert not {s["sku"] for s in _as_list(line["sizes"]["size"])} & shipped
+                assert {s["sku"] for s in _as_list(component["sizes"]["size"])} <= shipped
+    assert bundles > 3
+
+
+def test_wholesale_orders_carry_account_buyer_and_terms() -> None:
+    queue, gen, _ = _gen(seed=3)
+    gen.generate(400)
+    wholesale = [o for o in gen.orders.values() if o["type"] == "wholesale"]
+    assert wholesale and len(wholesale) < len(gen.orders)
+    for order in wholesale:
+        assert order["account"]["id"] in gen.accounts
+        assert order["store"] == "2" and order["buyer"]["id"] == order["customer"]["id"]
+        assert order["paymentterms"] and order["shippingterms"]
