@@ -69,7 +69,9 @@ def collect_status(engine: Engine, now: datetime, job_names: list[str]) -> dict[
         "daemon": {
             "running": leader is not None,
             "leader": _instance(leader) if leader else None,
-            "standbys": [_instance(i) for i in live if i is not leader],
+            # another live row claiming leadership is a leader that died (kill -9) less than
+            # INSTANCE_STALE_AFTER ago and was replaced: not a standby
+            "standbys": [_instance(i) for i in live if i is not leader and i.role not in ("leader", "single")],
         },
         "jobs": jobs,
         "inbox_backlog": figures["inbox_unacked"],

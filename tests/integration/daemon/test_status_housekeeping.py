@@ -70,6 +70,22 @@ def test_status_reports_jobs_instances_backlog_parked_quota(engine: Engine) -> N
     assert store_figures(engine)["outbound"] == {("stock", "accepted"): 1}
 
 
+def test_status_after_a_takeover_does_not_list_the_dead_leader_as_a_standby(engine: Engine) -> None:
+    """kill -9 of the leader: its row keeps role=leader and a heartbeat under a minute old while the
+    standby that took over leads. The dead one is a former leader, not a standby."""
+    with transaction(engine) as s:
+        s.add(DaemonInstance(instance_id="old:1:a", host="old", pid=1, role="leader", state="running",
+                             heartbeat_at=NOW - timedelta(seconds=25)))
+        s.add(DaemonInstance(instance_id="new:2:b", host="new", pid=2, role="leader", state="running",
+                             heartbeat_at=NOW - timedelta(seconds=2)))
+        s.add(DaemonInstance(instance_id="sb:3:c", host="sb", pid=3, role="standby", state="running",
+                             heartbeat_at=NOW - timedelta(seconds=3)))
+    st = collect_status(engine, NOW, ["pull"])
+    assert st["daemon"]["leader"]["instance"] == "new:2:b"
+    assert [s["instance"] for s in st["daemon"]["standbys"]] == ["sb:3:c"]
+    assert "standby: old:1:a" not in render_status(st)
+
+
 def test_status_without_a_daemon(engine: Engine) -> None:
     st = collect_status(engine, NOW, ["pull"])
     assert st["daemon"]["running"] is False and st["jobs"]["pull"]["outcome"] is None
