@@ -35,6 +35,7 @@ class SoapEvent:
     data_tag: str | None
     raw: str | None = None
     problem: str | None = None
+    date_ambiguous: bool = False  # a store-local date in the hour a DST fall-back repeats
     element: Any = field(default=None, compare=False, repr=False)  # lxml <event>, serialised on demand
 
     @property
@@ -56,6 +57,22 @@ class SoapEvent:
             return None
         number = int(self.id)
         return number if number <= MAX_SEQ else None
+
+
+def is_ambiguous_local(value: str | None, store_tz: tzinfo) -> bool:
+    """Is ``value`` an offset-less date that happens twice in the store's time zone (the hour a DST
+    fall-back repeats)? ``parse_centra_date`` reads it as the first pass; it may be the second."""
+    try:
+        parsed = datetime.fromisoformat((value or "").strip())
+    except ValueError:
+        return False
+    if parsed.tzinfo is not None:
+        return False
+    first, second = parsed.replace(tzinfo=store_tz, fold=0), parsed.replace(tzinfo=store_tz, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return False
+    # a time in a spring-forward gap also has two offsets, but neither round-trips: not a repeat
+    return all(d.astimezone(UTC).astimezone(store_tz).replace(tzinfo=None) == parsed for d in (first, second))
 
 
 def parse_centra_date(value: str | None, store_tz: tzinfo) -> datetime | None:

@@ -14,7 +14,7 @@ from typing import Any
 from lxml import etree
 
 from erpsync.errors import ProtocolError
-from erpsync.soap.models import SoapEvent, parse_centra_date
+from erpsync.soap.models import SoapEvent, is_ambiguous_local, parse_centra_date
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 
@@ -172,6 +172,7 @@ def parse_event(ev: etree._Element, store_tz: tzinfo) -> SoapEvent:
         id=fields.get("id", ""), type=fields.get("type", ""), entry=fields.get("entry", ""),
         mission=fields.get("mission", ""), date=date, data=data, data_tag=data_tag, element=ev,
         problem="; ".join(problems) or None,
+        date_ambiguous=date is not None and is_ambiguous_local(fields.get("date"), store_tz),
     )
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, update
@@ -64,6 +64,8 @@ class EventMeta:
     entry: str
     mission: str
     date: datetime | None
+    # the date is store-local in the hour a DST fall-back repeats: it may be up to an hour later
+    date_ambiguous: bool = False
 
 
 @dataclass(frozen=True)
@@ -104,14 +106,19 @@ class BatchOutcome:
     ack_ids: list[str] = field(default_factory=list)
 
 
-def _newer(seq: int | None, date: datetime | None, cur_seq: int | None, cur_date: datetime | None) -> bool:
+def _newer(seq: int | None, date: datetime | None, cur_seq: int | None, cur_date: datetime | None,
+           date_ambiguous: bool = False) -> bool:
     """Is (seq, date) a newer version than (cur_seq, cur_date)? Ties and unknowns go to the
-    later arrival (events arrive oldest first)."""
+    later arrival (events arrive oldest first): so does a store-local date in the repeated DST
+    hour, which may be the second pass (an hour later than it reads)."""
     if seq is not None and cur_seq is not None:
         return seq > cur_seq
     if date is not None and cur_date is not None:
-        return date >= _aware(cur_date)
+        return date + (_DST_REPEAT if date_ambiguous else timedelta(0)) >= _aware(cur_date)
     return True
+
+
+_DST_REPEAT = timedelta(hours=1)
 
 
 def _aware(value: datetime) -> datetime:
@@ -220,7 +227,8 @@ class InboxRepository:
                 ch = item.change
                 assert ch is not None
                 cur = current.get(ch.key)
-                if cur is not None and not _newer(item.meta.seq, item.meta.date, cur[0], cur[1]):
+                if cur is not None and not _newer(item.meta.seq, item.meta.date, cur[0], cur[1],
+                                                 item.meta.date_ambiguous):
                     statuses[item.meta.event_id] = SUPERSEDED
                     continue
                 version = (cur[2] if cur is not None else 0) + 1

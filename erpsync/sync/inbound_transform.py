@@ -26,7 +26,7 @@ _INTEGER = re.compile(r"\s*-?[0-9]+\s*")
 
 def to_inbound_item(event: SoapEvent, store_tz: tzinfo) -> InboundItem:
     """The event as the inbox repository takes it: a change to apply, or a reason to park."""
-    meta = EventMeta(event.id, event.seq, event.type, event.entry, event.mission, event.date)
+    meta = EventMeta(event.id, event.seq, event.type, event.entry, event.mission, event.date, event.date_ambiguous)
     try:
         change = event_change(event, store_tz)
     except ItemRejected as exc:

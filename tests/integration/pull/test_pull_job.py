@@ -258,3 +258,35 @@ def test_an_event_twice_in_one_batch_is_applied_once_and_acknowledged_once(engin
     result = _job(engine, queue).run()
     assert result.counts["applied"] == 2 and result.counts["duplicates"] == 1
     assert queue.acks == [["1", "2"]]
+
+
+def _xml_event(eid: str, date: str, total: str) -> Any:
+    from erpsync.soap.xml import parse_event_xml
+
+    return parse_event_xml(
+        f"<event><id>{eid}</id><type>order</type><entry>O1</entry><mission>update</mission><date>{date}</date>"
+        f"<data><order><id>O1</id><ordertotal>{total}</ordertotal></order></data></event>", TZ)
+
+
+def test_store_local_dates_in_the_repeated_dst_hour_do_not_lose_the_newer_event(engine: Engine) -> None:
+    # Stockholm falls back at 03:00 CEST on 2026-10-25: 02:00-02:59 happens twice. Ids are not numeric,
+    # so the dates order the versions: 02:10 arriving after 02:50 is the second pass (CET), the newer one
+    first = _xml_event("ev-a", "2026-10-25 02:50:00", "1.00")
+    second = _xml_event("ev-b", "2026-10-25 02:10:00", "2.00")
+    queue = FakeQueue([first])
+    _job(engine, queue).run()
+    queue.pending = [second]
+    result = _job(engine, queue).run()
+    assert result.counts["applied"] == 1 and result.counts["superseded"] == 0
+    with Session(engine) as s:
+        o = s.get(CentraOrder, "O1")
+        assert o is not None and o.order_total == Decimal("2.00") and o.last_event_id == "ev-b"
+
+
+def test_unambiguous_store_local_dates_still_order_versions(engine: Engine) -> None:
+    newer = _xml_event("ev-a", "2026-10-25 04:50:00", "1.00")
+    older = _xml_event("ev-b", "2026-10-25 04:10:00", "2.00")
+    queue = FakeQueue([newer])
+    _job(engine, queue).run()
+    queue.pending = [older]
+    assert _job(engine, queue).run().counts["superseded"] == 1

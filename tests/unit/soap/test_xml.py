@@ -115,3 +115,16 @@ def test_an_element_centra_adds_beside_the_object_in_data_is_ignored() -> None:
     assert events[0].problem is None and events[0].data_tag == "order" and events[0].data == {"id": "9"}
     assert events[1].problem is None and events[1].data_tag == "paymentterms" and events[1].data == {"id": "NET30"}
     assert events[2].problem is not None and "2 objects" in events[2].problem
+
+
+@pytest.mark.parametrize(("text", "ambiguous"), [
+    ("2026-10-25 02:30:00", True),  # Stockholm falls back 03:00 -> 02:00: this hour happens twice
+    ("2026-10-25 03:30:00", False),
+    ("2026-03-29 02:30:00", False),  # spring-forward gap: never happens, not a repeat
+    ("2026-10-25T02:30:00+01:00", False),  # an offset says which one
+    ("nonsense", False),
+])
+def test_ambiguous_store_local_dates(text: str, ambiguous: bool) -> None:
+    from erpsync.soap.models import is_ambiguous_local
+
+    assert is_ambiguous_local(text, STOCKHOLM) is ambiguous
