@@ -88,6 +88,7 @@ class SimOptions:
     token: str = DEFAULT_TOKEN
     tokens: Mapping[str, frozenset[str]] = field(default_factory=dict)
     expired_tokens: frozenset[str] = frozenset()
+    token_ttl_seconds: float | None = None  # tokens expire this long (sim clock) after start; None = never
     tier: str = "growth"
     limits: Mapping[str, int] | None = None
     retry_after_format: str = "seconds"
@@ -113,7 +114,8 @@ class SimOptions:
     def gql_options(self) -> GqlOptions:
         tokens = {self.token: ALL_PERMISSIONS, **dict(self.tokens)}
         return GqlOptions(
-            tokens=tokens, expired_tokens=self.expired_tokens, tier=self.tier, limits=self.limits,
+            tokens=tokens, expired_tokens=self.expired_tokens, token_ttl_seconds=self.token_ttl_seconds,
+            tier=self.tier, limits=self.limits,
             retry_after_format=self.retry_after_format, other_integration_share=self.other_integration_share,
             batch_failure=self.batch_failure, warehouses=self.warehouses, pricelists=self.pricelists,
         )

@@ -89,6 +89,7 @@ class GraphqlApp:
         self.schema = contract_schema()
         self._lock = threading.RLock()
         self._expired: set[str] = set(options.expired_tokens)
+        self._issued_at = clock.time()  # token_ttl_seconds counts from here
         self._limits = options.bucket_limits()
         self._current_limits = dict(self._limits)
         self.state: State = seeded(options.warehouses, options.pricelists)
@@ -175,6 +176,7 @@ class GraphqlApp:
             self.quota = Quota(self._limits, self.clock, self.options.other_integration_share)
             self._current_limits = dict(self._limits)
             self._expired = set(self.options.expired_tokens)
+            self._issued_at = self.clock.time()
             self._requests = 0
             self._by_status = {}
 
@@ -199,6 +201,9 @@ class GraphqlApp:
             return 403, _errors("Missing or malformed Authorization: Bearer token", "authentication"), {}
         with self._lock:
             expired = token in self._expired
+            ttl = self.options.token_ttl_seconds
+            if ttl is not None and self.clock.time() - self._issued_at >= ttl:
+                expired = token in self.options.tokens
         if expired:
             return 403, _errors("The access token has expired", "authentication"), {}
         permissions = self.options.tokens.get(token)

@@ -65,11 +65,14 @@ class GqlOptions:
     ``custom``. ``other_integration_share`` (0 ≤ share < 1) is the fraction of every bucket's refill
     that a simulated other integration on the same environment spends. ``batch_failure`` is
     ``"reject"`` (one bad item fails the whole batch with ``userErrors``) or ``"skip"`` (bad items are
-    skipped with a ``userWarning``, the rest is applied).
+    skipped with a ``userWarning``, the rest is applied). ``token_ttl_seconds`` makes every token
+    expire (403) that many seconds of the simulator's clock after start or ``reset`` (Centra's tokens
+    expire, 30 days by default); None = never.
     """
 
     tokens: Mapping[str, frozenset[str]] = field(default_factory=_default_tokens)
     expired_tokens: frozenset[str] = frozenset()
+    token_ttl_seconds: float | None = None
     tier: str = "growth"
     limits: Mapping[str, int] | None = None
     retry_after_format: str = "seconds"
@@ -94,6 +97,8 @@ class GqlOptions:
             problems.append("every limit must be a positive integer")
         if self.retry_after_format not in RETRY_AFTER_FORMATS:
             problems.append(f"retry_after_format must be one of {list(RETRY_AFTER_FORMATS)}")
+        if self.token_ttl_seconds is not None and self.token_ttl_seconds <= 0:
+            problems.append("token_ttl_seconds must be positive (or None: never expire)")
         if not 0.0 <= self.other_integration_share < 1.0:
             problems.append("other_integration_share must be in [0, 1)")
         if self.batch_failure not in BATCH_FAILURE_POLICIES:
