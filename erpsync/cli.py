@@ -189,17 +189,24 @@ def status_cmd(obj: Ctx, as_json: bool) -> None:
     """Per job last run, outcome and next run; leader/standbys; backlog, parked items, quota.
 
     Exit status: 0 a live daemon with every job enabled, 1 a job is disabled (fatal error),
-    3 no live daemon.
+    3 no live daemon, 75 the database cannot be read.
     """
     from datetime import UTC, datetime
 
+    from sqlalchemy.exc import SQLAlchemyError
+
     from erpsync.bootstrap import default_jobs
+    from erpsync.daemon.runner import DatabaseUnavailable
     from erpsync.daemon.status import collect_status, read_engine, render_status
 
     s = obj.settings(require_secrets=False)
     engine = read_engine(s.database_url, s.database.busy_timeout_ms)
     try:
         st = collect_status(engine, datetime.now(UTC), default_jobs(s))
+    except SQLAlchemyError as exc:  # down, or not created yet: one line, exit 75
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+        raise DatabaseUnavailable(f"cannot read the database {engine.url.render_as_string(hide_password=True)}: "
+                                  f"{reason[0] if reason else type(exc).__name__}") from exc
     finally:
         engine.dispose()
     if as_json:

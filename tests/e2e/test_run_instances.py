@@ -116,3 +116,14 @@ def test_run_with_the_database_down_exits_75_with_a_clear_message(tmp_path: Path
     assert code == 75, out
     assert "Traceback" not in out, out
     assert "database" in out and "127.0.0.1:1" in out, out
+
+
+def test_status_with_the_database_down_says_so_in_one_line(tmp_path: Path) -> None:
+    """Operators run `erpsync status` precisely when something is wrong: no traceback."""
+    url = "postgresql+psycopg://erpsync:pw-not-shown@127.0.0.1:1/erpsync?connect_timeout=3"
+    config = write_config(tmp_path / "erpsync.toml")
+    st = status(config, base_env(url))
+    out = st.stdout + st.stderr
+    assert st.returncode == 75, out
+    assert "Traceback" not in out and "pw-not-shown" not in out, out
+    assert "cannot read the database" in out and "127.0.0.1:1" in out, out
