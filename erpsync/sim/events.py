@@ -90,6 +90,14 @@ def xml_to_payload(el: etree._Element) -> Payload | str:
 
 
 _XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+_NOT_XML_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def _text(value: str) -> str:
+    """``value`` escaped for XML text; ValueError for characters XML 1.0 cannot carry."""
+    if _NOT_XML_TEXT.search(value):
+        raise ValueError(f"not representable in XML 1.0: {value!r}")
+    return escape(value)
 
 
 def render_payload(name: str, value: Any, out: list[str]) -> None:
@@ -108,7 +116,7 @@ def render_payload(name: str, value: Any, out: list[str]) -> None:
             render_payload(str(key), child, out)
         out.append(f"</ns1:{name}>")
     else:
-        out.append(f"<ns1:{name}>{escape(str(value))}</ns1:{name}>")
+        out.append(f"<ns1:{name}>{_text(str(value))}</ns1:{name}>")
 
 
 def render_event(event: Event) -> str:
@@ -116,7 +124,7 @@ def render_event(event: Event) -> str:
     out = ["<ns1:event>"]
     for name, value in (("id", str(event.id)), ("type", event.type), ("entry", event.entry),
                         ("mission", event.mission), ("date", event.date)):
-        out.append(f"<ns1:{name}>{escape(value)}</ns1:{name}>")
+        out.append(f"<ns1:{name}>{_text(value)}</ns1:{name}>")
     if event.data_xml is not None:
         obj = etree.fromstring(event.data_xml.encode(), parser=safe_parser())
         for node in obj.iter():  # raw XML from tests may omit the namespace: put it in Centra's

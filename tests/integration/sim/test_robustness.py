@@ -65,3 +65,10 @@ def test_internal_error_is_a_graphql_500(sim: SimServer, monkeypatch: pytest.Mon
                           headers={"Authorization": f"Bearer {sim.token}"})
     assert reply.status_code == 500
     assert reply.json()["errors"][0]["message"]
+
+
+def test_event_data_xml_cannot_carry_is_a_400_not_a_malformed_response_later(sim: SimServer) -> None:
+    event = {"type": "customer", "entry": "1", "data": {"id": "1", "name": "a\u0001b"}}
+    reply = requests.post(f"{sim.base_url}/_sim/events", json={"events": [event]}, timeout=10)
+    assert reply.status_code == 400
+    assert sim.queue.depth == 0
