@@ -62,3 +62,19 @@ def test_each_version_exported_once_with_filters_and_dry_run(engine: Engine, tmp
         o1, o3 = s.get(CentraOrder, "O1"), s.get(CentraOrder, "O3")
         assert o1 is not None and o1.exported_version == 2 == o1.version
         assert o3 is not None and o3.exported_version is None
+
+
+def test_exported_times_carry_their_utc_offset_on_every_database(engine: Engine, tmp_path: Path) -> None:
+    # "times ISO-8601 UTC": a time without an offset would be read as the ERP's local time
+    clock = FakeClock(NOW.timestamp())
+    event = order_event(1, "O1", "10.50")
+    event = type(event)(**{**event.__dict__, "data": {**(event.data or {}), "created": "2026-11-20 09:13:58"}})
+    _pull(engine, FakeQueue([event, order_event(2, "O2", "1.00", mission="delete")]), clock)
+    result = export_orders(engine, tmp_path, now=NOW)
+    rows = {r["centra_id"]: r for r in map(json.loads, result.orders_file.read_text().splitlines())}  # type: ignore[union-attr]
+    assert rows["O1"]["created"] == "2026-11-20T08:13:58+00:00"
+    for row in rows.values():
+        for key in ("created", "deleted_at", "last_event_date", "changed_at"):
+            value = row[key]
+            if value is not None:
+                assert datetime.fromisoformat(value).utcoffset() == timedelta(0), (key, value)
