@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -96,3 +97,18 @@ class FakeClock:
     def advance(self, seconds: float) -> None:
         with self._lock:
             self._t += seconds
+
+
+SIM_TIME_SCALE_ENV = "ERPSYNC_SIM_TIME_SCALE"
+SIM_TIME_EPOCH_ENV = "ERPSYNC_SIM_TIME_EPOCH"
+
+
+def clock_from_environ(environ: Mapping[str, str]) -> Clock:
+    """The clock of a CLI process: the system clock, or, to rehearse against
+    ``erpsync sim --time-scale F``, the simulator's scaled clock when ``ERPSYNC_SIM_TIME_SCALE`` (and
+    ``ERPSYNC_SIM_TIME_EPOCH``, the simulator's epoch from ``/_sim/state``) are set."""
+    scale = environ.get(SIM_TIME_SCALE_ENV)
+    if not scale:
+        return SystemClock()
+    epoch = environ.get(SIM_TIME_EPOCH_ENV)
+    return ScaledClock(float(scale), float(epoch) if epoch else None)

@@ -20,7 +20,7 @@ def quota_cmd(obj: Any, remote: bool, as_json: bool) -> None:
     """Show the GraphQL quota: per bucket the quota, erpsync's share, its tokens now, 429s, blocks."""
     from sqlalchemy.exc import DBAPIError
 
-    from erpsync.clock import Clock, ScaledClock, SystemClock
+    from erpsync.clock import clock_from_environ
     from erpsync.graphql.client import CentraGraphql
     from erpsync.graphql.quota import QuotaGovernor
     from erpsync.graphql.report import format_quota_report, quota_report
@@ -28,9 +28,7 @@ def quota_cmd(obj: Any, remote: bool, as_json: bool) -> None:
     from erpsync.store.quota_repo import SqlQuotaStore
 
     settings = obj.settings(require_secrets=False)
-    scale = os.environ.get("ERPSYNC_SIM_TIME_SCALE")  # the simulator's time scale, as `erpsync push` reads it
-    epoch = os.environ.get("ERPSYNC_SIM_TIME_EPOCH")
-    clock: Clock = ScaledClock(float(scale), float(epoch) if epoch else None) if scale else SystemClock()
+    clock = clock_from_environ(os.environ)
     engine = make_engine(settings.database_url, busy_timeout_ms=settings.database.busy_timeout_ms)
     try:
         governor = QuotaGovernor.from_settings(settings.quota, clock=clock, store=SqlQuotaStore(engine))

@@ -17,23 +17,14 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Mapping
 from typing import Any
 
 import click
 
-from erpsync.clock import Clock, ScaledClock, SystemClock
+from erpsync.clock import clock_from_environ
 
 ORDER = ("products", "prices", "stock")
 EXIT_RETRY = 75
-
-
-def client_clock(environ: Mapping[str, str]) -> Clock:
-    scale = environ.get("ERPSYNC_SIM_TIME_SCALE")
-    if not scale:
-        return SystemClock()
-    epoch = environ.get("ERPSYNC_SIM_TIME_EPOCH")
-    return ScaledClock(float(scale), float(epoch) if epoch else None)
 
 
 def job_classes(what: str) -> list[Any]:
@@ -68,8 +59,8 @@ def push_cmd(obj: Any, what: str, once: bool, dry_run: bool) -> None:
     from erpsync.sync.outbound_client import centra_port
     from erpsync.sync.push_base import DryRunSink
 
-    settings = obj.settings(require_secrets=not dry_run)
-    clock = client_clock(os.environ)
+    settings = obj.settings(require_secrets=set() if dry_run else {"centra.graphql.token"})
+    clock = clock_from_environ(os.environ)
     engine = make_engine(settings.database_url, busy_timeout_ms=settings.database.busy_timeout_ms)
     stop = threading.Event()
 
