@@ -29,9 +29,16 @@ WSDL_PATH = Path(__file__).resolve().parent.parent / "contract" / "centra.wsdl"
 NS = "http://www.centra.com/webservices/"
 BINDING = f"{{{NS}}}CentraBinding"
 
+# a Fault refusing events_Done for ids that are not (any more) in the queue
+_UNKNOWN_IDS = re.compile(r"(unknown|invalid|no such|not found|already).{0,40}\bevents?\b|"
+                          r"\bevents?\b.{0,40}(unknown|not found|already|does not exist)", re.I)
 _AUTH_FAULT = re.compile(r"login|auth|password|credential|unauthori[sz]ed|access denied", re.I)
 
 log = get_logger("erpsync.soap")
+
+
+class UnknownEventIds(ProtocolError):
+    """``events_Done`` refused: it named an id Centra does not have (any more)."""
 
 
 class EventSource(Protocol):
@@ -95,12 +102,30 @@ class CentraSoapClient:
     def ack(self, event_ids: Sequence[str]) -> None:
         if not event_ids:
             return
+        ids = list(event_ids)
+        try:
+            self._done(ids)
+        except UnknownEventIds as exc:
+            # [open] Centra may refuse the whole call for an id it no longer has (acked before: a
+            # retried ack whose first answer was lost, or another puller's ack). Those ids are done;
+            # ack the others one at a time, skipping the refused ones.
+            log.warning("events.ack_unknown_ids", count=len(ids), error=str(exc))
+            skipped = 0
+            for eid in ids:
+                try:
+                    self._done([eid])
+                except UnknownEventIds:
+                    skipped += 1
+            log.info("events.acked", count=len(ids) - skipped, already_gone=skipped)
+            return
+        log.info("events.acked", count=len(ids))
+
+    def _done(self, ids: list[str]) -> None:
         login = {"username": self._username, "password": self._password}
-        body = self._call("events_Done", login=login, event=list(event_ids))
+        body = self._call("events_Done", login=login, event=ids)
         answer = xml.parse_done_response(xml.payload_element(body))
         if answer.upper() != "OK":
             raise ProtocolError(f"events_Done answered {answer[:200]!r}, expected OK")
-        log.info("events.acked", count=len(event_ids))
 
     # ------------------------------------------------------------- plumbing
 
@@ -118,6 +143,8 @@ class CentraSoapClient:
             raise SourceUnavailable(f"{op}: {exc}") from exc
         fault = xml.find_fault(body)
         if fault is not None:
+            if op == "events_Done" and _UNKNOWN_IDS.search(fault.message):
+                raise UnknownEventIds(f"{op}: SOAP Fault {fault.code or '?'}: {fault.message}")
             raise classify_fault(op, fault)
         return body
 
