@@ -172,7 +172,7 @@ def test_soap_endpoint_rejects_hostile_xml() -> None:
 
 
 def test_some_lines_are_bundles_whose_virtual_line_is_never_picked() -> None:
-    queue, gen, _ = _gen(seed=3)
+    _, gen, _ = _gen(seed=3)
     gen.generate(300)
     for number in list(gen.orders):
         for _ in range(3):  # confirmed, processing, completed (shipped)
@@ -197,7 +197,7 @@ def test_some_lines_are_bundles_whose_virtual_line_is_never_picked() -> None:
 
 
 def test_wholesale_orders_carry_account_buyer_and_terms() -> None:
-    queue, gen, _ = _gen(seed=3)
+    _, gen, _ = _gen(seed=3)
     gen.generate(400)
     wholesale = [o for o in gen.orders.values() if o["type"] == "wholesale"]
     assert wholesale and len(wholesale) < len(gen.orders)
