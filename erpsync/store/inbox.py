@@ -142,8 +142,8 @@ class InboxRepository:
         for item in items:
             eid = item.meta.event_id
             if not eid:
-                # nothing to acknowledge it by: keep it for a human
-                self._park(session, item, item.park_reason or "event without id", now)
+                # nothing to acknowledge it by: keep it for a human (once: Centra re-delivers it every run)
+                self._park_once(session, item, item.park_reason or "event without id", now)
                 out.parked += 1
                 continue
             if len(eid) > MAX_EVENT_ID:
@@ -311,6 +311,20 @@ class InboxRepository:
                 for rows, tbl in ((lines, CentraOrderLine), (shipments, CentraOrderShipment)):
                     for group in _group_by_columns(rows):
                         session.connection().execute(insert(table_of(tbl)), group)
+
+    def _park_once(self, session: Session, item: InboundItem, reason: str, now: datetime) -> None:
+        """Park ``item`` unless the same event (key and raw XML) is parked and open: then count the
+        attempt. For events that cannot be acknowledged and so come back on every run."""
+        key = (item.meta.event_id or f"entry:{item.meta.entry}")[:256]
+        t = table_of(ParkedItem)
+        found = session.connection().execute(
+            select(t.c.id).where(t.c.kind == "event", t.c.key == key, t.c.resolved_at.is_(None),
+                                 t.c.payload == item.raw_xml).limit(1)).first()
+        if found is None:
+            self._park(session, item, reason, now)
+            return
+        session.connection().execute(update(t).where(t.c.id == found[0]).values(
+            attempts=t.c.attempts + 1, updated_at=now, reason=reason))
 
     def _park(self, session: Session, item: InboundItem, reason: str, now: datetime) -> None:
         key = (item.meta.event_id or f"entry:{item.meta.entry}")[:256]

@@ -290,3 +290,16 @@ def test_unambiguous_store_local_dates_still_order_versions(engine: Engine) -> N
     _job(engine, queue).run()
     queue.pending = [older]
     assert _job(engine, queue).run().counts["superseded"] == 1
+
+
+def test_an_event_without_id_is_parked_once_not_again_on_every_run(engine: Engine) -> None:
+    # it cannot be acknowledged, so Centra delivers it on every run: one parked row, attempts counted
+    bad = order_event(1, "O1", "1.00")
+    bad = type(bad)(**{**bad.__dict__, "id": "", "problem": "event without <id>"})
+    queue = FakeQueue([bad, order_event(2, "O2", "2.00")])
+    for _ in range(3):
+        _job(engine, queue).run()
+    with Session(engine) as s:
+        parked = s.exec(select(ParkedItem)).scalars().all()  # type: ignore[call-overload]
+    assert len(parked) == 1 and parked[0].attempts == 3 and parked[0].key == "entry:O1"
+    assert queue.acked == ["2"]
