@@ -266,11 +266,25 @@ def demo_cmd(timeout_s: float, keep_dir: str | None, products: int) -> None:
               help="one bad item in a batch mutation: reject the whole batch, or skip it with a warning")
 @click.option("--state-file", type=click.Path(dir_okay=False), default=None,
               help="load state from this JSON file at start (if it exists) and save it at stop")
+@click.option("--autosave-seconds", type=float, default=5.0, show_default=True,
+              help="with --state-file: also save this often (a crash loses at most this much)")
+@click.option("--store-timezone", default="Europe/Stockholm", show_default=True,
+              help="the Centra store's time zone: SOAP event dates without an offset are in it")
+@click.option("--token-ttl", "token_ttl", type=float, default=None,
+              help="tokens expire (403) this many simulated seconds after start (default: never)")
+@click.option("--soap-action-check/--no-soap-action-check", default=True, show_default=True,
+              help="a missing or wrong SOAPAction header is a Client fault")
+@click.option("--unknown-ack", type=click.Choice(["ignore", "fault"]), default="ignore", show_default=True,
+              help="[open] events_Done with an unknown or already acked id: ignore it, or answer a fault")
+@click.option("--update-response", type=click.Choice(["result", "ok"]), default="result", show_default=True,
+              help="[open] answer of *_Update: result{success,errors,notices}, or <…UpdateResponse>OK")
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING"]), default="INFO", show_default=True)
 def sim_cmd(host: str, port: int, soap_path: str, soap_user: str, soap_password: str, token: str,
             token_perms: tuple[str, ...], tier: str, limits: tuple[str, ...], seed: int, time_scale: float,
             time_epoch: float | None, retry_after_format: str, generate_rate: float, initial_events: int,
-            other_integration_share: float, batch_failure: str, state_file: str | None, log_level: str) -> None:
+            other_integration_share: float, batch_failure: str, state_file: str | None,
+            autosave_seconds: float, store_timezone: str, token_ttl: float | None, soap_action_check: bool,
+            unknown_ack: str, update_response: str, log_level: str) -> None:
     """Run the Centra simulator (SOAP event queue + GraphQL Integration API with quota and faults).
 
     Quick start, no flags: SOAP at http://127.0.0.1:8765/ams/system/service/module/soap/api (login
@@ -291,7 +305,9 @@ def sim_cmd(host: str, port: int, soap_path: str, soap_user: str, soap_password:
             token=token, tokens=tokens, tier=tier, limits=parsed_limits or None, seed=seed, time_scale=time_scale,
             time_epoch=time_epoch, retry_after_format=retry_after_format, generate_rate=generate_rate,
             initial_events=initial_events, other_integration_share=other_integration_share,
-            batch_failure=batch_failure, state_file=state_file)
+            batch_failure=batch_failure, state_file=state_file, autosave_seconds=autosave_seconds,
+            store_timezone=store_timezone, token_ttl_seconds=token_ttl, soap_action_check=soap_action_check,
+            unknown_ack=unknown_ack, update_response=update_response)
         options.gql_options()  # validate tier/limits/share now, with a readable message
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc

@@ -83,6 +83,25 @@ def test_sim_help_documents_every_option() -> None:
     assert "sim-token" in result.output and "erp-user" in result.output and "8765" in result.output
 
 
+# SimOptions fields that are deliberately not command-line options (tests and Python callers set them)
+NOT_ON_THE_COMMAND_LINE = {"expired_tokens", "warehouses", "pricelists", "first_event_id", "hang_seconds",
+                           "keepalive_timeout"}
+RENAMED = {"tokens": "token_perms", "limits": "limits", "token_ttl_seconds": "token_ttl"}
+
+
+def test_every_simulator_option_is_a_sim_flag() -> None:
+    import dataclasses
+
+    from erpsync.sim.server import SimOptions
+
+    sim_cmd = cli.commands["sim"]  # type: ignore[attr-defined]
+    params = {p.name for p in sim_cmd.params}
+    for field in dataclasses.fields(SimOptions):
+        if field.name in NOT_ON_THE_COMMAND_LINE:
+            continue
+        assert RENAMED.get(field.name, field.name) in params, f"SimOptions.{field.name} has no `erpsync sim` flag"
+
+
 def test_sim_rejects_bad_quota_options() -> None:
     args = ["sim", "--port", "0", "--tier", "custom", "--limit", "REQUEST_COUNT:TEN_SECONDS=5"]
     result = CliRunner().invoke(cli, args)
