@@ -25,6 +25,7 @@ import importlib.util
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from apscheduler.triggers.base import BaseTrigger
@@ -42,6 +43,7 @@ from erpsync.daemon.notify import SystemdNotifier
 from erpsync.daemon.service import Daemon, JobSpec
 from erpsync.errors import ConfigError, ConfigProblem, ErpsyncError, JobFailed
 from erpsync.store.engine import make_engine
+from erpsync.sync.job import StopRequested
 
 
 class MissingCapability(JobFailed):
@@ -63,6 +65,38 @@ def triggers(settings: Settings) -> dict[str, BaseTrigger]:
         "housekeeping": CronTrigger.from_crontab(settings.daemon.housekeeping_cron, timezone="UTC"),
         "import_sql": interval(settings.erp.sql.interval_seconds),
     }
+
+
+class StopAwareClock:
+    """The jobs' clock: ``sleep`` (a Retry-After, a backoff, a quota wait) ends as soon as the daemon
+    is stopping, with ``StopRequested``: the job is waiting, so nothing is half done, and the run
+    ends ``stopped`` at once instead of outliving the shutdown grace (exit 1, a failed unit)."""
+
+    SLICE = 0.2  # real seconds between looks at the stop flag
+
+    def __init__(self, inner: Clock, stop_event: threading.Event) -> None:
+        self.inner = inner
+        self.stop_event = stop_event
+
+    def now(self) -> datetime:
+        return self.inner.now()
+
+    def time(self) -> float:
+        return self.inner.time()
+
+    def monotonic(self) -> float:
+        return self.inner.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        end = self.inner.monotonic() + seconds
+        while True:
+            if self.stop_event.is_set():
+                raise StopRequested("shutdown requested during a wait")
+            left = end - self.inner.monotonic()
+            if left <= 0:
+                return
+            # a scaled clock (the simulator's) runs `factor` times faster than real time
+            self.inner.sleep(min(left, self.SLICE * float(getattr(self.inner, "factor", 1.0))))
 
 
 @dataclass
@@ -314,7 +348,8 @@ def build_app(
                                    echo=settings.database.echo)
     lead = leadership or leadership_for(settings)
     stop_event = threading.Event()
-    wiring = Wiring(settings, engine, clock, stop_event, lead.is_leader, dict(overrides))
+    wiring = Wiring(settings, engine, StopAwareClock(clock, stop_event), stop_event, lead.is_leader,
+                    dict(overrides))
     built: dict[str, Any] = {}
     specs: list[JobSpec] = []
     trig = triggers(settings)

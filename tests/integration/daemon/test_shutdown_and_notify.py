@@ -200,3 +200,52 @@ def test_second_signal_exits_even_while_stderr_is_in_use(sqlite_engine: Engine,
     monkeypatch.undo()
     d.close()
     assert exits == [128 + signal.SIGTERM]
+
+
+def test_sigterm_during_a_retry_after_wait_stops_at_once_and_exits_0(tmp_path: Path) -> None:
+    """A job waiting out a long Retry-After (or a quota wait) has nothing uncommitted: SIGTERM ends
+    the wait, the run ends 'stopped' and the daemon exits 0 instead of letting the grace expire
+    (exit 1, a failed unit on every `systemctl stop` during a Centra outage)."""
+    from erpsync.bootstrap import build_app
+    from erpsync.config import Settings
+    from erpsync.daemon.leader import AlwaysLeader
+    from erpsync.errors import SourceUnavailable
+    from tests.integration.daemon.helpers import DaemonThread
+
+    class DownSource:
+        def __init__(self) -> None:
+            self.fetches = 0
+
+        def fetch(self) -> list[object]:
+            self.fetches += 1
+            raise SourceUnavailable("503 Service Unavailable", retry_after=300)
+
+        def ack(self, ids: list[str]) -> None:
+            raise AssertionError("nothing to ack")
+
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    eng = make_engine(url)
+    SQLModel.metadata.create_all(eng)
+    settings = Settings.model_validate({
+        "centra": {"soap": {"url": "http://127.0.0.1:9/soap", "username": "u", "password": "pw"},
+                   "graphql": {"url": "http://127.0.0.1:9/graphql", "token": "tok"}},
+        "database": {"url": url}, "daemon": {"metrics_port": 0}})
+    exits: list[int] = []
+    source = DownSource()
+    app = build_app(settings, jobs=["pull"], engine=eng, leadership=AlwaysLeader(), environ={}, soap=source,
+                    daemon_options={"grace_seconds": 5.0, "loop_interval": 0.05, "hard_exit": exits.append})
+    try:
+        t = DaemonThread(app.daemon).start()
+        wait_for(lambda: source.fetches >= 1, 5, "the pull waiting out Retry-After")
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        code = t.stop(timeout=10)
+        took = time.monotonic() - t0
+    finally:
+        app.close()
+    assert exits == [] and code == 0, (exits, code)
+    assert took < 4, took
+    with Session(eng) as s:
+        row = s.exec(select(JobRun)).scalars().one()  # type: ignore[call-overload]
+    assert row.outcome == "stopped"
+    eng.dispose()
