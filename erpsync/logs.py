@@ -9,10 +9,11 @@ dict, whatever key it hides under, plus passwords embedded in URLs and SOAP ``<p
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 import threading
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from typing import Any, TextIO
 
 import structlog
@@ -84,13 +85,45 @@ class _Stream:
         (self._fixed or sys.stdout).flush()
 
 
+#: syslog priorities for journald's ``<N>`` line prefix (SyslogLevelPrefix=yes, the default)
+_PRIORITY = {"critical": 2, "exception": 3, "error": 3, "warning": 4, "warn": 4, "info": 6, "debug": 7}
+
+
+class _JournaldJSON:
+    """JSON line with a ``<N>`` prefix: journald strips it and keeps the level as PRIORITY, so
+    ``journalctl -p err`` works; the stored MESSAGE is the plain JSON object."""
+
+    def __init__(self) -> None:
+        self._json = structlog.processors.JSONRenderer(default=str)
+
+    def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> str:
+        prio = _PRIORITY.get(str(event_dict.get("level", "info")).lower(), 6)
+        line = self._json(logger, name, event_dict)
+        return f"<{prio}>" + (line.decode() if isinstance(line, bytes) else line)
+
+
+def _is_journal_stream(stream: TextIO, environ: Mapping[str, str]) -> bool:
+    """True when ``stream`` is the journald stream systemd connected (``$JOURNAL_STREAM`` is
+    ``<device>:<inode>`` of it; an inherited variable with another stream does not count)."""
+    expected = environ.get("JOURNAL_STREAM", "")
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return expected == f"{st.st_dev}:{st.st_ino}"
+
+
 def configure_logging(
     level: str = "INFO",
     fmt: str = "auto",
     stream: TextIO | None = None,
     secrets: Iterable[str | None] = (),
+    environ: Mapping[str, str] | None = None,
 ) -> None:
-    """Set up structlog and the stdlib root logger. Safe to call more than once."""
+    """Set up structlog and the stdlib root logger. Safe to call more than once.
+
+    When the stream is systemd's journal stream, JSON lines carry journald's ``<N>`` priority prefix.
+    """
     for s in secrets:
         register_secret(s)
     out = stream or sys.stdout
@@ -103,8 +136,9 @@ def configure_logging(
         structlog.processors.format_exc_info,
         redact_secrets,
     ]
+    under_journald = _is_journal_stream(out, os.environ if environ is None else environ)
     renderer: Processor = (
-        structlog.processors.JSONRenderer(default=str)
+        (_JournaldJSON() if under_journald else structlog.processors.JSONRenderer(default=str))
         if use_json
         else structlog.dev.ConsoleRenderer(colors=out.isatty())
     )

@@ -75,3 +75,26 @@ def test_console_format_is_not_json(captured: io.StringIO) -> None:
     assert "hello.world" in captured.getvalue()
     with pytest.raises(json.JSONDecodeError):
         json.loads(captured.getvalue().splitlines()[0])
+
+
+def test_journald_stream_gets_priority_prefix_and_other_streams_plain_json(tmp_path: Path) -> None:
+    import os
+
+    out = tmp_path / "journal"
+    with out.open("w") as stream:
+        st = os.fstat(stream.fileno())
+        configure_logging("INFO", "json", stream=stream,
+                          environ={"JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"})
+        get_logger("erpsync.x").error("job.failed", job="pull")
+        get_logger("erpsync.x").info("job.finished", job="pull")
+        stream.flush()
+    first, second = out.read_text().splitlines()
+    assert first.startswith("<3>{") and json.loads(first[3:])["event"] == "job.failed"
+    assert second.startswith("<6>{")
+    # an inherited JOURNAL_STREAM naming another stream (e.g. a test runner under systemd) is ignored
+    other = tmp_path / "other"
+    with other.open("w") as stream:
+        configure_logging("INFO", "json", stream=stream, environ={"JOURNAL_STREAM": "1:2"})
+        get_logger("erpsync.x").info("job.finished")
+        stream.flush()
+    assert json.loads(other.read_text())["event"] == "job.finished"
