@@ -11,7 +11,7 @@ from erpsync.soap import xml
 from erpsync.soap.client import classify_fault
 from erpsync.soap.models import parse_centra_date
 
-SAMPLES = Path("/work/shared/centra/soap-samples")
+SAMPLES = Path(__file__).parents[1] / "sim" / "soap_samples"  # verbatim copies of the contract samples
 STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
 

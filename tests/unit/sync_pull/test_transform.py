@@ -16,7 +16,7 @@ STOCKHOLM = ZoneInfo("Europe/Stockholm")
 
 @pytest.fixture
 def sample_events() -> list[SoapEvent]:
-    raw = Path("/work/shared/centra/soap-samples/events_Get.response.xml").read_bytes()
+    raw = (Path(__file__).parents[1] / "sim" / "soap_samples" / "events_Get.response.xml").read_bytes()
     return xml.parse_events(xml.payload_element(xml.soap_body(xml.parse_document(raw))), STOCKHOLM)
 
 
