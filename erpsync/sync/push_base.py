@@ -136,8 +136,8 @@ class Sender:
         self.retries += 1
         log.warning("push.retry", attempt=attempt, error_class=type(exc).__name__, error=str(exc),
                     delay_s=round(delay, 3))
-        if not isinstance(exc, RateLimited) or exc.retry_after is not None:
-            self.clock.sleep(delay)
+        # always wait: a 429 without Retry-After (an ungoverned client) must not be retried at once
+        self.clock.sleep(delay)
 
     def call(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` (a call that is safe to repeat as it is) until it succeeds or the attempts are

@@ -185,3 +185,22 @@ def test_error_lines_need_every_path_to_name_a_line() -> None:
     assert error_lines(errors, "productSizes") == {3: "Product size with EAN 'x' not found; quantity must be ≥ 0"}
     assert error_lines([*errors, {"message": "Warehouse not found", "path": ["input", "warehouse"]}],
                        "productSizes") == {}
+
+
+def test_sender_backs_off_after_a_429_without_retry_after() -> None:
+    # an ungoverned client raises RateLimited(retry_after=None) when Centra sends no Retry-After:
+    # the next request must not go out at once (a 429 storm), it waits the exponential backoff
+    clock = FakeClock()
+    faults = [RateLimited("429", retry_after=None), RateLimited("429", retry_after=None)]
+    calls = []
+
+    def fn() -> str:
+        calls.append(clock.time())
+        if faults:
+            raise faults.pop(0)
+        return "ok"
+
+    sender = Sender(port=None, clock=clock, max_attempts=5, stop_event=threading.Event())  # type: ignore[arg-type]
+    assert sender.call(fn) == "ok"
+    assert clock.sleeps == [1.0, 2.0]
+    assert calls[1] > calls[0] and calls[2] > calls[1]
