@@ -44,7 +44,7 @@ def differences(engine: Engine, centra: Mapping[str, Any], *, warehouses: Mappin
     for key, qty in sorted(stock.items()):
         if c_stock.get(key) != qty:
             out.append(f"stock {key[0]}/{key[1]}: ERP {qty}, Centra {c_stock.get(key)}")
-    c_prices = {(r["pricelist"], r["externalId"]): Decimal(r["price"]) for r in centra.get("prices", [])
+    c_prices = {(r["pricelist"], r["externalId"]): _exact(r["price"]) for r in centra.get("prices", [])
                 if r.get("price") is not None}
     for key, price in sorted(prices.items()):
         if c_prices.get(key) != price:
@@ -57,6 +57,12 @@ def differences(engine: Engine, centra: Mapping[str, Any], *, warehouses: Mappin
     if len(out) > MAX_SHOWN:
         out = [*out[:MAX_SHOWN], f"... and {len(out) - MAX_SHOWN} more"]
     return out
+
+
+def _exact(value: Any) -> Decimal:
+    """A price read back from Centra as a Decimal: a GraphQL Float by its shortest repr (the amount
+    that was sent), never its binary expansion."""
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(value)
 
 
 def _ids_of(ext: Mapping[str, Any], kind: str) -> list[str]:

@@ -181,3 +181,16 @@ def test_differences_between_centra_and_the_erp(engine: Engine) -> None:
         "price PL-SEK/prd_P1: ERP 199.00, Centra 189.00",
         "variant var_V1: in the ERP, absent from Centra",
     ]
+
+
+def test_differences_read_a_float_price_exactly(engine: Engine) -> None:
+    # Centra's MonetaryValue.value is a GraphQL Float: 199.99 read back as a float is the ERP's
+    # 199.99 (its shortest repr), not Decimal(199.99) = 199.9899999999999948840923025272786617279052734375
+    with transaction(engine) as s:
+        s.add(StagingPricelist(code="PL-SEK", name="SE", currency="SEK"))
+        s.add(StagingPrice(pricelist="PL-SEK", product_number="P1", price=Decimal("199.99")))
+    centra: dict[str, Any] = {
+        "prices": [{"pricelist": "PL-SEK", "externalId": "prd_P1", "price": 199.99}],
+        "externalIds": {"pricelist": {"PL-SEK": 3}},
+    }
+    assert differences(engine, centra) == []
