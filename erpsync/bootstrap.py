@@ -42,7 +42,7 @@ from erpsync.daemon.leader import AlwaysLeader, FileLock, Leadership, PgAdvisory
 from erpsync.daemon.notify import SystemdNotifier
 from erpsync.daemon.service import Daemon, JobSpec
 from erpsync.errors import ConfigError, ConfigProblem, ErpsyncError, JobFailed
-from erpsync.store.engine import make_engine
+from erpsync.store.engine import make_engine, make_read_engine
 from erpsync.sync.job import StopRequested
 
 
@@ -372,11 +372,9 @@ def build_app(
         "metrics_address": (host, port) if port else None,
     }
     opts.update(daemon_options or {})
-    from erpsync.daemon.status import read_engine
-
     if "read_engine" not in opts and engine.dialect.name == "sqlite":
-        opts["read_engine"] = read_engine(engine.url.render_as_string(hide_password=False),
-                                          settings.database.busy_timeout_ms)
+        opts["read_engine"] = make_read_engine(engine.url.render_as_string(hide_password=False),
+                                               busy_timeout_ms=settings.database.busy_timeout_ms)
     # the scheduler runs on real time; the injected clock (possibly a simulator's scaled one) is the jobs'
     daemon = Daemon(engine, specs, leadership=lead, notifier=notifier, stop_event=stop_event,
                     environ=environ, reload=reload, **opts)

@@ -197,10 +197,11 @@ def status_cmd(obj: Ctx, as_json: bool) -> None:
 
     from erpsync.bootstrap import default_jobs
     from erpsync.daemon.runner import DatabaseUnavailable
-    from erpsync.daemon.status import collect_status, read_engine, render_status
+    from erpsync.daemon.status import collect_status, render_status
+    from erpsync.store.engine import make_read_engine
 
     s = obj.settings(require_secrets=False)
-    engine = read_engine(s.database_url, s.database.busy_timeout_ms)
+    engine = make_read_engine(s.database_url, busy_timeout_ms=s.database.busy_timeout_ms)
     try:
         st = collect_status(engine, datetime.now(UTC), default_jobs(s))
     except SQLAlchemyError as exc:  # down, or not created yet: one line, exit 75

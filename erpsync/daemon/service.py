@@ -135,7 +135,7 @@ class Daemon:
         read_engine: Engine | None = None,
     ) -> None:
         self.engine = engine
-        # figures for /metrics and STATUS: never through BEGIN IMMEDIATE on SQLite (see status.read_engine)
+        # figures for /metrics and STATUS: never through BEGIN IMMEDIATE on SQLite (see store.engine.make_read_engine)
         self.read_engine = read_engine or engine
         self.specs = {s.name: s for s in jobs}
         self.leadership: Leadership = leadership or AlwaysLeader()

@@ -11,28 +11,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, func, select
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
 
 from erpsync.daemon.metrics import store_figures
 from erpsync.store.daemon_state import DaemonInstance
-from erpsync.store.engine import make_engine
 from erpsync.store.models import JobRun
 
 #: an instance whose heartbeat is older than this is reported as gone
 INSTANCE_STALE_AFTER = timedelta(seconds=60)
-
-
-def read_engine(url: str, busy_timeout_ms: int = 10_000) -> Engine:
-    """An engine for read-only figures (``status``, ``/metrics`` scrapes, the demo's progress).
-
-    On SQLite it skips ``make_engine``'s ``BEGIN IMMEDIATE``: a reader must never take the write
-    lock the jobs need (WAL readers need no lock and each SELECT sees one consistent snapshot).
-    """
-    if make_url(url).get_backend_name() != "sqlite":
-        return make_engine(url, busy_timeout_ms=busy_timeout_ms)
-    return create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
 
 
 def collect_status(engine: Engine, now: datetime, job_names: list[str]) -> dict[str, Any]:

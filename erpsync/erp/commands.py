@@ -27,13 +27,10 @@ def _read_engine(obj: Any) -> Any:
     """An engine for read-only commands. On SQLite it does not use ``make_engine``'s ``BEGIN
     IMMEDIATE``: a plan over a million rows must not hold the write lock the daemon needs (WAL
     readers need no lock; each streaming SELECT reads one consistent snapshot)."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
+    from erpsync.store.engine import make_read_engine
 
     s = obj.settings(require_secrets=False)
-    if make_url(s.database_url).get_backend_name() != "sqlite":
-        return _engine(obj)
-    return create_engine(s.database_url, connect_args={"timeout": s.database.busy_timeout_ms / 1000})
+    return make_read_engine(s.database_url, busy_timeout_ms=s.database.busy_timeout_ms)
 
 
 def _tty_progress() -> Any:

@@ -29,6 +29,17 @@ def make_engine(url: str, *, busy_timeout_ms: int = 10_000, echo: bool = False, 
     return create_engine(url, echo=echo, pool_pre_ping=True, **kwargs)
 
 
+def make_read_engine(url: str, *, busy_timeout_ms: int = 10_000) -> Engine:
+    """An engine for read-only figures and reports (``status``, ``/metrics``, ``plan``, the demo).
+
+    On SQLite it skips ``make_engine``'s ``BEGIN IMMEDIATE``: a reader must never take the write
+    lock the jobs need (WAL readers need no lock; each SELECT sees one consistent snapshot).
+    """
+    if make_url(url).get_backend_name() != "sqlite":
+        return make_engine(url, busy_timeout_ms=busy_timeout_ms)
+    return create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+
+
 def _sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:

@@ -119,13 +119,12 @@ def test_housekeeping_prunes_old_rows_and_closes_abandoned_runs(engine: Engine) 
 def test_status_reads_while_a_job_holds_the_sqlite_write_lock(sqlite_url: str) -> None:
     from sqlmodel import SQLModel
 
-    from erpsync.daemon.status import read_engine
-    from erpsync.store.engine import make_engine
+    from erpsync.store.engine import make_engine, make_read_engine
 
     writer = make_engine(sqlite_url, busy_timeout_ms=100)
     SQLModel.metadata.create_all(writer)
     _seed(writer)
-    reader = read_engine(sqlite_url, busy_timeout_ms=100)
+    reader = make_read_engine(sqlite_url, busy_timeout_ms=100)
     try:
         with transaction(writer) as s:  # BEGIN IMMEDIATE: the write lock, as a running job holds it
             s.add(ParkedItem(kind="price", key="k", reason="r"))
