@@ -28,6 +28,10 @@ class SourceUnavailable(RetryLater):
     """Centra (or the ERP source) could not be reached or answered with a server fault."""
 
 
+class DatabaseUnavailable(RetryLater):
+    """The database could not be reached: try again later (exit 75; systemd starts erpsync again)."""
+
+
 class RateLimited(RetryLater):
     """HTTP 429: the quota is spent; nothing may be sent before ``retry_after``."""
 

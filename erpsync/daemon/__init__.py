@@ -1,4 +1,4 @@
 """The long-running service: scheduler, signals, systemd notify, leader election, health and metrics.
 
-``erpsync.bootstrap.build_app`` assembles a ``Daemon`` from settings; ``Daemon.serve()`` runs it.
+``erpsync.app.build_app`` assembles a ``Daemon`` from settings; ``Daemon.serve()`` runs it.
 """

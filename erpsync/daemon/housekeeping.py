@@ -8,10 +8,10 @@ from datetime import timedelta
 from sqlalchemy import delete, update
 from sqlmodel import col
 
+from erpsync.job import Job, RunContext
 from erpsync.store.daemon_state import DaemonInstance
 from erpsync.store.engine import transaction
 from erpsync.store.models import InboxEvent, JobRun, ParkedItem
-from erpsync.sync.job import Job, RunContext
 
 JOB_RUN_RETENTION = timedelta(days=30)
 INSTANCE_RETENTION = timedelta(days=7)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from erpsync.sync.job import Job, RunContext
+from erpsync.job import Job, RunContext
 
 
 class RateLimitSource(Protocol):

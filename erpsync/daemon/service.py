@@ -53,10 +53,10 @@ from erpsync.daemon.leader import AlwaysLeader, Leadership
 from erpsync.daemon.metrics import DaemonMetrics, MetricsServer, StoreCollector, store_figures
 from erpsync.daemon.notify import SystemdNotifier, watchdog_interval
 from erpsync.errors import ConfigError, ConfigProblem, JobFailed
+from erpsync.job import JobResult
 from erpsync.logs import get_logger
 from erpsync.store.daemon_state import DaemonInstance
 from erpsync.store.engine import transaction
-from erpsync.sync.job import JobResult
 
 log = get_logger("erpsync.daemon")
 

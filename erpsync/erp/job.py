@@ -16,7 +16,7 @@ from erpsync.config import ErpSqlSettings
 from erpsync.erp.layouts import ENTITY_ORDER
 from erpsync.erp.loader import Mode, StagingLoader
 from erpsync.erp.sql import SqlSource, source_engine
-from erpsync.sync.job import Job, RunContext
+from erpsync.job import Job, RunContext
 
 
 class SqlImportJob(Job):

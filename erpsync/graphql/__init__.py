@@ -1,7 +1,7 @@
 """Centra's GraphQL Integration API: the client (``CentraGraphql``) and the quota governor.
 
 The names are loaded on first use (PEP 562), so importing a submodule such as
-``erpsync.graphql.command`` (every ``erpsync`` start-up) does not pull in gql and requests.
+``erpsync.graphql.quota`` (the tier tables plan and config use) does not pull in gql and requests.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Staging tables: the ERP's master data as erpsync last received it (files or the SQL source).
 
-Contract (read by the push jobs through ``erpsync.sync.changes``):
+Contract (read by the push jobs through ``erpsync.outbound.changes``):
 
 - One table per entity, keyed by the ERP's own keys (never Centra ids):
   size charts (``name``), products (``product_number``), variants (``variant_number``, unique
@@ -14,7 +14,7 @@ Contract (read by the push jobs through ``erpsync.sync.changes``):
 - ``import_run`` is the id of the import that last wrote the row (a full snapshot marks every row
   of that entity whose ``import_run`` differs as removed).
 - Money is ``Decimal`` (``ExactDecimal``), quantities are integers, times are aware UTC.
-- Nothing here knows about Centra: the Centra-facing payloads are built in ``sync/changes.py``.
+- Nothing here knows about Centra: the Centra-facing payloads are built in ``outbound/changes.py``.
 """
 
 from __future__ import annotations

@@ -25,9 +25,9 @@ from sqlmodel import SQLModel
 import erpsync.store.tables  # noqa: F401
 from erpsync.daemon.leader import PgAdvisoryLeader, identity
 from erpsync.daemon.service import Daemon, JobSpec
+from erpsync.job import Job, RunContext
 from erpsync.logs import configure_logging
 from erpsync.store.engine import make_engine
-from erpsync.sync.job import Job, RunContext
 
 PG_URL = os.environ.get("ERPSYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 

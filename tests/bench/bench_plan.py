@@ -35,11 +35,11 @@ from sqlalchemy import Engine, insert, text, update
 from sqlmodel import SQLModel
 
 import erpsync.store.tables  # noqa: F401
+from erpsync.outbound.changes import Batching, payload_hash, plan
 from erpsync.sample import WAREHOUSES, ean13
 from erpsync.store.engine import make_engine, transaction
 from erpsync.store.models import OutboundItem
 from erpsync.store.staging import StagingProduct, StagingSize, StagingStock, StagingVariant
-from erpsync.sync.changes import Batching, payload_hash, plan
 
 TARGET_S = 20.0
 TARGET_MB = 500.0

@@ -31,14 +31,14 @@ from sqlmodel import SQLModel
 
 import erpsync.store.tables  # noqa: F401
 from erpsync.clock import SystemClock
+from erpsync.inbound.pull import PullJob
+from erpsync.inbound.retry import Backoff
 from erpsync.logs import configure_logging
 from erpsync.sim import server as sim_server
 from erpsync.sim.server import SimOptions, SimServer
 from erpsync.store.engine import make_engine
-from erpsync.sync.inbound_retry import Backoff
-from erpsync.sync.pull import PullJob
 from tests.fixtures.db import PG_URL
-from tests.integration.pull.simhelpers import TZ, soap_client
+from tests.integration.inbound.simhelpers import TZ, soap_client
 
 
 def order_payload(n: int) -> dict[str, Any]:

@@ -38,15 +38,15 @@ from erpsync.config import PushSettings, QuotaSettings
 from erpsync.graphql.client import CentraGraphql
 from erpsync.graphql.quota import QuotaGovernor, tier_limits
 from erpsync.logs import configure_logging
+from erpsync.outbound.port import GraphqlPort
+from erpsync.outbound.prices import PushPrices
+from erpsync.outbound.products import PushProducts
+from erpsync.outbound.stock import PushStock
 from erpsync.sample import Catalogue
 from erpsync.sim.gql.state import State
 from erpsync.store.engine import make_engine
 from erpsync.store.quota_repo import SqlQuotaStore
-from erpsync.sync.outbound_client import GraphqlPort
-from erpsync.sync.push_prices import PushPrices
-from erpsync.sync.push_products import PushProducts
-from erpsync.sync.push_stock import PushStock
-from tests.unit.push.helpers import assert_same, centra_state, expected_state, load_catalogue
+from tests.unit.outbound.helpers import assert_same, centra_state, expected_state, load_catalogue
 
 PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from erpsync.sim.server import SimServer
-from tests.integration.pull.cli_helpers import create_schema, run_cli, write_config
+from tests.integration.inbound.cli_helpers import create_schema, run_cli, write_config
 
 
 def test_pull_once_stats_parked_and_export(sim: SimServer, db_url: str, tmp_path: Path) -> None:
@@ -89,7 +89,7 @@ def test_pull_without_once_repeats_until_sigterm(sim: SimServer, sqlite_url: str
     import sys
     import time
 
-    from tests.integration.pull.cli_helpers import REPO, cli_env
+    from tests.integration.inbound.cli_helpers import REPO, cli_env
 
     create_schema(sqlite_url)
     cfg = write_config(tmp_path, sim, sqlite_url, interval=0.2)

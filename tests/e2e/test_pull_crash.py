@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 
 from erpsync.clock import FakeClock
+from erpsync.inbound.crash import POINTS
 from erpsync.store.engine import make_engine
-from erpsync.sync.inbound_crash import POINTS
 from tests.fixtures.sim import SimFactory
-from tests.integration.pull.cli_helpers import create_schema, dump, run_cli, write_config
-from tests.integration.pull.simhelpers import pull_job, soap_client
+from tests.integration.inbound.cli_helpers import create_schema, dump, run_cli, write_config
+from tests.integration.inbound.simhelpers import pull_job, soap_client
 
 KILLS_PER_POINT = 5
 

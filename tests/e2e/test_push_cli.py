@@ -19,7 +19,7 @@ from erpsync.sample import Catalogue
 from erpsync.sim.server import SimServer
 from erpsync.store.engine import make_engine
 from tests.fixtures.sim import SimFactory
-from tests.unit.push.helpers import assert_same, centra_state, expected_state, load_catalogue
+from tests.unit.outbound.helpers import assert_same, centra_state, expected_state, load_catalogue
 
 pytestmark = pytest.mark.slow  # several erpsync subprocesses per test
 

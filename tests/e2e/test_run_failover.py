@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import Session
 
-from erpsync.daemon.verify import differences
+from erpsync.demo.verify import differences
 from erpsync.sample import EXAMPLES_DIR
 from erpsync.store.engine import make_engine
 from erpsync.store.models import InboxEvent

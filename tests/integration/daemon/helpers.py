@@ -15,7 +15,7 @@ from sqlalchemy.exc import OperationalError
 
 from erpsync.daemon.service import Daemon
 from erpsync.errors import AuthenticationFailed, RetryLater
-from erpsync.sync.job import Job, RunContext
+from erpsync.job import Job, RunContext
 
 
 class ScriptedJob(Job):

@@ -91,7 +91,7 @@ def test_the_server_notices_a_vanished_leader_host_within_the_takeover_time(pg_u
     """A leader host that loses power or network sends no FIN: the server keeps its session (and
     the lock) until the *server's* TCP keepalive gives up, 2 h by the kernel default. The leader
     session therefore sets the server-side keepalives from the takeover time."""
-    from erpsync.bootstrap import leadership_for
+    from erpsync.app import leadership_for
     from erpsync.config import Settings
 
     settings = Settings.model_validate({

@@ -206,7 +206,7 @@ def test_sigterm_during_a_retry_after_wait_stops_at_once_and_exits_0(tmp_path: P
     """A job waiting out a long Retry-After (or a quota wait) has nothing uncommitted: SIGTERM ends
     the wait, the run ends 'stopped' and the daemon exits 0 instead of letting the grace expire
     (exit 1, a failed unit on every `systemctl stop` during a Centra outage)."""
-    from erpsync.bootstrap import build_app
+    from erpsync.app import build_app
     from erpsync.config import Settings
     from erpsync.daemon.leader import AlwaysLeader
     from erpsync.errors import SourceUnavailable

@@ -13,9 +13,7 @@ from sqlmodel import Session
 
 from erpsync.erp.files import import_files
 from erpsync.erp.loader import StagingLoader
-from erpsync.store.engine import transaction
-from erpsync.store.models import OutboundItem
-from erpsync.sync.changes import (
+from erpsync.outbound.changes import (
     ENTITIES,
     Batching,
     Refs,
@@ -26,6 +24,8 @@ from erpsync.sync.changes import (
     record_accepted,
     resync,
 )
+from erpsync.store.engine import transaction
+from erpsync.store.models import OutboundItem
 
 Write = Callable[[str, str], Path]
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)

@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlmodel import SQLModel
 
+from erpsync.outbound.changes import pending
 from erpsync.sample import EXAMPLES_DIR
 from erpsync.store.engine import make_engine, transaction
 from erpsync.store.models import OutboundItem
-from erpsync.sync.changes import pending
 
 ROOT = Path(__file__).parents[3]
 
@@ -98,7 +98,7 @@ def test_generate_import_plan_resync(setup: tuple[Path, str]) -> None:
 
     engine = make_engine(f"sqlite:///{tmp / 'erpsync.db'}")
     try:
-        from erpsync.sync.changes import record_accepted
+        from erpsync.outbound.changes import record_accepted
 
         with transaction(engine) as s:
             record_accepted(s, list(pending(s, "stock")), now=datetime.now(UTC))

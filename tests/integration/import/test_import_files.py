@@ -14,9 +14,9 @@ from erpsync.clock import FakeClock
 from erpsync.erp.files import import_files, plan_files
 from erpsync.erp.loader import StagingLoader
 from erpsync.erp.readers import ImportFileError
+from erpsync.outbound.changes import ENTITIES, desired
 from erpsync.store.models import ParkedItem
 from erpsync.store.staging import STAGING_TABLES, StagingPrice, StagingSize, StagingStock
-from erpsync.sync.changes import ENTITIES, desired
 
 Write = Callable[[str, str], Path]
 

@@ -13,9 +13,9 @@ from sqlmodel import Session
 from erpsync.erp.loader import StagingLoader
 from erpsync.erp.sql import SqlSource
 from erpsync.errors import JobFailed, SourceUnavailable
+from erpsync.outbound.changes import desired
 from erpsync.sample import Catalogue
 from erpsync.store.staging import StagingPrice, StagingStock
-from erpsync.sync.changes import desired
 
 CAT = Catalogue(products=12, variants=2, sizes=3)
 

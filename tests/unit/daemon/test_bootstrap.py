@@ -14,11 +14,10 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 from sqlmodel import SQLModel
 
-from erpsync.bootstrap import ALL_JOBS, MissingCapability, build_app, missing_capabilities, triggers
+from erpsync.app import ALL_JOBS, UnknownJob, _changed_keys, build_app, triggers
 from erpsync.config import Settings
 from erpsync.daemon.leader import AlreadyRunning, AlwaysLeader
-from erpsync.daemon.runner import _changed_keys
-from erpsync.daemon.verify import differences
+from erpsync.demo.verify import differences
 from erpsync.store.engine import make_engine, transaction
 from erpsync.store.staging import StagingPrice, StagingPricelist, StagingProduct, StagingStock, StagingVariant
 
@@ -69,10 +68,6 @@ def engine(tmp_path: Path) -> Iterator[Engine]:
     SQLModel.metadata.create_all(eng)
     yield eng
     eng.dispose()
-
-
-def test_every_capability_is_in_this_build() -> None:
-    assert missing_capabilities() == {}
 
 
 def test_build_app_wires_every_job_without_io(tmp_path: Path, engine: Engine) -> None:
@@ -132,7 +127,7 @@ def test_import_sql_is_scheduled_only_when_the_erp_database_is_configured(tmp_pa
 
 
 def test_unknown_job_is_refused(tmp_path: Path, engine: Engine) -> None:
-    with pytest.raises(MissingCapability, match="unknown job"):
+    with pytest.raises(UnknownJob, match="unknown job"):
         build_app(settings(tmp_path), jobs=["pul"], engine=engine, leadership=AlwaysLeader())
 
 

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from erpsync.sample import COLUMNS, Catalogue, ean13, generate
-from erpsync.sync.changes import (
+from erpsync.outbound.changes import (
     EntityPlan,
     Plan,
     canonical_decimal,
@@ -16,6 +15,7 @@ from erpsync.sync.changes import (
     stock_canonical_json,
     tier_rates,
 )
+from erpsync.sample import COLUMNS, Catalogue, ean13, generate
 
 
 def test_canonical_decimal_ignores_scale_and_never_uses_exponents() -> None:

@@ -1,0 +1,406 @@
+"""The composition root: ``build_app(settings, **overrides)`` wires engines, clients, the quota
+governor, the jobs and the daemon. Nothing connects at import time or while building: clients are
+created lazily by the jobs that need them, connections open on first use. Tests pass fakes as
+overrides (``engine``, ``clock``, ``leadership``, ``notifier``, ``soap``, ``graphql``, ``governor``).
+
+The jobs (one per capability) and their schedule:
+
+=============  =================================  ==========================================
+job            built from                         trigger
+=============  =================================  ==========================================
+pull           erpsync.inbound.pull               every ``pull.interval_seconds``
+push_stock     erpsync.outbound.stock             every ``push.stock_interval_seconds``
+push_prices    erpsync.outbound.prices            every ``push.prices_interval_seconds``
+push_products  erpsync.outbound.products          every ``push.products_interval_seconds``
+quota_refresh  erpsync.daemon.quota_refresh       every ``daemon.quota_refresh_seconds``
+housekeeping   erpsync.daemon.housekeeping        cron ``daemon.housekeeping_cron`` (UTC)
+import_sql     erpsync.erp.job                    every ``erp.sql.interval_seconds``, only when
+                                                  ``erp.sql.url`` is set
+=============  =================================  ==========================================
+"""
+
+from __future__ import annotations
+
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+
+from erpsync.clock import Clock, SystemClock
+from erpsync.config import Settings, load_settings, redacted_dump
+from erpsync.daemon.housekeeping import HousekeepingJob
+from erpsync.daemon.leader import AlwaysLeader, FileLock, Leadership, PgAdvisoryLeader, keepalive_for
+from erpsync.daemon.notify import SystemdNotifier
+from erpsync.daemon.quota_refresh import QuotaRefreshJob
+from erpsync.daemon.service import Daemon, JobSpec
+from erpsync.erp.job import SqlImportJob
+from erpsync.errors import ConfigError, ConfigProblem, DatabaseUnavailable, ErpsyncError, JobFailed
+from erpsync.graphql.quota import QuotaGovernor
+from erpsync.inbound.pull import PullJob
+from erpsync.job import StopRequested
+from erpsync.logs import configure_logging, get_logger
+from erpsync.outbound.port import centra_port as build_port
+from erpsync.outbound.prices import PushPrices
+from erpsync.outbound.products import PushProducts
+from erpsync.outbound.stock import PushStock
+from erpsync.soap.client import CentraSoapClient
+from erpsync.store import migrate
+from erpsync.store.engine import make_engine, make_read_engine
+from erpsync.store.quota_repo import SqlQuotaStore
+
+log = get_logger("erpsync.daemon")
+
+
+class UnknownJob(JobFailed):
+    """A job name that is not one of erpsync's jobs (``erpsync run --only``)."""
+
+
+def interval(seconds: float) -> IntervalTrigger:
+    return IntervalTrigger(seconds=seconds, timezone="UTC")
+
+
+def triggers(settings: Settings) -> dict[str, BaseTrigger]:
+    """Every job's trigger from the config (also used by SIGHUP reload)."""
+    return {
+        "pull": interval(settings.pull.interval_seconds),
+        "push_stock": interval(settings.push.stock_interval_seconds),
+        "push_prices": interval(settings.push.prices_interval_seconds),
+        "push_products": interval(settings.push.products_interval_seconds),
+        "quota_refresh": interval(settings.daemon.quota_refresh_seconds),
+        "housekeeping": CronTrigger.from_crontab(settings.daemon.housekeeping_cron, timezone="UTC"),
+        "import_sql": interval(settings.erp.sql.interval_seconds),
+    }
+
+
+class StopAwareClock:
+    """The jobs' clock: ``sleep`` (a Retry-After, a backoff, a quota wait) ends as soon as the daemon
+    is stopping, with ``StopRequested``: the job is waiting, so nothing is half done, and the run
+    ends ``stopped`` at once instead of outliving the shutdown grace (exit 1, a failed unit)."""
+
+    SLICE = 0.2  # real seconds between looks at the stop flag
+
+    def __init__(self, inner: Clock, stop_event: threading.Event) -> None:
+        self.inner = inner
+        self.stop_event = stop_event
+
+    def now(self) -> datetime:
+        return self.inner.now()
+
+    def time(self) -> float:
+        return self.inner.time()
+
+    def monotonic(self) -> float:
+        return self.inner.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        end = self.inner.monotonic() + seconds
+        while True:
+            if self.stop_event.is_set():
+                raise StopRequested("shutdown requested during a wait")
+            left = end - self.inner.monotonic()
+            if left <= 0:
+                return
+            # a scaled clock (the simulator's) runs `factor` times faster than real time
+            self.inner.sleep(min(left, self.SLICE * float(getattr(self.inner, "factor", 1.0))))
+
+
+@dataclass
+class Wiring:
+    """What job builders draw from; shared clients are created on first use and closed by ``close``."""
+
+    settings: Settings
+    engine: Engine
+    clock: Clock
+    stop_event: threading.Event
+    may_write: Callable[[], bool]
+    overrides: dict[str, Any]
+    closers: list[Callable[[], None]] = field(default_factory=list)
+    _cache: dict[str, Any] = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+
+    def job_kwargs(self) -> dict[str, Any]:
+        return {"clock": self.clock, "stop_event": self.stop_event, "may_write": self.may_write}
+
+    def shared(self, name: str, factory: Callable[[], Any], close: str | None = "close") -> Any:
+        if name in self.overrides:
+            return self.overrides[name]
+        with self._lock:
+            if name not in self._cache:
+                obj = factory()
+                self._cache[name] = obj
+                if close and hasattr(obj, close):
+                    self.closers.append(getattr(obj, close))
+            return self._cache[name]
+
+    def close(self) -> None:
+        while self.closers:
+            self.closers.pop()()
+
+
+def _build_housekeeping(w: Wiring) -> Any:
+    return HousekeepingJob(w.engine, **w.job_kwargs())
+
+
+def soap_client(w: Wiring) -> Any:
+    """The one SOAP client (``EventSource``) of this process; override with ``soap=``."""
+
+    def make() -> Any:
+        soap = w.settings.centra.soap
+        types = soap.event_types
+        if len(types) != 1:
+            raise ConfigError([ConfigProblem(
+                "centra.soap.event_types", "the daemon pulls one queue: give one type or [\"all\"]",
+                "configuration")])
+        assert soap.password is not None  # required by load_settings for the commands that pull
+        return CentraSoapClient(
+            soap.url, soap.username, soap.password.get_secret_value(), store_tz=w.settings.store_tz,
+            event_type=types[0], markets=soap.markets, connect_timeout=soap.connect_timeout,
+            read_timeout=soap.read_timeout, operation_timeout=soap.operation_timeout)
+
+    return w.shared("soap", make)
+
+
+def _build_pull(w: Wiring) -> Any:
+    return PullJob(w.engine, soap_client(w), store_tz=w.settings.store_tz,
+                   max_batches=w.settings.pull.max_batches_per_run, **w.job_kwargs())
+
+
+def governor(w: Wiring) -> Any:
+    """The quota governor, its state in the database so every process spends one budget."""
+
+    def make() -> Any:
+        return QuotaGovernor.from_settings(w.settings.quota, clock=w.clock, store=SqlQuotaStore(w.engine))
+
+    return w.shared("governor", make, close=None)
+
+
+def centra_port(w: Wiring) -> Any:
+    """One GraphQL client (thread-safe) behind the push jobs' port; override with ``graphql=``."""
+
+    def make() -> Any:
+        return build_port(w.settings, w.engine, w.clock, governor=governor(w))
+
+    return w.shared("graphql", make)
+
+
+def _push_builder(job_cls: type) -> Callable[[Wiring], Any]:
+    def build(w: Wiring) -> Any:
+        return job_cls(w.engine, centra_port(w), w.settings.push, **w.job_kwargs())
+
+    return build
+
+
+def _build_import_sql(w: Wiring) -> Any:
+    return SqlImportJob(w.engine, w.settings.erp.sql, **w.job_kwargs())
+
+
+def _build_quota_refresh(w: Wiring) -> Any:
+    return QuotaRefreshJob(w.engine, centra_port(w).client, **w.job_kwargs())
+
+
+@dataclass(frozen=True)
+class Capability:
+    """One job: how to build it from the wiring, and the staging entity its backlog is counted in."""
+
+    build: Callable[[Wiring], Any]
+    entity: str | None = None
+
+
+CAPABILITIES: dict[str, Capability] = {
+    "pull": Capability(_build_pull),
+    "push_stock": Capability(_push_builder(PushStock), entity="stock"),
+    "push_prices": Capability(_push_builder(PushPrices), entity="price"),
+    "push_products": Capability(_push_builder(PushProducts), entity="product"),
+    "quota_refresh": Capability(_build_quota_refresh),
+    "housekeeping": Capability(_build_housekeeping),
+    "import_sql": Capability(_build_import_sql),
+}
+
+#: the jobs a complete erpsync runs, in the order they are listed by ``status``
+ALL_JOBS = ("pull", "push_stock", "push_prices", "push_products", "quota_refresh", "housekeeping")
+#: run as well when configured: the snapshot import from the ERP's database (``[erp.sql] url``)
+OPTIONAL_JOBS = ("import_sql",)
+
+
+def default_jobs(settings: Settings) -> list[str]:
+    """Every job, plus ``import_sql`` when ``[erp.sql] url`` is set."""
+    return [*ALL_JOBS, *(["import_sql"] if settings.erp.sql.url else [])]
+
+
+def leadership_for(settings: Settings) -> Leadership:
+    url = settings.database_url
+    backend = make_url(url).get_backend_name()
+    if backend == "sqlite":
+        lock = FileLock.for_sqlite_url(url)
+        lock.acquire_or_raise()
+        return lock
+    if backend == "postgresql":
+        return PgAdvisoryLeader(url, keepalive_s=keepalive_for(settings.daemon.leader_takeover_seconds))
+    return AlwaysLeader()
+
+
+def quota_left_pct(w: Wiring) -> float | None:
+    """The tightest bucket's tokens as a percentage of erpsync's allowance, when a governor exists."""
+    gov = w.overrides.get("governor") or w._cache.get("governor")
+    if gov is None:
+        return None
+    try:
+        views, _info = gov.snapshot()
+    except (SQLAlchemyError, ErpsyncError):
+        return None  # the summary line must never fail a run
+    fractions = [v.tokens / v.allowance for v in views if v.allowance > 0]
+    return round(100 * max(0.0, min(fractions)), 1) if fractions else None
+
+
+def _add_quota_left(job: Any, w: Wiring) -> None:
+    """Every job's summary line (``job.finished``) carries ``quota_left_pct``."""
+    own = job.summary_fields
+
+    def summary_fields() -> dict[str, object]:
+        fields = dict(own())
+        fields.setdefault("quota_left_pct", quota_left_pct(w))
+        return fields
+
+    job.summary_fields = summary_fields
+
+
+@dataclass
+class App:
+    settings: Settings
+    engine: Engine
+    wiring: Wiring
+    daemon: Daemon
+    jobs: dict[str, Any]
+
+    def close(self) -> None:
+        self.daemon.close()
+        self.wiring.close()
+        if self.daemon.read_engine is not self.engine:
+            self.daemon.read_engine.dispose()
+        self.engine.dispose()
+
+
+def build_app(
+    settings: Settings,
+    *,
+    jobs: Sequence[str] | None = None,
+    engine: Engine | None = None,
+    clock: Clock | None = None,
+    leadership: Leadership | None = None,
+    notifier: SystemdNotifier | None = None,
+    environ: Mapping[str, str] | None = None,
+    reload: Callable[[], Mapping[str, BaseTrigger]] | None = None,
+    daemon_options: Mapping[str, Any] | None = None,
+    **overrides: Any,
+) -> App:
+    """Assemble the daemon for ``settings``. ``jobs`` limits it to some of them (default: all;
+    ``UnknownJob`` for a name that is not a job). On SQLite this takes the
+    single-instance lock (``AlreadyRunning`` if another process holds it)."""
+    wanted = list(jobs) if jobs is not None else default_jobs(settings)
+    unknown = [j for j in wanted if j not in (*ALL_JOBS, *OPTIONAL_JOBS)]
+    if unknown:
+        raise UnknownJob(f"unknown job(s) {unknown}; jobs are {', '.join((*ALL_JOBS, *OPTIONAL_JOBS))}")
+    if "import_sql" in wanted and not settings.erp.sql.url:
+        raise ConfigError([ConfigProblem("erp.sql.url", "the import_sql job needs the ERP database URL",
+                                         "configuration")])
+    clock = clock or SystemClock()
+    engine = engine or make_engine(settings.database_url, busy_timeout_ms=settings.database.busy_timeout_ms,
+                                   echo=settings.database.echo)
+    lead = leadership or leadership_for(settings)
+    stop_event = threading.Event()
+    wiring = Wiring(settings, engine, StopAwareClock(clock, stop_event), stop_event, lead.is_leader,
+                    dict(overrides))
+    built: dict[str, Any] = {}
+    specs: list[JobSpec] = []
+    trig = triggers(settings)
+    try:
+        for name in wanted:
+            cap = CAPABILITIES[name]
+            job = cap.build(wiring)
+            _add_quota_left(job, wiring)
+            built[name] = job
+            specs.append(JobSpec(name, job, trig[name], entity=cap.entity,
+                                 run_at_start=name != "housekeeping"))
+    except BaseException:
+        wiring.close()
+        lead.release()
+        raise
+    host, port = settings.daemon.metrics_host, settings.daemon.metrics_port
+    opts: dict[str, Any] = {
+        "grace_seconds": settings.daemon.shutdown_grace_seconds,
+        "takeover_seconds": settings.daemon.leader_takeover_seconds,
+        "metrics_address": (host, port) if port else None,
+    }
+    opts.update(daemon_options or {})
+    if "read_engine" not in opts and engine.dialect.name == "sqlite":
+        opts["read_engine"] = make_read_engine(engine.url.render_as_string(hide_password=False),
+                                               busy_timeout_ms=settings.database.busy_timeout_ms)
+    # the scheduler runs on real time; the injected clock (possibly a simulator's scaled one) is the jobs'
+    daemon = Daemon(engine, specs, leadership=lead, notifier=notifier, stop_event=stop_event,
+                    environ=environ, reload=reload, **opts)
+    return App(settings, engine, wiring, daemon, built)
+
+
+#: settings a SIGHUP applies live; anything else changed needs a restart (clients, database, paths)
+LIVE_KEYS = ("pull.interval_seconds", "push.stock_interval_seconds", "push.prices_interval_seconds",
+             "push.products_interval_seconds", "daemon.quota_refresh_seconds", "daemon.housekeeping_cron",
+             "logging.level")
+
+
+def run_daemon(settings: Settings, config_path: Path | None, jobs: Sequence[str] | None = None) -> int:
+    engine = make_engine(settings.database_url, busy_timeout_ms=settings.database.busy_timeout_ms,
+                         echo=settings.database.echo)
+    try:
+        migrate.ensure_current(engine)  # SchemaMismatch: an operator must run `erpsync db upgrade`
+    except (OperationalError, InterfaceError) as exc:
+        engine.dispose()
+        where = engine.url.render_as_string(hide_password=True)
+        reason = (str(exc.orig) if exc.orig is not None else str(exc)).strip().splitlines()
+        log.error("daemon.database_unavailable", database=where, error_class=type(exc).__name__,
+                  hint="transient: erpsync exits 75 and systemd starts it again")
+        raise DatabaseUnavailable(f"cannot reach the database {where}: "
+                                  f"{reason[0] if reason else type(exc).__name__}") from exc
+    except BaseException:
+        engine.dispose()
+        raise
+    current = {"settings": settings}
+
+    def reload() -> Mapping[str, BaseTrigger]:
+        new = load_settings(config_path)
+        old = current["settings"]
+        changed = _changed_keys(redacted_dump(old), redacted_dump(new))
+        needs_restart = sorted(k for k in changed if k not in LIVE_KEYS)
+        if needs_restart:
+            log.warning("daemon.reload_needs_restart", keys=needs_restart,
+                        hint="these settings apply at the next restart; the rest is live now")
+        if new.logging.level != old.logging.level:
+            configure_logging(new.logging.level, new.logging.format, stream=sys.stderr)
+        current["settings"] = new
+        return triggers(new)
+
+    app = build_app(settings, jobs=jobs, engine=engine, reload=reload)
+    try:
+        return app.daemon.serve()
+    finally:
+        app.close()
+
+
+def _changed_keys(a: Mapping[str, object], b: Mapping[str, object], prefix: str = "") -> list[str]:
+    out: list[str] = []
+    for key in sorted(set(a) | set(b)):
+        va, vb = a.get(key), b.get(key)
+        if isinstance(va, Mapping) and isinstance(vb, Mapping):
+            out.extend(_changed_keys(va, vb, f"{prefix}{key}."))
+        elif va != vb:
+            out.append(f"{prefix}{key}")
+    return out

@@ -1,0 +1,36 @@
+"""``erpsync config check|show``: validate the configuration, print the effective one."""
+
+from __future__ import annotations
+
+import click
+
+from erpsync.cli.base import Ctx, print_json
+from erpsync.config import redacted_dump
+
+
+@click.group("config")
+def config_group() -> None:
+    """Validate or show the configuration."""
+
+
+@config_group.command("check")
+@click.option("--require-secrets", is_flag=True,
+              help="also fail when the SOAP password or GraphQL token is not available")
+@click.pass_obj
+def config_check(obj: Ctx, require_secrets: bool) -> None:
+    """Validate the config file and environment overrides; exit non-zero listing every problem.
+
+    Secrets are looked up too; their absence is a warning unless --require-secrets (the commands
+    that talk to Centra always require them).
+    """
+    settings = obj.settings(require_secrets=require_secrets)
+    for problem in settings.missing_secrets():
+        click.echo(f"warning: {problem}", err=True)
+    click.echo(f"configuration OK: {obj.config_path}")
+
+
+@config_group.command("show")
+@click.pass_obj
+def config_show(obj: Ctx) -> None:
+    """Print the effective configuration (file + environment + defaults), secrets redacted."""
+    print_json(redacted_dump(obj.settings(require_secrets=False)))

@@ -1,0 +1,177 @@
+"""``erpsync push stock|prices|products|all [--once] [--dry-run]``, ``erpsync plan`` and ``erpsync resync``.
+
+``all`` runs products, then prices, then stock (Centra needs the product before its prices and
+stock). ``--once`` runs one pass and exits (0 ok, 75 a transient fault stopped it, 2 fatal);
+without it the pass repeats at ``push.<entity>_interval_seconds`` until SIGINT/SIGTERM.
+``--dry-run`` prints, as JSON, every mutation a pass would send and sends nothing (no lookups
+either: a product without a recorded Centra id is shown as a create).
+
+Test and benchmark knob (beside the config, like ``erpsync sim``'s): ``ERPSYNC_SIM_TIME_SCALE`` and
+``ERPSYNC_SIM_TIME_EPOCH`` make the client clock the simulator's scaled clock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+import click
+
+from erpsync.cli.base import EXIT_RETRY, open_engine, open_read_engine
+from erpsync.clock import clock_from_environ
+
+ORDER = ("products", "prices", "stock")
+
+
+def job_classes(what: str) -> list[Any]:
+    from erpsync.outbound.prices import PushPrices
+    from erpsync.outbound.products import PushProducts
+    from erpsync.outbound.stock import PushStock
+
+    classes = {"products": PushProducts, "prices": PushPrices, "stock": PushStock}
+    return [classes[w] for w in (ORDER if what == "all" else (what,))]
+
+
+def _jsonable(value: Any) -> Any:
+    from decimal import Decimal
+
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+@click.command("push")
+@click.argument("what", type=click.Choice(["stock", "prices", "products", "all"]))
+@click.option("--once", is_flag=True, help="one pass, then exit (default: repeat at the configured interval)")
+@click.option("--dry-run", is_flag=True, help="print what would be sent as JSON; send nothing, record nothing")
+@click.pass_obj
+def push_cmd(obj: Any, what: str, once: bool, dry_run: bool) -> None:
+    """Push changed ERP masters (stock, prices, products or all) to Centra."""
+    from erpsync.outbound.port import centra_port
+    from erpsync.outbound.push import DryRunSink
+    from erpsync.store.engine import make_engine
+
+    settings = obj.settings(require_secrets=set() if dry_run else {"centra.graphql.token"})
+    clock = clock_from_environ(os.environ)
+    engine = make_engine(settings.database_url, busy_timeout_ms=settings.database.busy_timeout_ms)
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        if stop.is_set():  # a second signal: stop now (what Centra accepted is read back next run)
+            raise SystemExit(128 + signum)
+        stop.set()  # the first: finish the current batch, then exit
+        click.echo("erpsync: stopping after the current batch (signal again to stop now)", err=True)
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, on_signal)
+    sink = DryRunSink() if dry_run else None
+    port = None if dry_run else centra_port(settings, engine, clock)
+    worst = 0
+    try:
+        while True:
+            for cls in job_classes(what):
+                if stop.is_set():
+                    break
+                result = cls(engine, port, settings.push, clock=clock, stop_event=stop, dry_run=sink).run()
+                counts = ", ".join(f"{k}={v}" for k, v in sorted(result.counts.items()))
+                click.echo(f"{result.job}: {result.outcome}" + (f" ({counts})" if counts else "")
+                           + (f": {result.error}" if result.error else ""), err=dry_run)
+                if result.outcome == "retry":
+                    worst = max(worst, EXIT_RETRY)
+                    break  # later entities depend on this one
+            if once or dry_run or stop.is_set():
+                break
+            interval = min(getattr(settings.push, f"{w}_interval_seconds") for w in
+                           (ORDER if what == "all" else (what,)))
+            stop.wait(interval / getattr(clock, "factor", 1.0))
+    finally:  # a JobFailed propagates to erpsync.cli.main (exit 2, the reason on stderr)
+        if port is not None:
+            port.close()
+        engine.dispose()
+    if sink is not None:
+        click.echo(json.dumps([{"operation": c.operation, "lane": c.lane, "variables": _jsonable(c.variables)}
+                               for c in sink.calls], indent=2))
+    sys.exit(worst)
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    h, rest = divmod(seconds, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}h{m:02d}m{sec:02d}s" if h else (f"{m}m{sec:02d}s" if m else f"{sec}s")
+
+
+@click.command("plan")
+@click.option("--entity", "entities", multiple=True,
+              type=click.Choice(["sizechart", "pricelist", "product", "price", "stock"]),
+              help="only these entities (repeatable; default all)")
+@click.option("--json", "as_json", is_flag=True, help="print the plan as JSON")
+@click.pass_obj
+def plan_cmd(obj: Any, entities: tuple[str, ...], as_json: bool) -> None:
+    """Show what a push would send, without sending anything: items per entity and operation,
+    mutations and requests needed, and how long that takes under the configured quota tier."""
+    from sqlmodel import Session
+
+    from erpsync.graphql.quota import limits_from_settings
+    from erpsync.outbound.changes import ENTITIES, Batching, Refs, plan
+
+    s = obj.settings(require_secrets=False)
+    limits = limits_from_settings(s.quota)
+    engine = open_read_engine(obj)
+    try:
+        with Session(engine) as session:
+            result = plan(
+                session, refs=Refs.from_settings(s.push), on_absent=s.push.on_absent,
+                batching=Batching.from_settings(s.push), tier="custom", share=s.quota.share,
+                limits_1h=(limits["requests_1h"], limits["mutations_1h"], limits["complexity_1h"]),
+                entities=entities or ENTITIES,
+            )
+    finally:
+        engine.dispose()
+    if as_json:
+        import json
+
+        data = result.as_dict()
+        data["tier"] = s.quota.tier
+        data["share"] = s.quota.share
+        click.echo(json.dumps(data, indent=2))
+        return
+    ops = ("create", "update", "deactivate", "set")
+    click.echo(f"{'entity':<10} {'items':>9} {'changed':>9} " + " ".join(f"{o:>10}" for o in ops)
+               + f" {'parked':>7} {'mutations':>10} {'requests':>9}")
+    for e in result.entities:
+        click.echo(f"{e.entity:<10} {e.items:>9,} {e.changed:>9,} "
+                   + " ".join(f"{e.operations.get(o, 0):>10,}" for o in ops)
+                   + f" {e.parked:>7,} {e.mutations:>10,} {e.requests:>9,}")
+    click.echo(f"total: {result.mutations:,} mutations in {result.requests:,} requests; "
+               f"{s.quota.tier} tier × share {s.quota.share} = {result.mutations_per_second:.3f} mutations/s "
+               f"→ about {_duration(result.seconds)}")
+
+
+@click.command("resync")
+@click.argument("entity", type=click.Choice(["sizechart", "pricelist", "product", "price", "stock"]))
+@click.option("--ids", "ids", multiple=True,
+              help="only these items (erp keys: product number, 'WH-MAIN|<EAN>', 'PL-SEK|<product>'); "
+                   "repeatable or comma-separated")
+@click.pass_obj
+def resync_cmd(obj: Any, entity: str, ids: tuple[str, ...]) -> None:
+    """Forget what Centra last accepted for ENTITY (or --ids) so the next push re-sends it."""
+    from erpsync.outbound.changes import resync
+    from erpsync.store.engine import transaction
+
+    keys = [k.strip() for raw in ids for k in raw.split(",") if k.strip()] or None
+    engine = open_engine(obj)
+    try:
+        with transaction(engine) as session:
+            n = resync(session, entity, keys)
+    finally:
+        engine.dispose()
+    click.echo(f"{entity}: {n:,} item(s) will be re-sent by the next push")

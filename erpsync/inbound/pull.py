@@ -1,0 +1,128 @@
+"""The pull job: Centra's SOAP event queue into the ERP mapping tables, exactly once.
+
+    fetch (≤100) → store the batch in ONE transaction → commit → events_Done for all of it → again
+    while a fetch returned 100.
+
+Acknowledging only after the commit means a crash anywhere re-delivers events; the unique event id
+in the inbox makes a re-delivered event harmless, and the version guard keeps an older event from
+overwriting a newer stored one. Events that cannot be mapped (unknown type, bad values) are parked
+and acknowledged with the rest, so the queue never stalls.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from datetime import tzinfo
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from erpsync.clock import Clock
+from erpsync.errors import RetryLater
+from erpsync.inbound.crash import CrashPoints
+from erpsync.inbound.retry import Backoff
+from erpsync.inbound.transform import to_inbound_item
+from erpsync.job import Job, RunContext
+from erpsync.soap.client import EventSource
+from erpsync.soap.models import FETCH_LIMIT
+from erpsync.store.engine import transaction
+from erpsync.store.inbox import InboxRepository
+
+COUNTS = ("fetched", "applied", "superseded", "duplicates", "parked", "acked", "batches", "drained")
+
+
+class PullJob(Job):
+    """``run.counts``: fetched, applied, superseded (older than what is stored), duplicates
+    (already in the inbox), parked, acked, batches, drained (1 when the queue was left empty)."""
+
+    name = "pull"
+
+    def __init__(
+        self,
+        engine: Engine,
+        source: EventSource,
+        *,
+        store_tz: tzinfo,
+        clock: Clock | None = None,
+        stop_event: threading.Event | None = None,
+        may_write: Callable[[], bool] | None = None,
+        max_batches: int = 1000,
+        backoff: Backoff | None = None,
+        crash: CrashPoints | None = None,
+        repository: InboxRepository | None = None,
+    ) -> None:
+        super().__init__(engine, clock=clock, stop_event=stop_event, may_write=may_write)
+        self.source = source
+        self.store_tz = store_tz
+        self.max_batches = max_batches
+        self.backoff = backoff or Backoff()
+        self.crash = crash if crash is not None else CrashPoints.from_env()  # no-op unless a test arms it
+        self.repo = repository or InboxRepository()
+
+    def execute(self, run: RunContext) -> None:
+        for name in COUNTS:
+            run.counts[name] += 0
+        acked: list[str] = []  # acknowledged, acked_at not yet recorded (done with the next batch)
+        try:
+            self._drain(run, acked)
+        finally:
+            if acked:
+                self._record_acked(acked)
+
+    def _drain(self, run: RunContext, acked: list[str]) -> None:
+        for _ in range(self.max_batches):
+            run.checkpoint()
+            events = self.backoff.call(self.source.fetch, self.clock, "events_Get")
+            self.crash.hit("after_fetch")
+            run.counts["fetched"] += len(events)
+            if not events:
+                run.counts["drained"] = 1
+                return
+            items = [to_inbound_item(e, self.store_tz) for e in events]
+            try:
+                with transaction(self.engine) as session:
+                    now = self.clock.now()
+                    outcome = self.repo.store_batch(
+                        session, items, now=now, mid_hook=lambda: self.crash.hit("mid_transaction"))
+                    # the previous batch's acknowledgement, recorded in this transaction (one commit less)
+                    self.repo.mark_acked(session, acked, now)
+            except OperationalError as exc:  # locked, disconnected, deadlock: nothing stored, nothing acked
+                raise RetryLater(f"storing the batch failed: {type(exc.orig).__name__}: {exc.orig}") from exc
+            acked.clear()
+            # committed: from here on a crash only causes a harmless re-delivery
+            run.counts["applied"] += outcome.applied
+            run.counts["superseded"] += outcome.superseded
+            run.counts["duplicates"] += outcome.duplicates
+            run.counts["parked"] += outcome.parked
+            run.counts["batches"] += 1
+            self.crash.hit("after_commit")
+            ids = outcome.ack_ids
+            if ids and self.crash.armed("during_ack"):
+                self._ack(ids[: max(1, len(ids) // 2)])
+            self.crash.hit("during_ack")
+            if ids:
+                self._ack(ids)
+                acked.extend(ids)
+            run.counts["acked"] += len(ids)
+            self.log.info("events.stored", batch=run.counts["batches"], fetched=len(events),
+                          applied=outcome.applied, superseded=outcome.superseded,
+                          duplicates=outcome.duplicates, parked=outcome.parked)
+            if len(events) < FETCH_LIMIT:
+                run.counts["drained"] = 1
+                return
+
+    def _record_acked(self, ids: list[str]) -> None:
+        """``inbox_event.acked_at`` is informational (best effort): failing to record it is logged,
+        never allowed to hide the error that ended the run."""
+        try:
+            with transaction(self.engine) as session:
+                self.repo.mark_acked(session, ids, self.clock.now())
+        except OperationalError as exc:
+            self.log.warning("events.ack_not_recorded", count=len(ids), error=str(exc.orig))
+
+    def _ack(self, ids: list[str]) -> None:
+        def call() -> None:
+            self.source.ack(ids)
+
+        self.backoff.call(call, self.clock, "events_Done")

@@ -1,0 +1,252 @@
+"""``PushPrices``: pricelists, then prices per pricelist into Centra with ``setPricesBatch``.
+
+Pricelists first: one mapped in ``push.pricelists`` (or named like the ERP code) that Centra
+already has is only looked up; a missing one is created with its externalId (looked up again
+before a create is ever retried). Then only changed prices are sent, ``push.prices_batch_size``
+products per ``setPricesBatch`` (several pricelists in one mutation), retried as they are (absolute
+prices). A price whose product, variant or pricelist Centra does not have yet waits, and is parked
+after ``push.max_attempts`` runs; a batch rejected with ``userErrors`` is bisected.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlmodel import Session
+
+from erpsync.errors import ItemRejected
+from erpsync.job import RunContext
+from erpsync.outbound.changes import PendingItem, Refs, pending
+from erpsync.outbound.documents import (
+    CREATE_PRICELIST,
+    LOOKUP_PRICELISTS,
+    LOOKUP_PRICELISTS_BY_ID,
+    SET_PRICES_BATCH,
+)
+from erpsync.outbound.push import (
+    PushJob,
+    SendResult,
+    bisect,
+    crash_point,
+    raw_user_errors,
+    user_errors,
+    user_warnings,
+)
+from erpsync.outbound.state import Accepted, Rejected
+from erpsync.outbound.stock import accepted_keys, parked_hashes
+from erpsync.outbound.transform import check_price, price_products, prices_batch
+
+
+class PushPrices(PushJob):
+    name = "push_prices"
+    lane = "prices"
+
+    def push_once(self, run: RunContext) -> None:
+        refs = Refs.from_settings(self.push)
+        self.requeue_retried(run, "pricelist", "price")
+        self._pricelists(run, refs)
+        with Session(self.engine) as session:
+            items = list(pending(session, "price", refs=refs, on_absent=self.push.on_absent))
+        run.counts["changed"] = len(items)
+        if not items:
+            return
+        parked = parked_hashes(self.engine, "price")
+        pricelists = accepted_keys(self.engine, "pricelist")
+        products = accepted_keys(self.engine, "product")
+        variants = accepted_keys(self.engine, "variant")
+        ready: list[PendingItem] = []
+        waiting: list[Rejected] = []
+        bad: list[Rejected] = []
+        for item in items:
+            if parked.get(item.erp_key) == item.hash:
+                run.counts["still_parked"] += 1
+                continue
+            try:
+                check_price(item.payload)
+            except ItemRejected as exc:
+                bad.append(Rejected(item.erp_key, item.hash, exc.reason, dict(item.payload)))
+                continue
+            plc, pn, *vn = item.erp_key.split("|")
+            reason = None
+            if item.payload["price"].get("currencyIsoCode") is None:
+                reason = f"pricelist {plc} is not in the ERP's pricelists (no currency)"
+            elif self.dry_run is None:
+                if plc not in pricelists:
+                    reason = f"pricelist {plc} is not in Centra yet"
+                elif pn not in products:
+                    reason = f"product {pn} is not in Centra yet"
+                elif vn and vn[0] not in variants:
+                    reason = f"variant {vn[0]} of product {pn} is not in Centra yet"
+            if reason is not None:
+                waiting.append(Rejected(item.erp_key, item.hash, reason, _plain(item.payload)))
+            else:
+                ready.append(item)
+        if bad:
+            self.ledger.reject("price", bad)
+            run.counts["parked"] += len(bad)
+        if waiting:
+            parked_now = self.ledger.wait("price", waiting, self.push.max_attempts)
+            run.counts["waiting"] += len(waiting) - len(parked_now)
+            run.counts["parked"] += len(parked_now)
+        for batch in _batches(ready, self.push.prices_batch_size):
+            run.checkpoint()
+            run.counts["mutations"] += bisect(batch, self._send, self._accepted(run), self._rejected(run))
+
+    # ------------------------------------------------------------------ pricelists
+
+    def _pricelists(self, run: RunContext, refs: Refs) -> None:
+        with Session(self.engine) as session:
+            items = list(pending(session, "pricelist", refs=refs, on_absent=self.push.on_absent))
+        if not items:
+            return
+        parked = parked_hashes(self.engine, "pricelist")
+        items = [i for i in items if parked.get(i.erp_key) != i.hash]
+        if self.dry_run is not None:
+            for item in items:
+                if item.outbound is None or item.outbound.remote_id is None:
+                    self.dry_run.record("createPricelist", {"input": _plain(item.payload)}, self.lane)
+            return
+        found = self._lookup_pricelists(items)
+        for item in items:
+            run.checkpoint()
+            remote = found.get(item.erp_key)
+            if remote is None and item.outbound is not None and item.outbound.remote_id is not None:
+                remote = item.outbound.remote_id
+            if remote is not None:
+                # Centra has it (mapped or created earlier); the contract has no pricelist update
+                if item.outbound is not None and item.outbound.accepted_hash is not None:
+                    self.log.warning("push.pricelist_not_updatable", key=item.erp_key,
+                                     detail="the ERP changed the pricelist; the Integration API cannot update "
+                                            "a pricelist: change it in Centra")
+                self.ledger.accept("pricelist", [Accepted(item.erp_key, item.hash, item.payload.get("externalId"),
+                                                          remote)])
+                continue
+            if "externalId" not in item.payload:
+                self.ledger.reject("pricelist", [Rejected(
+                    item.erp_key, item.hash, f"pricelist {item.payload.get('id')} not found in Centra",
+                    _plain(item.payload))])
+                run.counts["parked"] += 1
+                continue
+            remote_id, errors = self.create_with_readback(
+                lambda item=item: self._create_pricelist(item),  # type: ignore[misc]
+                lambda item=item: self._lookup_pricelists([item]).get(item.erp_key),  # type: ignore[misc]
+            )
+            run.counts["mutations"] += 1
+            if errors:
+                self.ledger.reject("pricelist", [Rejected(item.erp_key, item.hash, "; ".join(errors),
+                                                          _plain(item.payload))])
+                run.counts["parked"] += 1
+            else:
+                run.counts["pricelists_created"] += 1
+                self.ledger.accept("pricelist", [Accepted(item.erp_key, item.hash, item.payload["externalId"],
+                                                          remote_id)])
+
+    def _create_pricelist(self, item: PendingItem) -> tuple[str | None, list[str]]:
+        assert self.centra is not None
+        data = self.centra.mutate(CREATE_PRICELIST, {"input": _plain(item.payload)}, lane=self.lane)
+        payload = data.get("createPricelist")
+        errors = user_errors(payload)
+        if errors:
+            return None, errors
+        return str(payload["pricelist"]["id"]), []  # type: ignore[index]
+
+    def _lookup_pricelists(self, items: Sequence[PendingItem]) -> dict[str, str]:
+        """erp_key → Centra id of the pricelists Centra has."""
+        assert self.sender is not None
+        by_ext = {i.payload["externalId"]: i.erp_key for i in items if "externalId" in i.payload}
+        by_id = {i.payload["id"]: i.erp_key for i in items if "id" in i.payload}
+        out: dict[str, str] = {}
+        if by_ext:
+            data = self.sender.query(LOOKUP_PRICELISTS, {"externalIds": list(by_ext), "limit": len(by_ext)}, self.lane)
+            out.update({by_ext[p["externalId"]]: str(p["id"]) for p in data.get("pricelists") or []
+                        if p.get("externalId") in by_ext})
+        if by_id:
+            data = self.sender.query(LOOKUP_PRICELISTS_BY_ID, {"ids": list(by_id), "limit": len(by_id)}, self.lane)
+            out.update({by_id[p["id"]]: str(p["id"]) for p in data.get("pricelists") or [] if p["id"] in by_id})
+        return out
+
+    # ------------------------------------------------------------------ prices
+
+    def _send(self, batch: Sequence[PendingItem]) -> SendResult:
+        entries, index = prices_batch([i.payload for i in batch])
+        variables = {"input": entries}
+        if self.dry_run is not None:
+            self.dry_run.record("setPricesBatch", variables, self.lane)
+            return [], {}, {}
+        assert self.sender is not None
+        data = self.sender.mutate_idempotent(SET_PRICES_BATCH, variables, self.lane)
+        crash_point("after_send")
+        payload = data.get("setPricesBatch")
+        skipped: dict[int, str] = {}
+        for warning in user_warnings(payload):
+            message, path = str(warning.get("message", "")), list(warning.get("path") or [])
+            self.log.warning("push.user_warning", mutation="setPricesBatch", message=message, path=path)
+            if message.startswith("Skipped:") and len(path) >= 4 and path[0] == "input" and path[2] == "productPrices":
+                try:
+                    for n in index.get((int(path[1]), int(path[3])), []):
+                        skipped.setdefault(n, message[len("Skipped:"):].strip())
+                except ValueError:
+                    continue
+        located: dict[int, str] = {}
+        for error in raw_user_errors(payload):
+            path = [str(p) for p in error.get("path") or []]
+            if len(path) < 3 or path[0] != "input" or not path[1].isdigit():
+                located = {}
+                break
+            entry = int(path[1])
+            if path[2] == "productPrices" and len(path) >= 4 and path[3].isdigit():
+                hit = index.get((entry, int(path[3])), [])
+            else:  # the entry's pricelist: every line of it
+                hit = [n for (i, _), ns in index.items() if i == entry for n in ns]
+            if not hit:
+                located = {}
+                break
+            for n in hit:
+                located[n] = str(error.get("message", ""))
+        return user_errors(payload), skipped, located
+
+    def _accepted(self, run: RunContext) -> Any:
+        def record(batch: Sequence[PendingItem]) -> None:
+            run.counts["sent"] += len(batch)
+            if self.dry_run is None:
+                self.ledger.accept("price", [Accepted(i.erp_key, i.hash) for i in batch])
+                self.log.info("push.batch_sent", entity="price", items=len(batch))
+        return record
+
+    def _rejected(self, run: RunContext) -> Any:
+        def park(item: PendingItem, reason: str) -> None:
+            run.counts["parked"] += 1
+            self.log.warning("push.item_parked", entity="price", key=item.erp_key, reason=reason)
+            self.ledger.reject("price", [Rejected(item.erp_key, item.hash, reason, _plain(item.payload))])
+        return park
+
+
+def _batches(items: Sequence[PendingItem], products_per_batch: int) -> list[Sequence[PendingItem]]:
+    """Consecutive slices holding at most ``products_per_batch`` (pricelist, product) entries."""
+    out: list[Sequence[PendingItem]] = []
+    start = 0
+    seen: set[tuple[str, str]] = set()
+    for n, item in enumerate(items):
+        plc, pn = item.erp_key.split("|")[:2]
+        if (plc, pn) not in seen and len(seen) >= products_per_batch:
+            out.append(items[start:n])
+            start, seen = n, set()
+        seen.add((plc, pn))
+    if start < len(items):
+        out.append(items[start:])
+    assert all(price_products([i.payload for i in b]) <= products_per_batch for b in out)
+    return out
+
+
+def _plain(payload: Any) -> Any:
+    """The payload with Decimals as strings (for parked rows and dry-run output)."""
+    from decimal import Decimal
+
+    if isinstance(payload, dict):
+        return {k: _plain(v) for k, v in payload.items()}
+    if isinstance(payload, list):
+        return [_plain(v) for v in payload]
+    if isinstance(payload, Decimal):
+        return str(payload)
+    return payload

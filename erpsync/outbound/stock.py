@@ -1,0 +1,157 @@
+"""``PushStock``: absolute physical stock per warehouse into Centra with ``setStock``.
+
+Only changed levels are sent (``changes.pending``), grouped per warehouse, ``push.stock_batch_size``
+sizes (addressed by EAN) per mutation. ``setStock`` is absolute, so a batch whose outcome is unknown
+is simply sent again. A level for a size Centra does not have yet (its product was not pushed, or
+the warehouse is not found) waits, and is parked with the reason after ``push.max_attempts`` runs.
+A batch rejected with ``userErrors`` is bisected: the bad lines are parked, the rest lands.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlmodel import Session, col
+
+from erpsync.job import RunContext
+from erpsync.outbound.changes import Refs, pending
+from erpsync.outbound.documents import LOOKUP_WAREHOUSES, LOOKUP_WAREHOUSES_BY_ID, SET_STOCK
+from erpsync.outbound.push import (
+    PushJob,
+    SendResult,
+    bisect,
+    chunks,
+    crash_point,
+    error_lines,
+    raw_user_errors,
+    skipped_lines,
+    user_errors,
+    user_warnings,
+)
+from erpsync.outbound.state import Accepted, Rejected
+from erpsync.outbound.transform import ref_key, stock_input
+from erpsync.store.models import OutboundItem
+
+
+def parked_hashes(engine: Any, entity: str) -> dict[str, str]:
+    """erp_key → the payload hash Centra rejected, for parked items (not re-sent unchanged)."""
+    stmt = select(OutboundItem.erp_key, OutboundItem.rejected_hash).where(  # type: ignore[call-overload]
+        col(OutboundItem.entity) == entity, col(OutboundItem.status) == "parked")
+    with engine.connect() as conn:
+        return {k: h for k, h in conn.execute(stmt) if h}
+
+
+def accepted_keys(engine: Any, entity: str) -> set[str]:
+    """erp_keys of ``entity`` Centra has (accepted at least once)."""
+    stmt = select(OutboundItem.erp_key).where(  # type: ignore[call-overload]
+        col(OutboundItem.entity) == entity, col(OutboundItem.remote_id).is_not(None))
+    with engine.connect() as conn:
+        return {k for (k,) in conn.execute(stmt)}
+
+
+@dataclass(frozen=True, slots=True)
+class StockLine:
+    """One changed stock level, kept small (a first push can carry millions of them)."""
+
+    erp_key: str
+    hash: str
+    warehouse: str  # ``ref_key`` of the warehouse reference
+    ean: str
+    quantity: int
+    product: str | None  # the product number it belongs to, for the "waiting" reason
+
+
+class PushStock(PushJob):
+    name = "push_stock"
+    lane = "stock"
+
+    def push_once(self, run: RunContext) -> None:
+        refs = Refs.from_settings(self.push)
+        self.requeue_retried(run, "stock")
+        parked = parked_hashes(self.engine, "stock")
+        known_eans = accepted_keys(self.engine, "size") if self.dry_run is None else None
+        self._warehouses: dict[str, dict[str, Any]] = {}
+        ready: dict[str, list[StockLine]] = defaultdict(list)
+        waiting: list[Rejected] = []
+        with Session(self.engine) as session:
+            for item in pending(session, "stock", refs=refs, on_absent=self.push.on_absent):
+                run.counts["changed"] += 1
+                if parked.get(item.erp_key) == item.hash:
+                    run.counts["still_parked"] += 1
+                    continue
+                ref = item.payload["warehouse"]
+                wh = ref_key(ref)
+                self._warehouses.setdefault(wh, dict(ref))
+                line = StockLine(item.erp_key, item.hash, wh, item.payload["productSize"]["EAN"],
+                                 int(item.payload["quantity"]), item.depends_on)
+                if known_eans is not None and line.ean not in known_eans:
+                    waiting.append(Rejected(line.erp_key, line.hash,
+                                            f"product size EAN {line.ean} is not in Centra yet "
+                                            f"(product {line.product or 'unknown'} not pushed)", self._payload(line)))
+                    continue
+                ready[wh].append(line)
+        if ready and self.dry_run is None:
+            for key in self._missing_warehouses({k: self._warehouses[k] for k in ready}):
+                waiting.extend(Rejected(i.erp_key, i.hash, f"warehouse {key} not found in Centra "
+                                        "(map the ERP code in push.warehouses)", self._payload(i))
+                               for i in ready.pop(key))
+        if waiting:
+            parked_now = self.ledger.wait("stock", waiting, self.push.max_attempts)
+            run.counts["waiting"] += len(waiting) - len(parked_now)
+            run.counts["parked"] += len(parked_now)
+        for key in sorted(ready):
+            for batch in chunks(ready[key], self.push.stock_batch_size):
+                run.checkpoint()
+                run.counts["mutations"] += bisect(batch, self._send, self._accepted(run), self._rejected(run))
+
+    def _payload(self, line: StockLine) -> dict[str, Any]:
+        return {"warehouse": self._warehouses[line.warehouse], "productSize": {"EAN": line.ean},
+                "quantity": line.quantity}
+
+    def _missing_warehouses(self, wanted: dict[str, dict[str, Any]]) -> list[str]:
+        assert self.sender is not None
+        by_ext = [r["externalId"] for r in wanted.values() if "externalId" in r]
+        by_id = [r["id"] for r in wanted.values() if "id" in r]
+        found: set[str] = set()
+        if by_ext:
+            data = self.sender.query(LOOKUP_WAREHOUSES, {"externalIds": by_ext, "limit": len(by_ext)}, self.lane)
+            found |= {f"externalId:{w['externalId']}" for w in data.get("warehouses") or []}
+        if by_id:
+            data = self.sender.query(LOOKUP_WAREHOUSES_BY_ID, {"ids": by_id, "limit": len(by_id)}, self.lane)
+            found |= {f"id:{w['id']}" for w in data.get("warehouses") or []}
+        return [k for k in wanted if k not in found]
+
+    def _send(self, batch: Sequence[StockLine]) -> SendResult:
+        variables = {"input": stock_input(self._warehouses[batch[0].warehouse], [self._payload(i) for i in batch])}
+        if self.dry_run is not None:
+            self.dry_run.record("setStock", variables, self.lane)
+            return [], {}, {}
+        assert self.sender is not None
+        data = self.sender.mutate_idempotent(SET_STOCK, variables, self.lane)
+        crash_point("after_send")
+        payload = data.get("setStock")
+        warnings = user_warnings(payload)
+        for warning in warnings:
+            self.log.warning("push.user_warning", mutation="setStock", message=warning.get("message"),
+                             path=warning.get("path"))
+        return (user_errors(payload), skipped_lines(warnings, "productSizes"),
+                error_lines(raw_user_errors(payload), "productSizes"))
+
+    def _accepted(self, run: RunContext) -> Any:
+        def record(batch: Sequence[StockLine]) -> None:
+            run.counts["sent"] += len(batch)
+            if self.dry_run is None:
+                self.ledger.accept("stock", [Accepted(i.erp_key, i.hash) for i in batch])
+                self.log.info("push.batch_sent", entity="stock", items=len(batch), warehouse=batch[0].warehouse)
+        return record
+
+    def _rejected(self, run: RunContext) -> Any:
+        def park(item: StockLine, reason: str) -> None:
+            run.counts["parked"] += 1
+            self.log.warning("push.item_parked", entity="stock", key=item.erp_key, reason=reason)
+            self.ledger.reject("stock", [Rejected(item.erp_key, item.hash, reason, self._payload(item))])
+        return park

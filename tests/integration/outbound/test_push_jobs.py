@@ -1,0 +1,316 @@
+"""The push jobs against the simulator's GraphQL app in-process (real SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Engine, select, update
+from sqlmodel import Session, col
+
+from erpsync.clock import FakeClock
+from erpsync.config import PushSettings
+from erpsync.errors import SourceUnavailable
+from erpsync.outbound.prices import PushPrices
+from erpsync.outbound.products import PushProducts
+from erpsync.outbound.push import DryRunSink
+from erpsync.outbound.stock import PushStock
+from erpsync.sample import Catalogue
+from erpsync.store.models import OutboundItem, ParkedItem
+from erpsync.store.staging import StagingPrice, StagingProduct, StagingStock, StagingVariant
+from tests.unit.outbound.helpers import (
+    InProcessCentra,
+    assert_same,
+    centra_state,
+    expected_state,
+    load_catalogue,
+    sim_app,
+)
+
+SMALL = Catalogue(products=12, variants=3, sizes=5)
+
+
+def push_all(engine: Engine, port: InProcessCentra, push: PushSettings | None = None,
+             clock: FakeClock | None = None) -> dict[str, dict[str, int]]:
+    push = push or PushSettings()
+    clock = clock or FakeClock()
+    out = {}
+    for job_cls in (PushProducts, PushPrices, PushStock):
+        result = job_cls(engine, port, push, clock=clock).run()
+        assert result.outcome == "ok", result
+        out[job_cls.name] = result.counts
+    return out
+
+
+@pytest.fixture
+def port() -> InProcessCentra:
+    return InProcessCentra(sim_app())
+
+
+def test_full_push_equals_erp_and_second_push_sends_nothing(engine: Engine, port: InProcessCentra) -> None:
+    load_catalogue(engine, SMALL)
+    counts = push_all(engine, port, PushSettings(stock_batch_size=1000, prices_batch_size=200))
+    assert_same(expected_state(SMALL), centra_state(port.app.state))
+    assert port.app.state.duplicates() == {k: {} for k in port.app.state.creates}
+    # one createProduct per product (variants and sizes inline), one setStock per warehouse,
+    # one setPricesBatch for every pricelist
+    fields = Counter(port.mutation_fields)
+    assert fields == {"createSizeChart": 2, "createProduct": 12, "setPricesBatch": 1, "setStock": 3}
+    assert counts["push_stock"]["sent"] == 12 * 3 * 5 * 3
+
+    port.calls.clear()
+    port.mutation_fields.clear()
+    again = push_all(engine, port)
+    assert port.mutation_fields == []
+    assert again["push_stock"].get("mutations", 0) == 0
+
+
+def test_ten_stock_changes_send_one_set_stock_per_affected_warehouse(engine: Engine, port: InProcessCentra) -> None:
+    load_catalogue(engine, SMALL)
+    push_all(engine, port)
+    with Session(engine) as s, s.begin():
+        rows = s.exec(select(StagingStock).order_by(col(StagingStock.ean))).all()  # type: ignore[call-overload]
+        picked = [r[0] for r in rows if r[0].warehouse in ("WH-MAIN", "WH-US")][:10]
+        for r in picked:
+            r.quantity += 7
+        changed = [(r.warehouse, r.ean, r.quantity) for r in picked]
+    port.mutation_fields.clear()
+    port.calls.clear()
+    push_all(engine, port)
+    assert Counter(port.mutation_fields) == {"setStock": len({wh for wh, _, _ in changed})}
+    lines = sum(len(v["input"]["productSizes"]) for v in port.mutations("SetStock"))
+    assert lines == 10
+    assert_same(expected_state_with(changed), centra_state(port.app.state))
+
+
+def expected_state_with(changed: list[tuple[str, str, int]]) -> dict:
+    exp = expected_state(SMALL)
+    for wh, ean, qty in changed:
+        exp["stock"][(wh, ean)] = qty
+    return exp
+
+
+def test_bad_stock_line_is_found_and_parked_the_rest_lands(engine: Engine, port: InProcessCentra) -> None:
+    load_catalogue(engine, SMALL)
+    push = PushSettings(stock_batch_size=64)
+    PushProducts(engine, port, push, clock=FakeClock()).run()
+    with Session(engine) as s, s.begin():
+        bad = s.exec(select(StagingStock).where(col(StagingStock.warehouse) == "WH-EU")).first()[0]  # type: ignore[call-overload,index]
+        bad.quantity = -3  # Centra refuses negative physical stock
+        bad_key = f"{bad.warehouse}|{bad.ean}"
+    result = PushStock(engine, port, push, clock=FakeClock()).run()
+    assert result.outcome == "ok"
+    assert result.counts["parked"] == 1
+    total = 12 * 5 * 3 * 3
+    assert result.counts["sent"] == total - 1
+    # 3 warehouses × 3 batches, plus: the rest of the failed batch, and the bad line alone
+    assert result.counts["mutations"] == 9 + 2
+    with Session(engine) as s:
+        parked = s.exec(select(ParkedItem)).all()  # type: ignore[call-overload]
+        assert [(p[0].kind, p[0].key) for p in parked] == [("stock", f"stock:{bad_key}")]
+        assert "quantity must be ≥ 0" in parked[0][0].reason
+    state = centra_state(port.app.state)
+    assert len(state["stock"]) == total - 1
+    # unchanged bad row is not sent again
+    port.mutation_fields.clear()
+    again = PushStock(engine, port, push, clock=FakeClock()).run()
+    assert port.mutation_fields == [] and again.outcome == "ok" and again.counts.get("sent", 0) == 0
+
+
+def test_stock_for_unknown_product_waits_then_parks(engine: Engine, port: InProcessCentra) -> None:
+    load_catalogue(engine, SMALL)
+    push = PushSettings(max_attempts=3)
+    for n in range(1, 4):
+        result = PushStock(engine, port, push, clock=FakeClock()).run()
+        assert result.outcome == "ok"
+        assert port.mutation_fields == []
+        if n < 3:
+            assert result.counts["waiting"] == 12 * 3 * 5 * 3
+    assert result.counts["parked"] == 12 * 3 * 5 * 3
+    with Session(engine) as s:
+        reasons = {p[0].reason for p in s.exec(select(ParkedItem))}  # type: ignore[call-overload]
+    assert any("is not in Centra yet" in r and "after 3 runs" in r for r in reasons)
+
+
+def test_prices_wait_for_products_and_pricelists_are_created(engine: Engine) -> None:
+    port = InProcessCentra(sim_app(pricelists=(("PL-SEK", "SEK"),)))  # PL-EUR, PL-USD are created
+    load_catalogue(engine, SMALL)
+    first = PushPrices(engine, port, PushSettings(), clock=FakeClock()).run()
+    assert first.counts["waiting"] > 0 and first.counts.get("sent", 0) == 0
+    assert first.counts["pricelists_created"] == 2
+    push_all(engine, port)
+    assert_same(expected_state(SMALL), centra_state(port.app.state))
+    assert Counter(port.mutation_fields)["createPricelist"] == 2
+
+
+def test_price_batch_with_bad_product_is_bisected(engine: Engine, port: InProcessCentra) -> None:
+    load_catalogue(engine, SMALL)
+    push = PushSettings(prices_batch_size=5)
+    PushProducts(engine, port, push, clock=FakeClock()).run()
+    # Centra loses one product's externalId mapping: its prices are rejected
+    prod = next(p for p in port.app.state.products.values() if p.external_id == "prd_P000003")
+    port.app.state.external["product"].pop("prd_P000003")
+    prod.external_id = None
+    result = PushPrices(engine, port, push, clock=FakeClock()).run()
+    assert result.outcome == "ok"
+    parked_keys = {k for k in _parked(engine) if k.startswith("price:")}
+    assert parked_keys == {f"price:{pl}|P000003" for pl in ("PL-SEK", "PL-EUR", "PL-USD")}
+    prices = centra_state(port.app.state)["prices"]
+    exp = {k: v for k, v in expected_state(SMALL)["prices"].items() if k[1] != "prd_P000003"}
+    assert {k: v for k, v in prices.items() if k[1] is not None} == exp
+
+
+def _parked(engine: Engine) -> set[str]:
+    with Session(engine) as s:
+        return {p[0].key for p in s.exec(select(ParkedItem).where(col(ParkedItem.resolved_at).is_(None)))}  # type: ignore[call-overload]
+
+
+def test_product_update_sends_only_what_changed(engine: Engine, port: InProcessCentra) -> None:
+    load_catalogue(engine, SMALL)
+    push_all(engine, port)
+    with Session(engine) as s, s.begin():
+        s.exec(update(StagingProduct).where(col(StagingProduct.product_number) == "P000002").values(  # type: ignore[call-overload]
+            name="Renamed"))
+        s.exec(update(StagingVariant).where(col(StagingVariant.variant_number) == "P000004-02").values(  # type: ignore[call-overload]
+            name="Magenta"))
+        s.exec(update(StagingPrice).where(col(StagingPrice.product_number) == "P000005").values(  # type: ignore[call-overload]
+            price=Decimal("12.34")))
+    port.mutation_fields.clear()
+    push_all(engine, port)
+    assert Counter(port.mutation_fields) == {"updateProduct": 1, "updateProductVariant": 1, "setPricesBatch": 1}
+    state = centra_state(port.app.state)
+    assert state["products"]["prd_P000002"]["name"] == "Renamed"
+    assert state["products"]["prd_P000004"]["variants"]["var_P000004-02"]["name"] == "Magenta"
+    assert state["prices"][("PL-EUR", "prd_P000005")][0] == Decimal("12.34")
+
+
+@pytest.mark.parametrize("fault", ["lost", "down", "limited"])
+def test_faults_on_every_mutation_kind_converge_without_duplicates(
+    engine: Engine, port: InProcessCentra, fault: str,
+) -> None:
+    load_catalogue(engine, SMALL)
+    # every other mutation request fails (creates, setPricesBatch, setStock alike)
+    port.faults = [fault, None] * 200  # type: ignore[list-item]
+    push_all(engine, port, PushSettings(stock_batch_size=40, prices_batch_size=4, products_batch_size=4,
+                                        max_attempts=6))
+    assert_same(expected_state(SMALL), centra_state(port.app.state))
+    assert port.app.state.duplicates() == {k: {} for k in port.app.state.creates}
+    fields = Counter(port.mutation_fields)
+    if fault == "lost":  # applied each time: the read-back saw it, nothing was created twice
+        assert fields["createProduct"] == 12
+
+
+def test_attempts_exhausted_ends_the_run_as_retry_and_records_nothing(engine: Engine, port: InProcessCentra) -> None:
+    load_catalogue(engine, SMALL)
+    push_all(engine, port)
+    with Session(engine) as s, s.begin():
+        s.exec(update(StagingStock).values(quantity=StagingStock.quantity + 1))  # type: ignore[call-overload,operator]
+    port.faults = ["down"] * 3
+    clock = FakeClock()
+    result = PushStock(engine, port, PushSettings(max_attempts=3), clock=clock).run()
+    assert result.outcome == "retry" and result.error_class == SourceUnavailable.__name__
+    assert clock.sleeps == [1.0, 2.0]  # backoff between the attempts, on the injected clock
+    with Session(engine) as s:
+        pending = s.exec(select(OutboundItem).where(col(OutboundItem.entity) == "stock")).all()  # type: ignore[call-overload]
+    assert pending  # hashes of the old levels only: the next run sends the new ones
+    port.mutation_fields.clear()
+    PushStock(engine, port, PushSettings(), clock=clock).run()
+    assert Counter(port.mutation_fields) == {"setStock": 3}
+
+
+def test_dry_run_sends_nothing_and_records_nothing(engine: Engine, port: InProcessCentra) -> None:
+    load_catalogue(engine, SMALL)
+    sink = DryRunSink()
+    for job_cls in (PushProducts, PushPrices, PushStock):
+        result = job_cls(engine, None, PushSettings(), clock=FakeClock(), dry_run=sink).run()
+        assert result.outcome == "ok"
+    ops = Counter(c.operation for c in sink.calls)
+    assert ops["createProduct"] == 12 and ops["createSizeChart"] == 2 and ops["setStock"] == 3
+    assert ops["setPricesBatch"] == 1
+    assert port.calls == []
+    with Session(engine) as s:
+        assert s.exec(select(OutboundItem).where(col(OutboundItem.accepted_hash).is_not(None))).first() is None  # type: ignore[call-overload]
+
+
+def test_warehouse_mapping_and_unknown_warehouse_waits(engine: Engine, port: InProcessCentra) -> None:
+    load_catalogue(engine, SMALL)
+    wh_id = next(w.id for w in port.app.state.warehouses.values() if w.external_id == "WH-US")
+    push = PushSettings(warehouses={"WH-EU": "WH-NOPE", "WH-US": f"id:{wh_id}"})
+    PushProducts(engine, port, push, clock=FakeClock()).run()
+    result = PushStock(engine, port, push, clock=FakeClock()).run()
+    assert result.outcome == "ok"
+    assert result.counts["waiting"] == 12 * 3 * 5 and result.counts["sent"] == 2 * 12 * 3 * 5
+    stock = centra_state(port.app.state)["stock"]
+    assert {wh for wh, _ in stock} == {"WH-MAIN", "WH-US"}
+    expected = {k: v for k, v in expected_state(SMALL)["stock"].items() if k[0] != "WH-EU"}
+    assert stock == expected
+    with Session(engine) as s:
+        row = s.exec(select(OutboundItem).where(col(OutboundItem.entity) == "stock",  # type: ignore[call-overload]
+                                                col(OutboundItem.status) == "waiting")).first()[0]
+    assert "warehouse externalId:WH-NOPE not found in Centra" in (row.last_error or "")
+
+
+def test_skip_with_warning_policy_parks_only_the_skipped_lines(engine: Engine) -> None:
+    port = InProcessCentra(sim_app(batch_failure="skip"))
+    load_catalogue(engine, SMALL)
+    PushProducts(engine, port, PushSettings(), clock=FakeClock()).run()
+    with Session(engine) as s, s.begin():
+        s.exec(update(StagingStock).where(col(StagingStock.ean) == "7300000000011").values(quantity=-1))  # type: ignore[call-overload]
+    result = PushStock(engine, port, PushSettings(), clock=FakeClock()).run()
+    assert result.counts["parked"] == 3 and result.counts["mutations"] == 3  # no bisection needed
+    assert _parked(engine) == {f"stock:{wh}|7300000000011" for wh in ("WH-MAIN", "WH-EU", "WH-US")}
+    assert len(centra_state(port.app.state)["stock"]) == 12 * 3 * 5 * 3 - 3
+
+
+def test_parked_item_retried_by_the_operator_is_sent_again(engine: Engine, port: InProcessCentra) -> None:
+    from erpsync.store.engine import transaction
+    from erpsync.store.inbox import InboxRepository
+
+    load_catalogue(engine, SMALL)
+    clock = FakeClock()
+    PushProducts(engine, port, PushSettings(), clock=clock).run()
+    prod = next(p for p in port.app.state.products.values() if p.external_id == "prd_P000003")
+    port.app.state.external["product"].pop("prd_P000003")  # Centra loses the mapping: its prices fail
+    prod.external_id = None
+    PushPrices(engine, port, PushSettings(), clock=clock).run()
+    assert _parked(engine) == {f"price:{pl}|P000003" for pl in ("PL-SEK", "PL-EUR", "PL-USD")}
+    # unchanged: not sent again
+    port.mutation_fields.clear()
+    PushPrices(engine, port, PushSettings(), clock=clock).run()
+    assert port.mutation_fields == []
+    # the operator fixes Centra, then `erpsync parked retry --kind price --all`
+    port.app.state.map_external("product", "prd_P000003", prod.id, port.app.state.products)
+    clock.advance(5)
+    with transaction(engine) as session:
+        repo = InboxRepository()
+        for item in repo.parked(session, kind="price"):
+            repo.resolve_parked(session, item, "retried", clock.now())
+    clock.advance(5)
+    result = PushPrices(engine, port, PushSettings(), clock=clock).run()
+    assert result.counts["requeued"] == 3 and result.counts["sent"] == 3
+    assert_same(expected_state(SMALL) | {"stock": {}}, centra_state(port.app.state) | {"stock": {}})
+    assert _parked(engine) == set()
+    # and nothing is re-queued twice
+    port.mutation_fields.clear()
+    again = PushPrices(engine, port, PushSettings(), clock=clock).run()
+    assert port.mutation_fields == [] and "requeued" not in again.counts
+
+
+def test_postgres_statistics_are_refreshed_after_a_large_run(engine: Engine) -> None:
+    from erpsync.outbound.state import Accepted, OutboundLedger
+
+    ledger = OutboundLedger(engine, FakeClock())
+    ledger.ANALYZE_AFTER_ROWS = 100
+    ledger.accept("stock", [Accepted(f"WH|{i}", "h") for i in range(99)])
+    assert ledger.analyze_if_grown() is False
+    ledger.accept("stock", [Accepted("WH|x", "h")])
+    analyzed = ledger.analyze_if_grown()
+    assert analyzed is (engine.dialect.name == "postgresql")
+    if analyzed:
+        with engine.connect() as conn:
+            rows = conn.exec_driver_sql(
+                "SELECT reltuples FROM pg_class WHERE relname = 'outbound_item' "
+                "AND relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())").scalar()
+        assert rows == 100
+        assert ledger.analyze_if_grown() is False  # counted from zero again
