@@ -7,7 +7,8 @@ the shop's other integrations), and is consulted before every call:
 
 - ``acquire(requests, complexity, mutations, lane)`` blocks (on the injected clock) until every
   bucket can pay, then charges them; ``try_acquire`` returns the wait instead of blocking.
-- Lanes: ``stock`` > ``prices`` > ``catalogue``. A lane may not take a bucket below its floor:
+- Lanes: ``fulfilment`` (shipments, captures) and ``stock`` > ``prices`` > ``events`` (the GraphQL
+  events queue) and ``catalogue``. A lane may not take a bucket below its floor:
   catalogue leaves ``stock_reserve + prices_reserve`` of every bucket, prices leaves
   ``stock_reserve``, stock may use everything. So a catalogue backlog never starves stock, and a
   waiting stock call always gets the next tokens first.
@@ -50,7 +51,7 @@ _TYPE_NAMES = {"REQUEST_COUNT": "requests", "QUERY_COMPLEXITY": "complexity", "M
 _INTERVAL_NAMES = {"TEN_SECONDS": "10s", "ONE_HOUR": "1h"}
 
 #: Lanes, highest priority first.
-LANES: tuple[str, ...] = ("stock", "prices", "catalogue")
+LANES: tuple[str, ...] = ("fulfilment", "stock", "prices", "events", "catalogue")
 
 #: Published plan tiers: (requests, mutations, complexity) per 10 s and per hour.
 TIERS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
@@ -264,7 +265,8 @@ class QuotaGovernor:
         self.limits = {b: int(limits[b]) for b in BUCKETS}
         self.clock = clock
         self.share = share
-        self.floors = {"stock": 0.0, "prices": stock_reserve, "catalogue": stock_reserve + prices_reserve}
+        self.floors = {"fulfilment": 0.0, "stock": 0.0, "prices": stock_reserve,
+                       "events": stock_reserve + prices_reserve, "catalogue": stock_reserve + prices_reserve}
         self.refresh_seconds = refresh_seconds
         self.store: QuotaStore = store or MemoryQuotaStore()
         self.default_complexity = default_complexity
