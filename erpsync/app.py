@@ -339,6 +339,7 @@ def build_app(
     opts: dict[str, Any] = {
         "grace_seconds": settings.daemon.shutdown_grace_seconds,
         "takeover_seconds": settings.daemon.leader_takeover_seconds,
+        "alert_after_failures": settings.daemon.alert_after_failures,
         "metrics_address": (host, port) if port else None,
     }
     opts.update(daemon_options or {})

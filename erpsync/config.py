@@ -159,6 +159,8 @@ class DaemonSettings(_Section):
     quota_refresh_seconds: float = Field(300.0, gt=0)
     housekeeping_cron: str = "17 3 * * *"
     leader_takeover_seconds: float = Field(30.0, gt=0)
+    # a job that failed this many runs in a row is reported degraded (erpsync_job_degraded = 1)
+    alert_after_failures: int = Field(5, gt=0)
 
 
 class Settings(_Section):

@@ -48,6 +48,10 @@ class DaemonMetrics:
         self.enabled = Gauge("erpsync_job_enabled",
                              "1 while the job is scheduled, 0 after a fatal error disabled it.", ["job"],
                              registry=r)
+        self.degraded = Gauge("erpsync_job_degraded",
+                              "1 while the job has failed daemon.alert_after_failures runs in a row "
+                              "(still scheduled, retrying with backoff); 0 once it succeeds.", ["job"],
+                              registry=r)
         self.failures = Gauge("erpsync_job_consecutive_failures",
                               "Failed or retried runs since the last success (drives the backoff).", ["job"],
                               registry=r)

@@ -13,7 +13,11 @@ Error policy per run (the job template already logged the summary line and wrote
 ``ok`` resets the failure streak; ``retry`` (and unexpected crashes) push the next run out with
 exponential backoff (``max(next tick, now + base * 2**(n-1))``, capped); ``JobFailed`` (bad
 credentials, schema mismatch) removes the job from the schedule and the daemon reports unhealthy
-on ``/healthz``, in ``STATUS=`` and in ``erpsync status`` instead of spinning.
+on ``/healthz``, in ``STATUS=`` and in ``erpsync status`` instead of spinning. A transient fault
+never disables a job: after ``alert_after_failures`` failed runs in a row the job is *degraded*
+(still scheduled, backing off; ``/healthz`` stays 200, ``/readyz`` and ``STATUS=`` name it,
+``erpsync_job_degraded{job}`` is 1, ``daemon.job_degraded`` is logged once) until a run succeeds
+(``daemon.job_recovered``).
 
 Shutdown: the first SIGTERM/SIGINT stops scheduling and sets the jobs' ``stop_event`` (their
 ``checkpoint()`` ends the run after the current batch, committed); the daemon waits up to
@@ -109,6 +113,7 @@ class JobState:
     runs: int = 0
     running: bool = False
     crashes: int = 0  # unexpected exceptions in a row (bugs); MAX_CONSECUTIVE_CRASHES disables the job
+    degraded: bool = False  # failures reached alert_after_failures: still scheduled, monitoring alerts
 
 
 class Daemon:
@@ -133,6 +138,7 @@ class Daemon:
         status_hook: Callable[[], str | None] | None = None,
         hard_exit: Callable[[int], None] = os._exit,
         read_engine: Engine | None = None,
+        alert_after_failures: int = 5,
     ) -> None:
         self.engine = engine
         # figures for /metrics and STATUS: never through BEGIN IMMEDIATE on SQLite (see store.engine.make_read_engine)
@@ -152,6 +158,7 @@ class Daemon:
         self.reload_fn = reload
         self.status_hook = status_hook
         self.hard_exit = hard_exit
+        self.alert_after_failures = max(1, alert_after_failures)
         self.metrics = DaemonMetrics()
         self.metrics.registry.register(StoreCollector(self.read_engine))
         self.metrics_address = metrics_address
@@ -197,10 +204,13 @@ class Daemon:
     def health(self) -> tuple[bool, dict[str, Any]]:
         with self._lock:
             disabled = {n: s.disabled_reason for n, s in self.states.items() if not s.enabled}
+            degraded = {n: s.failures for n, s in self.states.items() if s.enabled and s.degraded}
         loop_ok = self.loop_healthy()
+        # a degraded job (failing, still retrying) does not make the process unhealthy: restarting
+        # it would not help; the job's metric and log event are what monitoring alerts on
         return loop_ok and not disabled, {
             "role": self.role, "loop": "ok" if loop_ok else "stalled", "disabled_jobs": disabled,
-            "instance": self.instance_id}
+            "degraded_jobs": degraded, "instance": self.instance_id}
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         ok, detail = self.health()
@@ -242,6 +252,7 @@ class Daemon:
                 state.failures += 1
             log.warning("daemon.database_unavailable", job=name, error_class=type(exc).__name__,
                         error=str(exc).splitlines()[0][:200] if str(exc) else None)
+            self._check_degraded(name, f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
             self._back_off(name)
             return
         except Exception as exc:  # noqa: BLE001 - the daemon outlives a buggy job
@@ -254,6 +265,7 @@ class Daemon:
             if crashes >= MAX_CONSECUTIVE_CRASHES:
                 self._disable(name, f"crashed {crashes} times in a row, last: {type(exc).__name__}: {exc}")
             else:
+                self._check_degraded(name, f"{type(exc).__name__}: {exc}")
                 self._back_off(name)
             return
         self._record(spec, result.outcome, result.counts, result.duration_s, started)
@@ -261,11 +273,17 @@ class Daemon:
             state.crashes = 0  # the job ran to an outcome: whatever crashed before is not endless
         if result.outcome == "ok":
             with self._lock:
+                failed_before, was_degraded = state.failures, state.degraded
                 state.failures = 0
                 state.last_success = started
+                state.degraded = False
+            if was_degraded:
+                self.metrics.degraded.labels(name).set(0)
+                log.info("daemon.job_recovered", job=name, failed_runs=failed_before)
         elif result.outcome == "retry":
             with self._lock:
                 state.failures += 1
+            self._check_degraded(name, f"{result.error_class}: {result.error}")
             self._back_off(name)
 
     def _record(self, spec: JobSpec, outcome: str, counts: dict[str, int], duration: float,
@@ -303,6 +321,18 @@ class Daemon:
         log.warning("daemon.job_backoff", job=name, failures=self.states[name].failures,
                     retry_in_s=round(delay, 1))
 
+    def _check_degraded(self, name: str, last_error: str) -> None:
+        """After ``alert_after_failures`` failed runs in a row: degraded (once per streak)."""
+        with self._lock:
+            state = self.states[name]
+            if state.degraded or state.failures < self.alert_after_failures:
+                return
+            state.degraded = True
+            failures = state.failures
+        self.metrics.degraded.labels(name).set(1)
+        log.error("daemon.job_degraded", job=name, failures=failures, last_error=last_error[:300],
+                  hint="the job keeps retrying with backoff; look at the cause (Centra, network, database)")
+
     def _disable(self, name: str, reason: str) -> None:
         with self._lock:
             state = self.states[name]
@@ -333,6 +363,7 @@ class Daemon:
             self.scheduler.add_job(self._execute, spec.trigger, args=[name], id=name, name=name,
                                    misfire_grace_time=spec.misfire_grace_s, replace_existing=True, **kwargs)
             self.metrics.enabled.labels(name).set(1)
+            self.metrics.degraded.labels(name).set(0)
         beat = max(0.2, self.loop_interval)
         self.scheduler.add_job(self._beat, IntervalTrigger(seconds=beat), id="_heartbeat",
                                executor="heartbeat", misfire_grace_time=None, next_run_time=now)
@@ -372,6 +403,7 @@ class Daemon:
             jobs = {
                 name: {"next_run": nr.isoformat() if nr else None, "enabled": s.enabled,
                        "failures": s.failures, "disabled_reason": s.disabled_reason,
+                       "degraded": s.degraded,
                        "last_outcome": s.last_outcome}
                 for (name, s), nr in zip(self.states.items(), self.next_runs().values(), strict=True)}
         try:
@@ -402,8 +434,11 @@ class Daemon:
         with self._lock:
             disabled = [n for n, s in self.states.items() if not s.enabled]
             backing = [n for n, s in self.states.items() if s.enabled and s.failures]
+            degraded = [n for n, s in self.states.items() if s.enabled and s.degraded]
         if disabled:
             parts.append("UNHEALTHY, disabled: " + ", ".join(disabled))
+        if degraded:
+            parts.append("DEGRADED: " + ", ".join(degraded))
         if backing:
             parts.append("backing off: " + ", ".join(backing))
         if not self.loop_healthy():

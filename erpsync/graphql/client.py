@@ -11,15 +11,18 @@
 
   ======================================================  =========================================
   connect refused / connect timeout (nothing was sent)    ``SourceUnavailable``
-  read timeout, reset, 499, 5xx on a query                ``SourceUnavailable``
-  read timeout, reset, 499, 5xx on a mutation             ``OutcomeUnknown`` (read back first)
+  read timeout, reset, any unexpected status (499, 5xx,   ``SourceUnavailable`` on a query,
+  404, 418 …), a malformed / truncated / non-GraphQL      ``OutcomeUnknown`` on a mutation (it may
+  body, a top-level error that is not a contract error    have been applied: read back first)
   429                                                     ``RateLimited(retry_after)`` after the
                                                           governor blocked every caller
-  401 / 403                                               ``AuthenticationFailed``
-  top-level error with ``extensions.category`` auth…      ``PermissionDenied``
-  other top-level errors, 400, other 4xx, non-JSON query  ``ProtocolError``
-  non-JSON 2xx to a mutation (it may have been applied)   ``OutcomeUnknown``
+  401 / 403                                               ``AuthenticationFailed`` (fatal)
+  top-level error with ``extensions.category`` auth…      ``PermissionDenied`` (fatal)
+  400 with GraphQL errors, top-level validation errors    ``SchemaMismatch`` (fatal: the server
+  (``category: graphql``/``validation``, unknown field)   does not accept our documents)
   ======================================================  =========================================
+
+  Only the fatal rows stop a job; everything else is retried with backoff (docs/operations.md).
 
   ``userErrors`` / ``userWarnings`` come back in ``GqlResult``: the caller decides (park the item).
 - The token is sent as ``Authorization: Bearer …``, registered with the log scrubber and never logged.
@@ -27,6 +30,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Mapping
@@ -55,6 +59,8 @@ from erpsync.errors import (
     PermissionDenied,
     ProtocolError,
     RateLimited,
+    RetryLater,
+    SchemaMismatch,
     SourceUnavailable,
 )
 from erpsync.graphql.quota import LANES, Permit, QuotaGovernor, parse_retry_after
@@ -62,6 +68,12 @@ from erpsync.graphql.schema import Document, DocumentCache
 from erpsync.logs import get_logger, register_secret
 
 log = get_logger("erpsync.graphql.client")
+
+# a top-level error saying our document does not fit the server's schema
+_SCHEMA_ERROR = re.compile(r"cannot query field|unknown (argument|type|field|directive)|"
+                           r"is not defined by type|syntax error|must have a selection|"
+                           r"expected type|is required, but it was not provided", re.I)
+_SCHEMA_CATEGORIES = ("graphql", "validation", "syntax")
 
 RATE_LIMITS_QUERY = "query RateLimits { rateLimits { type intervalSeconds quota usedQuota remainingQuota } }"
 
@@ -268,7 +280,7 @@ class CentraGraphql:
         if gov is not None and not reseed and gov.refresh_due() and gov.claim_refresh():
             try:
                 self.rate_limits(reseed=True)
-            except (SourceUnavailable, ProtocolError, PermissionDenied) as exc:
+            except (SourceUnavailable, ProtocolError, SchemaMismatch, PermissionDenied) as exc:
                 log.warning("quota.refresh_failed", error=type(exc).__name__, detail=str(exc))
         permit: Permit | None = None
         if gov is not None:
@@ -292,11 +304,10 @@ class CentraGraphql:
             raise SourceUnavailable(f"query {doc.op_key}: {kind}") from exc
         except (TransportServerError, TransportProtocolError) as exc:
             self._raise_for_status(doc, transport.last_response, exc)
-            if doc.is_mutation:  # a 2xx we cannot read: the mutation may well have been applied
-                raise OutcomeUnknown(f"mutation {doc.op_key}: unreadable response") from exc
-            raise ProtocolError(f"{doc.op_key}: not a GraphQL response") from exc
+            # a 2xx we cannot read (malformed, truncated, a proxy's page): a later call may succeed
+            raise _transient(doc, "unreadable response (not GraphQL JSON)") from exc
         except TransportError as exc:
-            raise ProtocolError(f"{doc.op_key}: {exc}") from exc
+            raise _transient(doc, str(exc)) from exc
         response = transport.last_response
         self._raise_for_status(doc, response, None)
         ext = result.extensions or {}
@@ -330,11 +341,11 @@ class CentraGraphql:
             raise RateLimited(f"{doc.op_key}: 429 rate limited", retry_after=retry_after) from exc
         if status in (401, 403):
             raise AuthenticationFailed(f"Centra GraphQL rejected the token ({status})") from exc
-        if status == 499 or status >= 500:
-            if doc.is_mutation:
-                raise OutcomeUnknown(f"mutation {doc.op_key}: HTTP {status}: {detail}") from exc
-            raise SourceUnavailable(f"query {doc.op_key}: HTTP {status}: {detail}") from exc
-        raise ProtocolError(f"{doc.op_key}: HTTP {status}: {detail}") from exc
+        if status == 400 and _graphql_errors(response):
+            # the server answered in GraphQL and refused the document itself
+            raise SchemaMismatch(f"{doc.op_key}: HTTP 400: {detail}") from exc
+        # 499, 5xx, 404, 418, 520 …: whatever it is, it is not a reason to stop the job
+        raise _transient(doc, f"HTTP {status}: {detail}") from exc
 
     def _raise_top_level(self, doc: Document, errors: list[Any]) -> None:
         messages = []
@@ -346,8 +357,29 @@ class CentraGraphql:
             category = str(ext.get("category", "")) if isinstance(ext, Mapping) else ""
             if category.lower().startswith("auth"):
                 raise PermissionDenied(f"{doc.op_key}: {err.get('message', 'permission denied')}")
-            messages.append(str(err.get("message", err)))
-        raise ProtocolError(f"{doc.op_key}: {'; '.join(messages)}")
+            message = str(err.get("message", err))
+            if category.lower() in _SCHEMA_CATEGORIES or _SCHEMA_ERROR.search(message):
+                raise SchemaMismatch(f"{doc.op_key}: {message}")
+            messages.append(message)
+        # an internal error or anything else the server could not do this time
+        raise _transient(doc, "; ".join(messages))
+
+
+def _transient(doc: Document, detail: str) -> RetryLater:
+    """A fault retrying may cure: ``SourceUnavailable`` for a query, ``OutcomeUnknown`` for a
+    mutation (it may have been applied: the caller reads back before sending it again)."""
+    if doc.is_mutation:
+        return OutcomeUnknown(f"mutation {doc.op_key}: {detail}")
+    return SourceUnavailable(f"query {doc.op_key}: {detail}")
+
+
+def _graphql_errors(response: requests.Response) -> bool:
+    """True when the body is GraphQL JSON with an ``errors`` list (not a proxy's page)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return False
+    return isinstance(body, Mapping) and isinstance(body.get("errors"), list) and bool(body["errors"])
 
 
 def _short_body(response: requests.Response, limit: int = 200) -> str:

@@ -19,7 +19,13 @@ import zeep
 from lxml import etree
 from zeep.exceptions import Error as ZeepError
 
-from erpsync.errors import AuthenticationFailed, ProtocolError, SourceUnavailable
+from erpsync.errors import (
+    AuthenticationFailed,
+    PermissionDenied,
+    ProtocolError,
+    SchemaMismatch,
+    SourceUnavailable,
+)
 from erpsync.logs import get_logger, register_secret
 from erpsync.soap import xml
 from erpsync.soap.models import SoapEvent
@@ -33,11 +39,15 @@ BINDING = f"{{{NS}}}CentraBinding"
 _UNKNOWN_IDS = re.compile(r"(unknown|invalid|no such|not found|already).{0,40}\bevents?\b|"
                           r"\bevents?\b.{0,40}(unknown|not found|already|does not exist)", re.I)
 _AUTH_FAULT = re.compile(r"login|auth|password|credential|unauthori[sz]ed|access denied", re.I)
+_PERMISSION_FAULT = re.compile(r"permission|not allowed|forbidden|not permitted", re.I)
+# the server does not know the operation we call: our contract is not its contract
+_SCHEMA_FAULT = re.compile(r"procedure .{0,60}not present|unknown (operation|method|function|action)|"
+                           r"no such (operation|method|function)|not a valid method", re.I)
 
 log = get_logger("erpsync.soap")
 
 
-class UnknownEventIds(ProtocolError):
+class UnknownEventIds(SourceUnavailable):
     """``events_Done`` refused: it named an id Centra does not have (any more)."""
 
 
@@ -95,7 +105,10 @@ class CentraSoapClient:
             body = self._call("events_GetByMarkets", login=login, type=self.event_type, markets=markets)
         else:
             body = self._call("events_Get", login=login, type=self.event_type)
-        events = xml.parse_events(xml.payload_element(body), self.store_tz)
+        try:
+            events = xml.parse_events(xml.payload_element(body), self.store_tz)
+        except ProtocolError as exc:  # a body we cannot read: maybe a proxy or a cut answer: retry
+            raise SourceUnavailable(f"events_Get: {exc}") from exc
         log.info("events.fetched", count=len(events))
         return events
 
@@ -123,17 +136,20 @@ class CentraSoapClient:
     def _done(self, ids: list[str]) -> None:
         login = {"username": self._username, "password": self._password}
         body = self._call("events_Done", login=login, event=ids)
-        answer = xml.parse_done_response(xml.payload_element(body))
-        if answer.upper() != "OK":
-            raise ProtocolError(f"events_Done answered {answer[:200]!r}, expected OK")
+        try:
+            answer = xml.parse_done_response(xml.payload_element(body))
+        except ProtocolError as exc:
+            raise SourceUnavailable(f"events_Done: {exc}") from exc
+        if answer.upper() != "OK":  # nothing is acked until Centra says OK: ask again later
+            raise SourceUnavailable(f"events_Done answered {answer[:200]!r}, expected OK")
 
     # ------------------------------------------------------------- plumbing
 
     def _call(self, op: str, **kwargs: object) -> etree._Element:
         try:
             response = getattr(self._service, op)(**kwargs)
-        except ZeepError as exc:
-            raise ProtocolError(f"{op}: zeep could not build or send the request: {exc}") from exc
+        except ZeepError as exc:  # our own call does not fit the bundled WSDL
+            raise SchemaMismatch(f"{op}: zeep could not build or send the request: {exc}") from exc
         except requests.exceptions.RequestException as exc:  # should not get past the transport
             raise SourceUnavailable(f"{op}: HTTP error talking to Centra SOAP ({type(exc).__name__})") from exc
         try:
@@ -160,11 +176,15 @@ class CentraSoapClient:
 
 
 def classify_fault(op: str, fault: xml.SoapFault) -> Exception:
-    """A SOAP Fault by what happens next: bad login is fatal, a server fault retriable, a client
-    fault a contract problem (fatal: resending the same request will not help)."""
+    """A SOAP Fault by what happens next (docs/operations.md, failure policy): a refused login, a
+    missing permission and an operation the server does not know are fatal for the job; every
+    other fault, Server or Client, is transient (retried with backoff; the daemon reports the job
+    degraded when it keeps failing)."""
     text = f"{op}: SOAP Fault {fault.code or '?'}: {fault.message or '(no message)'}"
     if _AUTH_FAULT.search(fault.message):
         return AuthenticationFailed(text)
-    if fault.code.rpartition(":")[2].lower().startswith("server") or not fault.code:
-        return SourceUnavailable(text)
-    return ProtocolError(text)
+    if _PERMISSION_FAULT.search(fault.message):
+        return PermissionDenied(text)
+    if _SCHEMA_FAULT.search(fault.message):
+        return SchemaMismatch(text)
+    return SourceUnavailable(text)

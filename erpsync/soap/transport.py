@@ -14,7 +14,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from zeep.transports import Transport
 
-from erpsync.errors import AuthenticationFailed, ProtocolError, RateLimited, SourceUnavailable
+from erpsync.errors import AuthenticationFailed, RateLimited, SourceUnavailable
 from erpsync.logs import get_logger
 
 log = get_logger("erpsync.soap")
@@ -73,8 +73,9 @@ class ClassifyingTransport(Transport):
     - connect/read timeouts go to requests per socket operation; ``operation_timeout`` is a total
       deadline for receiving the whole body (a slow drip is cut off);
     - refused / reset / timed out / truncated → ``SourceUnavailable`` (retriable);
-    - 429 → ``RateLimited`` with ``retry_after``; 5xx or 408 without a SOAP Fault body → ``SourceUnavailable``;
-      401/403 → ``AuthenticationFailed``; other non-2xx without a Fault → ``ProtocolError``.
+    - 429 → ``RateLimited`` with ``retry_after``; 401/403 → ``AuthenticationFailed`` (fatal);
+      any other non-2xx without a SOAP Fault body (5xx, 408, 499, 520, 418, a proxy's 404 page …)
+      → ``SourceUnavailable``: an unexpected status is never fatal (docs/operations.md, failure policy).
     A 500 carrying a SOAP Fault is returned as is: the caller reads the fault.
     The request body is never logged here (it carries the password).
     """
@@ -126,12 +127,11 @@ class ClassifyingTransport(Transport):
                               retry_after=parse_retry_after(response.headers.get("Retry-After"), time.time()))
         if status == 500 and looks_like_fault:
             return response
-        if status >= 500 or status == 408:  # 408: the request timed out on the way: send it again
-            raise SourceUnavailable(
-                f"{op}: HTTP {status} from Centra SOAP",
-                retry_after=parse_retry_after(response.headers.get("Retry-After"), time.time()))
-        if looks_like_fault:
+        if looks_like_fault and status < 500:
             return response
         if status in (401, 403):
             raise AuthenticationFailed(f"{op}: HTTP {status} from Centra SOAP: check the username and password")
-        raise ProtocolError(f"{op}: unexpected HTTP {status} from Centra SOAP")
+        # 5xx, 408, 499, 520, 418, a proxy's page …: whatever it is, a later call may succeed
+        raise SourceUnavailable(
+            f"{op}: HTTP {status} from Centra SOAP",
+            retry_after=parse_retry_after(response.headers.get("Retry-After"), time.time()))

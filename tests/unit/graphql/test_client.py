@@ -17,7 +17,6 @@ from erpsync.errors import (
     AuthenticationFailed,
     OutcomeUnknown,
     PermissionDenied,
-    ProtocolError,
     RateLimited,
     SchemaMismatch,
     SourceUnavailable,
@@ -113,9 +112,16 @@ def test_user_errors_and_warnings_are_returned_per_root_field() -> None:
         (499, b"", False, SourceUnavailable),
         (403, {"errors": [{"message": "expired", "extensions": {"category": "authentication"}}]}, True,
          AuthenticationFailed),
-        (400, {"errors": [{"message": "Syntax Error"}]}, False, ProtocolError),
-        (404, b"not found", False, ProtocolError),
-        (200, b"not json", False, ProtocolError),
+        (400, {"errors": [{"message": "Syntax Error"}]}, False, SchemaMismatch),
+        (400, b"<html>bad request</html>", False, SourceUnavailable),
+        (404, b"not found", False, SourceUnavailable),
+        (418, b"teapot", False, SourceUnavailable),
+        (520, b"", False, SourceUnavailable),
+        (520, b"", True, OutcomeUnknown),
+        (404, b"not found", True, OutcomeUnknown),
+        (200, b"not json", False, SourceUnavailable),
+        (200, b'{"data": {"products": [{"id": 1,', False, SourceUnavailable),
+        (200, b'{"hello": "world"}', False, SourceUnavailable),
         (200, b"not json", True, OutcomeUnknown),
     ],
 )
@@ -130,17 +136,20 @@ def test_http_status_mapping(status: int, body: Any, is_mutation: bool, expected
     assert len(adapter.requests) == 1  # never retried
 
 
-def test_top_level_authorization_error_is_permission_denied_other_errors_protocol() -> None:
+def test_top_level_errors_permission_fatal_schema_fatal_others_transient() -> None:
     adapter = ScriptedAdapter(
         (200, {"data": None,
                "errors": [{"message": "You need Product:write", "extensions": {"category": "authorization"}}],
                "extensions": {"complexity": 5}}, {}),
         (200, {"data": None, "errors": [{"message": "boom", "extensions": {"category": "internal"}}]}, {}),
+        (200, {"data": None, "errors": [{"message": 'Cannot query field "nope" on type "Query".'}]}, {}),
     )
     with make_client(adapter) as client:
         with pytest.raises(PermissionDenied, match="Product:write"):
             client.query(QUERY)
-        with pytest.raises(ProtocolError, match="boom"):
+        with pytest.raises(SourceUnavailable, match="boom"):
+            client.query(QUERY)
+        with pytest.raises(SchemaMismatch, match="nope"):
             client.query(QUERY)
 
 

@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from erpsync.errors import AuthenticationFailed, ProtocolError, SourceUnavailable
+from erpsync.errors import AuthenticationFailed, PermissionDenied, ProtocolError, SchemaMismatch, SourceUnavailable
 from erpsync.soap import xml
 from erpsync.soap.client import classify_fault
 from erpsync.soap.models import parse_centra_date
@@ -54,7 +54,12 @@ def test_fault_sample_is_a_bad_login() -> None:
     assert fault == xml.SoapFault("SOAP-ENV:Client", "Login failed")
     assert isinstance(classify_fault("events_Get", fault), AuthenticationFailed)
     assert isinstance(classify_fault("events_Get", xml.SoapFault("SOAP-ENV:Server", "busy")), SourceUnavailable)
-    assert isinstance(classify_fault("events_Get", xml.SoapFault("SOAP-ENV:Client", "bad type")), ProtocolError)
+    # a Client fault that is not about the login, a permission or an unknown operation is transient
+    assert isinstance(classify_fault("events_Get", xml.SoapFault("SOAP-ENV:Client", "bad type")), SourceUnavailable)
+    assert isinstance(classify_fault("events_Get", xml.SoapFault("SOAP-ENV:Client", "Permission denied: events")),
+                      PermissionDenied)
+    assert isinstance(classify_fault("events_Get", xml.SoapFault("SOAP-ENV:Client", "Procedure 'x' not present")),
+                      SchemaMismatch)
 
 
 def test_malformed_xml_and_non_envelope_raise_protocol_error() -> None:
