@@ -53,7 +53,9 @@ def event_change(event: SoapEvent, store_tz: tzinfo) -> ObjectChange:
         return ObjectChange(table, key, delete=True, generic_type=generic_type)
     data = event.data
     if data is None:
-        raise ItemRejected(f"{event.type} update without an object in <data>", item_key=event.id)
+        # an update that carries no object (``<data/>``: paymentterm, shippingterm, …): it is what it
+        # is, an update of (type, entry); recorded in the generic table without touching its payload
+        return ObjectChange("generic", key, generic_type=event.type)
     if event.data_tag not in DATA_TAG_ALIASES.get(event.type, (event.type,)):
         raise ItemRejected(f"<data> holds <{event.data_tag}>, expected <{event.type}>", item_key=event.id)
     where = f"{event.type} {key}"

@@ -62,7 +62,6 @@ def _event(**kw: object) -> SoapEvent:
     ({"data": {"ordertotal": "NaN"}}, "not a finite"),
     ({"data": {"store": "one"}}, "not an integer"),
     ({"data": {"created": "soon"}}, "not a date"),
-    ({"data": None}, "without an object"),
     ({"data_tag": "customer"}, "expected <order>"),
     ({"problem": "unparseable event date 'x'"}, "unparseable event date"),
     ({"data": {"ordertotal": "1e30"}}, "too large"),
@@ -76,6 +75,18 @@ def test_unmappable_events_are_rejected_with_a_reason(kw: dict[str, object], rea
     item = to_inbound_item(_event(**kw), STOCKHOLM)
     assert item.change is None and item.park_reason is not None and reason in item.park_reason
     assert item.raw_xml == "<event/>"
+
+
+@pytest.mark.parametrize("etype", ["paymentterm", "shippingterm", "order", "customer", "warehouse"])
+def test_an_update_without_an_object_is_an_update_of_type_and_entry_in_the_generic_table(etype: str) -> None:
+    raw = (f'<e:event xmlns:e="urn:x"><e:id>31</e:id><e:type>{etype}</e:type><e:entry>NET30</e:entry>'
+           '<e:mission>update</e:mission><e:date>2026-11-20 09:00:00</e:date><e:data/></e:event>')
+    event = xml.parse_event_xml(raw, STOCKHOLM)
+    item = to_inbound_item(event, STOCKHOLM)
+    assert item.park_reason is None
+    assert item.change is not None
+    assert (item.change.table, item.change.generic_type, item.change.key) == ("generic", etype, "NET30")
+    assert not item.change.delete and item.change.columns == {}
 
 
 def test_multi_size_line_and_bundle_and_shipments() -> None:
