@@ -14,17 +14,10 @@ from typing import Any
 from lxml import etree
 
 from erpsync.errors import ProtocolError
+from erpsync.soap.contract import repeated_elements
 from erpsync.soap.models import SoapEvent, is_ambiguous_local, parse_centra_date
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
-
-# Elements that hold a list even when only one item arrived: (container, item).
-_LIST_ITEMS = frozenset({
-    ("products", "product"), ("cancelled", "product"), ("shipments", "shipment"), ("sizes", "size"),
-    ("warehouseitems", "warehouse"), ("additionals", "additional"), ("payments", "payment"),
-    ("markets", "market"), ("errors", "message"), ("notices", "message"), ("partof", "product"),
-    ("invoices", "invoice"), ("lines", "line"), ("items", "item"), ("events", "event"),
-})
 
 _PARSER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, remove_blank_text=False)
 
@@ -52,9 +45,14 @@ def _local(tag: Any) -> str:
 def element_to_dict(el: etree._Element) -> Any:
     """An element as plain data: a leaf is its text (``None`` when empty), a parent a dict.
 
-    A child tag seen more than once, or known to be a list item (``products > product``), becomes a
-    list. Attributes are ignored (Centra sends none that matter).
+    A child tag seen more than once, or one the contract declares repeated (``products > product``,
+    ``maxOccurs > 1`` in the bundled WSDL/XSD: ``erpsync.soap.contract``), becomes a list, also with
+    one item. Attributes are ignored (Centra sends none that matter).
     """
+    return _to_dict(el, repeated_elements())
+
+
+def _to_dict(el: etree._Element, list_items: frozenset[tuple[str, str]]) -> Any:
     if len(el) == 0:
         return el.text or None  # a leaf: its text exactly as sent
     parent = _local(el.tag)
@@ -64,7 +62,7 @@ def element_to_dict(el: etree._Element) -> Any:
         if not isinstance(tag, str):
             continue
         name = _local(tag)
-        value = element_to_dict(child)
+        value = _to_dict(child, list_items)
         bucket = grouped.get(name)
         if bucket is None:
             grouped[name] = [value]
@@ -73,7 +71,7 @@ def element_to_dict(el: etree._Element) -> Any:
     if not grouped:  # only comments inside
         return el.text or None
     return {
-        name: values if len(values) > 1 or (parent, name) in _LIST_ITEMS else values[0]
+        name: values if len(values) > 1 or (parent, name) in list_items else values[0]
         for name, values in grouped.items()
     }
 
