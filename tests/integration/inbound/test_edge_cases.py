@@ -4,17 +4,20 @@ batch, delete then update, dates in the repeated DST hour, both date formats in 
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, select
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from erpsync.clock import FakeClock
+from erpsync.inbound.export import export_orders
 from erpsync.inbound.pull import PullJob
 from erpsync.soap.models import SoapEvent
-from erpsync.store.models import CentraGeneric, InboxEvent, ParkedItem
-from tests.integration.inbound.fakes import FakeQueue, generic_event
+from erpsync.store.models import CentraGeneric, CentraOrder, CentraOrderLine, InboxEvent, ParkedItem
+from tests.integration.inbound.fakes import FakeQueue, generic_event, order_event
 
 TZ = ZoneInfo("Europe/Stockholm")
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -58,3 +61,30 @@ def test_updates_with_an_empty_data_are_stored_not_parked_and_keep_a_stored_payl
         assert order is not None and order.payload is None
         statuses = {e.event_id: e.status for e in s.exec(select(InboxEvent)).scalars()}  # type: ignore[call-overload]
     assert statuses == {str(i): "applied" for i in range(1, 6)}
+
+
+def test_an_incomplete_order_is_parked_naming_the_path_acked_and_the_batch_goes_on(
+    engine: Engine, tmp_path: Path,
+) -> None:
+    good = order_event(1, "1310", "2.20", lines=2)
+    half = order_event(2, "1311", "2.20", lines=2)
+    assert half.data is not None
+    del half.data["products"]["product"][0]["qty"]
+    half.data["products"]["product"][1]["price"] = ""
+    bad_customer = generic_event(3, "customer", "88", {"id": "88", "store": "Retail"})
+    queue = FakeQueue([good, half, bad_customer, generic_event(4, "customer", "89", {"id": "89", "store": "1"})])
+    counts = _run(engine, queue)
+    assert (counts["applied"], counts["parked"], counts["acked"]) == (2, 2, 4)
+    assert queue.pending == []
+    with Session(engine) as s:
+        parked = {p.key: p.reason for p in s.exec(select(ParkedItem)).scalars()}  # type: ignore[call-overload]
+        assert s.get(CentraOrder, "1311") is None and s.get(CentraOrder, "1310") is not None
+        nulls = s.exec(select(func.count()).select_from(CentraOrderLine).where(  # type: ignore[call-overload]
+            col(CentraOrderLine.qty).is_(None) | col(CentraOrderLine.price).is_(None))).one()[0]
+    assert nulls == 0
+    assert parked == {"2": "order 1311: products/product[0]/qty: missing; products/product[1]/price: missing",
+                      "3": "customer 88: store: 'Retail' is not an integer"}
+    result = export_orders(engine, tmp_path, now=T0)
+    assert result.orders == 1 and result.orders_file is not None
+    exported = [json.loads(line)["centra_id"] for line in result.orders_file.read_text().splitlines()]
+    assert exported == ["1310"]

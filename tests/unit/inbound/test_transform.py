@@ -91,7 +91,7 @@ def test_an_update_without_an_object_is_an_update_of_type_and_entry_in_the_gener
 
 def test_multi_size_line_and_bundle_and_shipments() -> None:
     data = {"ordertotal": "3.00", "products": {"product": [
-        {"id": "P", "qty": "3", "price": "1.00", "sizes": {"size": [{"id": "S"}, {"id": "M"}]},
+        {"id": "P", "qty": "3", "price": "1.00", "subtotal": "3.00", "sizes": {"size": [{"id": "S"}, {"id": "M"}]},
          "bundleinfo": {"isbundle": "yes"}}]},
         "shipments": {"shipment": [{"id": "SH1"}, {"id": "SH2"}]}}
     ch = event_change(_event(data=data), STOCKHOLM)
