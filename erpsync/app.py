@@ -172,7 +172,8 @@ def soap_client(w: Wiring) -> Any:
 
 def _build_pull(w: Wiring) -> Any:
     return PullJob(w.engine, soap_client(w), store_tz=w.settings.store_tz,
-                   max_batches=w.settings.pull.max_batches_per_run, **w.job_kwargs())
+                   max_batches=w.settings.pull.max_batches_per_run,
+                   malformed_retries=w.settings.pull.malformed_retries, **w.job_kwargs())
 
 
 def governor(w: Wiring) -> Any:

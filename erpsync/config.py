@@ -120,6 +120,8 @@ class QuotaSettings(_Section):
 class PullSettings(_Section):
     interval_seconds: float = Field(60.0, gt=0)
     max_batches_per_run: int = Field(1000, gt=0)
+    # the same malformed events_Get answer this many times in a row: salvage it (park what is unreadable)
+    malformed_retries: int = Field(3, gt=0)
 
 
 class PushSettings(_Section):

@@ -8,8 +8,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class ErpsyncError(Exception):
@@ -26,6 +28,22 @@ class RetryLater(ErpsyncError):
 
 class SourceUnavailable(RetryLater):
     """Centra (or the ERP source) could not be reached or answered with a server fault."""
+
+
+class MalformedResponse(SourceUnavailable):
+    """The answer could not be parsed (not well-formed, not the expected shape). Retriable; when the
+    same ``body`` keeps coming back, ``salvage()`` (if the adapter offers it) returns what can be
+    read of it, item by item, the unreadable items marked to be parked."""
+
+    def __init__(self, message: str, *, body: bytes,
+                 salvage: Callable[[], Sequence[Any]] | None = None) -> None:
+        super().__init__(message)
+        self.body = body
+        self.salvage = salvage
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha256(self.body).hexdigest()
 
 
 class DatabaseUnavailable(RetryLater):

@@ -3,6 +3,11 @@
     fetch (≤100) → store the batch in ONE transaction → commit → events_Done for all of it → again
     while a fetch returned 100.
 
+A batch that cannot be parsed is retried like any transient fault; once the same malformed answer
+has come back ``malformed_retries`` times, its events are salvaged one by one (a lenient parse finds
+their ids): the readable ones are stored as usual, the unreadable ones parked with their raw bytes,
+and all of them acknowledged, so one bad event never stalls the queue.
+
 Acknowledging only after the commit means a crash anywhere re-delivers events; the unique event id
 in the inbox makes a re-delivered event harmless, and the version guard keeps an older event from
 overwriting a newer stored one. Events that cannot be mapped (unknown type, bad values) are parked
@@ -19,13 +24,13 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from erpsync.clock import Clock
-from erpsync.errors import RetryLater
+from erpsync.errors import MalformedResponse, RetryLater
 from erpsync.inbound.crash import CrashPoints
 from erpsync.inbound.retry import Backoff
 from erpsync.inbound.transform import to_inbound_item
 from erpsync.job import Job, RunContext
 from erpsync.soap.client import EventSource
-from erpsync.soap.models import FETCH_LIMIT
+from erpsync.soap.models import FETCH_LIMIT, SoapEvent
 from erpsync.store.engine import transaction
 from erpsync.store.inbox import InboxRepository
 
@@ -51,6 +56,7 @@ class PullJob(Job):
         backoff: Backoff | None = None,
         crash: CrashPoints | None = None,
         repository: InboxRepository | None = None,
+        malformed_retries: int = 3,
     ) -> None:
         super().__init__(engine, clock=clock, stop_event=stop_event, may_write=may_write)
         self.source = source
@@ -59,6 +65,8 @@ class PullJob(Job):
         self.backoff = backoff or Backoff()
         self.crash = crash if crash is not None else CrashPoints.from_env()  # no-op unless a test arms it
         self.repo = repository or InboxRepository()
+        self.malformed_retries = max(1, malformed_retries)
+        self._malformed: tuple[str, int] = ("", 0)  # (digest of the last malformed answer, times seen)
 
     def execute(self, run: RunContext) -> None:
         for name in COUNTS:
@@ -73,7 +81,7 @@ class PullJob(Job):
     def _drain(self, run: RunContext, acked: list[str]) -> None:
         for _ in range(self.max_batches):
             run.checkpoint()
-            events = self.backoff.call(self.source.fetch, self.clock, "events_Get")
+            events = self.backoff.call(self._fetch, self.clock, "events_Get")
             self.crash.hit("after_fetch")
             run.counts["fetched"] += len(events)
             if not events:
@@ -111,6 +119,30 @@ class PullJob(Job):
             if len(events) < FETCH_LIMIT:
                 run.counts["drained"] = 1
                 return
+
+    def _fetch(self) -> list[SoapEvent]:
+        try:
+            events = self.source.fetch()
+        except MalformedResponse as exc:
+            digest, seen = self._malformed
+            seen = seen + 1 if digest == exc.digest else 1
+            self._malformed = (exc.digest, seen)
+            if seen < self.malformed_retries or exc.salvage is None:
+                self.log.warning("events.malformed_batch", times=seen, retries=self.malformed_retries,
+                                 bytes=len(exc.body), error=str(exc)[:300])
+                raise
+            salvaged: list[SoapEvent] = list(exc.salvage())
+            if not salvaged:  # nothing that even looks like an event (a proxy's page?): keep failing
+                self.log.error("events.malformed_batch_unrecoverable", times=seen, bytes=len(exc.body),
+                               error=str(exc)[:300])
+                raise
+            self._malformed = ("", 0)
+            self.log.error("events.malformed_batch_salvaged", times=seen, bytes=len(exc.body),
+                           events=len(salvaged), unreadable=sum(1 for e in salvaged if e.problem),
+                           hint="unreadable events are parked with their raw bytes and acknowledged")
+            return salvaged[:FETCH_LIMIT]
+        self._malformed = ("", 0)
+        return events
 
     def _record_acked(self, ids: list[str]) -> None:
         """``inbox_event.acked_at`` is informational (best effort): failing to record it is logged,

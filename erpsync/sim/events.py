@@ -40,6 +40,7 @@ class Event:
     date: str  # as Centra sends it: "YYYY-MM-DD hh:mm:ss" (store time) or ISO-8601 with offset
     data: Payload | None = None  # the complete current object; None for a delete
     data_xml: str | None = None  # alternatively the object element as raw XML (exact bytes for tests)
+    broken: bool = False  # rendered not well-formed (a bare "&" in the object): the whole batch breaks
 
     def market_id(self) -> str | None:
         if self.data is None:
@@ -138,6 +139,9 @@ def render_event(event: Event) -> str:
         out.append("</ns1:data>")
     else:
         out.append("<ns1:data/>")
+    if event.broken:
+        # a real store once sent an unescaped ampersand: the batch holding this event does not parse
+        out.insert(len(out) - 1 if out[-1] == "<ns1:data/>" else len(out) - 2, "<ns1:note>R&D</ns1:note>")
     out.append("</ns1:event>")
     return "".join(out)
 
@@ -162,14 +166,15 @@ class EventQueue:
         self._xml: dict[int, str] = {}  # rendered once: events never change
 
     def enqueue(self, type_: str, entry: str, *, date: str, mission: str = "update",
-                data: Payload | None = None, data_xml: str | None = None) -> Event:
+                data: Payload | None = None, data_xml: str | None = None, broken: bool = False) -> Event:
         if mission not in ("update", "delete"):
             raise ValueError(f"mission must be update or delete, not {mission!r}")
         if not _XML_NAME.match(type_):
             raise ValueError(f"not an event type: {type_!r}")
         with self._lock:
             event = Event(self._next_id, type_, str(entry), mission, date,
-                          None if mission == "delete" else data, None if mission == "delete" else data_xml)
+                          None if mission == "delete" else data, None if mission == "delete" else data_xml,
+                          broken)
             try:
                 self._xml[event.id] = render_event(event)  # also rejects bad payloads before queueing
             except etree.XMLSyntaxError as exc:

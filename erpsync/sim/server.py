@@ -307,15 +307,17 @@ class SimServer:
     # ------------------------------------------------------------------ control API
 
     def enqueue_event(self, type_: str, entry: str | int, *, mission: str = "update", data: Any = None,
-                      data_xml: str | None = None, date: str | None = None) -> Event:
+                      data_xml: str | None = None, date: str | None = None, broken: bool = False) -> Event:
         """Put one exact event at the end of the queue (``data``: nested dict payload, see
         ``erpsync.sim.events``; or ``data_xml``: the object element as XML). ``date`` defaults to now
-        in the store format ``YYYY-MM-DD hh:mm:ss``."""
+        in the store format ``YYYY-MM-DD hh:mm:ss``. ``broken``: the event is rendered not
+        well-formed, so every events_Get batch holding it is malformed (the same bytes each time)."""
         if type_ not in EVENT_TYPES:
             raise ValueError(f"unknown event type {type_!r}; one of {list(EVENT_TYPES)}")
         if date is None:
             date = self.clock.now().astimezone(self.store_tz).strftime("%Y-%m-%d %H:%M:%S")
-        return self.queue.enqueue(type_, str(entry), date=date, mission=mission, data=data, data_xml=data_xml)
+        return self.queue.enqueue(type_, str(entry), date=date, mission=mission, data=data, data_xml=data_xml,
+                                  broken=broken)
 
     def generate(self, count: int) -> list[Event]:
         """Generate ``count`` seeded events now (orders, their updates, customers, accounts, …)."""
@@ -551,7 +553,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._json(200, sim.faults.inspect())
             elif path == "/_sim/events":
                 events = [sim.enqueue_event(e["type"], e["entry"], mission=e.get("mission", "update"),
-                                            data=e.get("data"), data_xml=e.get("data_xml"), date=e.get("date"))
+                                            data=e.get("data"), data_xml=e.get("data_xml"), date=e.get("date"),
+                                            broken=bool(e.get("broken", False)))
                           for e in payload.get("events", [])]
                 self._json(200, {"ids": [e.id for e in events]})
             elif path == "/_sim/generate":

@@ -21,6 +21,7 @@ from zeep.exceptions import Error as ZeepError
 
 from erpsync.errors import (
     AuthenticationFailed,
+    MalformedResponse,
     PermissionDenied,
     ProtocolError,
     SchemaMismatch,
@@ -100,15 +101,23 @@ class CentraSoapClient:
 
     def fetch(self) -> list[SoapEvent]:
         login = {"username": self._username, "password": self._password}
-        if self.markets:
-            markets = {"market": [{"id": m} for m in self.markets]}
-            body = self._call("events_GetByMarkets", login=login, type=self.event_type, markets=markets)
-        else:
-            body = self._call("events_Get", login=login, type=self.event_type)
+        try:
+            if self.markets:
+                markets = {"market": [{"id": m} for m in self.markets]}
+                body = self._call("events_GetByMarkets", login=login, type=self.event_type, markets=markets)
+            else:
+                body = self._call("events_Get", login=login, type=self.event_type)
+        except MalformedResponse as exc:
+            # a batch that does not parse is retried; the pull job salvages it if it keeps coming back
+            raw = exc.body
+            raise MalformedResponse(str(exc), body=raw,
+                                    salvage=lambda: xml.salvage_events(raw, self.store_tz)) from exc
         try:
             events = xml.parse_events(xml.payload_element(body), self.store_tz)
-        except ProtocolError as exc:  # a body we cannot read: maybe a proxy or a cut answer: retry
-            raise SourceUnavailable(f"events_Get: {exc}") from exc
+        except ProtocolError as exc:  # not the shape the contract gives: retry (salvage if it persists)
+            raw = etree.tostring(body)
+            raise MalformedResponse(f"events_Get: {exc}", body=raw,
+                                    salvage=lambda: xml.salvage_events(raw, self.store_tz)) from exc
         log.info("events.fetched", count=len(events))
         return events
 
@@ -156,7 +165,7 @@ class CentraSoapClient:
             body = xml.soap_body(xml.parse_document(response.content))
         except ProtocolError as exc:
             # malformed or truncated XML: a broken answer, possibly a proxy: worth a retry
-            raise SourceUnavailable(f"{op}: {exc}") from exc
+            raise MalformedResponse(f"{op}: {exc}", body=response.content) from exc
         fault = xml.find_fault(body)
         if fault is not None:
             if op == "events_Done" and _UNKNOWN_IDS.search(fault.message):

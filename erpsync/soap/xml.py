@@ -7,6 +7,7 @@ what the contract allows) or ``SoapFault`` (a SOAP Fault came back), never lxml 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
@@ -191,3 +192,67 @@ def parse_done_response(wrapper: etree._Element) -> str:
         data = element_to_dict(wrapper) or {}
         return "OK" if str(data.get("success", "")).lower() in ("true", "yes", "1") else str(data)
     return (wrapper.text or "").strip()
+
+
+# ------------------------------------------------------------------ a batch that does not parse
+
+_EVENT_SPAN = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?event(?:\s[^>]*)?>.*?</(?:[A-Za-z_][\w.-]*:)?event\s*>|"
+                         rb"<(?:[A-Za-z_][\w.-]*:)?event(?:\s[^>]*)?>.*\Z", re.S)
+_XMLNS = re.compile(rb"""\sxmlns(?::[A-Za-z_][\w.-]*)?\s*=\s*(?:"[^"]*"|'[^']*')""")
+_ID = re.compile(rb"<(?:[A-Za-z_][\w.-]*:)?id(?:\s[^>]*)?>\s*([^<\s]{1,64})\s*</")
+_RECOVER = etree.XMLParser(resolve_entities=False, no_network=True, huge_tree=True, recover=True)
+
+
+def salvage_events(body: bytes, store_tz: tzinfo) -> list[SoapEvent]:
+    """The events of an ``events_Get`` answer that is not well-formed XML, one by one.
+
+    Each ``<event>…</event>`` span is parsed on its own (with the namespaces declared above it): a
+    well-formed one is an ordinary event; one that is not comes back with ``problem`` set and its
+    raw bytes in ``raw`` (to be parked and acknowledged), its id found by a lenient parse of the
+    span (lxml ``recover=True``) or, failing that, by the first ``<id>``. A span without any id
+    cannot be acknowledged and is left out.
+    """
+    first = _EVENT_SPAN.search(body)
+    declared: dict[bytes, bytes] = {}  # prefix -> declaration, the innermost (last) one wins
+    for decl in _XMLNS.findall(body[:first.start()] if first else body[:4096]):
+        declared[decl.split(b"=", 1)[0].strip()] = decl
+    namespaces = b"".join(declared.values())
+    events: list[SoapEvent] = []
+    for match in _EVENT_SPAN.finditer(body):
+        span = match.group(0)
+        wrapped = b"<salvage" + namespaces + b">" + span + b"</salvage>"
+        try:
+            el = etree.fromstring(wrapped, _PARSER)[0]
+        except (etree.XMLSyntaxError, IndexError):
+            el = None
+        if el is not None and _local(el.tag) == "event":
+            events.append(parse_event(el, store_tz))
+            continue
+        eid = _lenient_id(wrapped) or _first_id(span)
+        if not eid:
+            continue
+        raw = span.decode("utf-8", errors="replace")
+        events.append(SoapEvent(id=eid, type="", entry="", mission="", date=None, data=None, data_tag=None,
+                                raw=raw, problem="unreadable event in a malformed events_Get batch "
+                                                 f"({len(span)} bytes kept as received)"))
+    return events
+
+
+def _lenient_id(wrapped: bytes) -> str | None:
+    try:
+        root = etree.fromstring(wrapped, _RECOVER)
+    except etree.XMLSyntaxError:
+        return None
+    if root is None:
+        return None
+    for ev in root:
+        for child in ev:
+            if _local(child.tag) == "id" and (child.text or "").strip():
+                return (child.text or "").strip()
+        break
+    return None
+
+
+def _first_id(span: bytes) -> str | None:
+    found = _ID.search(span)
+    return found.group(1).decode("utf-8", errors="replace") if found else None

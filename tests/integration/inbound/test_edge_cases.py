@@ -9,15 +9,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import structlog
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
 
 from erpsync.clock import FakeClock
 from erpsync.inbound.export import export_orders
 from erpsync.inbound.pull import PullJob
+from erpsync.inbound.retry import Backoff
+from erpsync.sim.server import SimServer
 from erpsync.soap.models import SoapEvent
 from erpsync.store.models import CentraGeneric, CentraOrder, CentraOrderLine, InboxEvent, ParkedItem
 from tests.integration.inbound.fakes import FakeQueue, generic_event, order_event
+from tests.integration.inbound.simhelpers import soap_client
 
 TZ = ZoneInfo("Europe/Stockholm")
 T0 = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
@@ -88,3 +92,40 @@ def test_an_incomplete_order_is_parked_naming_the_path_acked_and_the_batch_goes_
     assert result.orders == 1 and result.orders_file is not None
     exported = [json.loads(line)["centra_id"] for line in result.orders_file.read_text().splitlines()]
     assert exported == ["1310"]
+
+
+def test_a_malformed_batch_is_retried_then_salvaged_over_http(engine: Engine, sim: SimServer) -> None:
+    sim.enqueue_event("warehouse", "W1", data={"id": "W1", "name": "Main"})
+    broken = sim.enqueue_event("customer", "88", data={"id": "88", "email": "a@b.se"}, broken=True)
+    sim.enqueue_event("paymentterm", "NET30", mission="delete")
+    client = soap_client(sim)
+    with structlog.testing.capture_logs() as logs:
+        job = PullJob(engine, client, store_tz=TZ, clock=FakeClock(), malformed_retries=3,
+                      backoff=Backoff(attempts=2, base=0.01, cap=0.01))
+        first = job.run()  # two identical malformed answers: still retrying, nothing stored or acked
+        assert first.outcome == "retry" and sim.queue.depth == 3
+        second = job.run()  # the third identical answer: salvaged
+    client.close()
+    assert second.outcome == "ok", second
+    assert (second.counts["applied"], second.counts["parked"], second.counts["acked"]) == (2, 1, 3)
+    assert sim.queue.depth == 0
+    events = [e["event"] for e in logs]
+    assert events.count("events.malformed_batch") == 2 and events.count("events.malformed_batch_salvaged") == 1
+    with Session(engine) as s:
+        parked = s.exec(select(ParkedItem)).scalars().one()  # type: ignore[call-overload]
+        assert s.get(CentraGeneric, ("W1", "warehouse")) is not None
+        assert s.get(CentraGeneric, ("NET30", "paymentterm")) is not None
+    assert parked.key == str(broken.id) and "malformed" in parked.reason
+    assert parked.payload is not None and "R&D" in parked.payload and "<ns1:id>88</ns1:id>" in parked.payload
+
+
+def test_an_unparseable_answer_without_events_keeps_failing(engine: Engine, sim: SimServer) -> None:
+    sim.enqueue_event("warehouse", "W1", data={"id": "W1"})
+    sim.set_fault("soap", "malformed", probability=1.0, only="events_Get")
+    client = soap_client(sim)
+    job = PullJob(engine, client, store_tz=TZ, clock=FakeClock(), malformed_retries=2,
+                  backoff=Backoff(attempts=3, base=0.01, cap=0.01))
+    result = job.run()
+    client.close()
+    assert result.outcome == "retry" and result.error_class == "MalformedResponse"
+    assert _count(engine, InboxEvent) == 0

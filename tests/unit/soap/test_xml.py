@@ -133,3 +133,25 @@ def test_ambiguous_store_local_dates(text: str, ambiguous: bool) -> None:
     from erpsync.soap.models import is_ambiguous_local
 
     assert is_ambiguous_local(text, STOCKHOLM) is ambiguous
+
+
+def test_salvage_reads_every_well_formed_event_and_marks_the_broken_ones_with_their_bytes() -> None:
+    body = (b'<?xml version="1.0"?><SOAP-ENV:Envelope xmlns:SOAP-ENV="http://schemas.xmlsoap.org/soap/envelope/" '
+            b'xmlns:ns1="http://www.centra.com/webservices/"><SOAP-ENV:Body><ns1:events_Get><ns1:events>'
+            b"<ns1:event><ns1:id>1</ns1:id><ns1:type>paymentterm</ns1:type><ns1:entry>NET30</ns1:entry>"
+            b"<ns1:mission>delete</ns1:mission><ns1:date>2026-01-01 10:00:00</ns1:date><ns1:data/></ns1:event>"
+            b"<ns1:event><ns1:id>2</ns1:id><ns1:type>customer</ns1:type><ns1:entry>88</ns1:entry>"
+            b"<ns1:mission>update</ns1:mission><ns1:date>2026-01-01 10:00:00</ns1:date><ns1:data><ns1:customer>"
+            b"<ns1:id>88</ns1:id><ns1:email>a & b</ns1:email></ns1:customer></ns1:data></ns1:event>"
+            b"<ns1:event><ns1:id>3</ns1:id><ns1:type>warehouse</ns1:type><ns1:entry>W</ns1:entry>"
+            b"<ns1:mission>update</ns1:mission><ns1:date>2026-01-01T10:00:00Z</ns1:date><ns1:data><ns1:warehouse>"
+            b"<ns1:id>W</ns1:id></ns1:warehouse></ns1:data></ns1:event>"
+            b"<ns1:event><ns1:id>4</ns1:id><ns1:type>warehouse</ns1:type><ns1:entry>W</ns1:entry><ns1:mi")
+    with pytest.raises(ProtocolError):
+        xml.parse_document(body)
+    events = xml.salvage_events(body, STOCKHOLM)
+    assert [(e.id, e.type, e.problem is None) for e in events] == [
+        ("1", "paymentterm", True), ("2", "", False), ("3", "warehouse", True), ("4", "", False)]
+    assert events[2].data == {"id": "W"}
+    assert events[1].raw is not None and "a & b" in events[1].raw and events[1].raw.startswith("<ns1:event>")
+    assert xml.salvage_events(b"<html><body>502 Bad Gateway</body></html>", STOCKHOLM) == []
