@@ -41,6 +41,7 @@ class Event:
     data: Payload | None = None  # the complete current object; None for a delete
     data_xml: str | None = None  # alternatively the object element as raw XML (exact bytes for tests)
     broken: bool = False  # rendered not well-formed (a bare "&" in the object): the whole batch breaks
+    duplicate: bool = False  # rendered twice in its batch: the same event id delivered twice at once
 
     def market_id(self) -> str | None:
         if self.data is None:
@@ -143,7 +144,7 @@ def render_event(event: Event) -> str:
         # a real store once sent an unescaped ampersand: the batch holding this event does not parse
         out.insert(len(out) - 1 if out[-1] == "<ns1:data/>" else len(out) - 2, "<ns1:note>R&D</ns1:note>")
     out.append("</ns1:event>")
-    return "".join(out)
+    return "".join(out) * (2 if event.duplicate else 1)
 
 
 class UnknownEventIds(ValueError):
@@ -166,7 +167,8 @@ class EventQueue:
         self._xml: dict[int, str] = {}  # rendered once: events never change
 
     def enqueue(self, type_: str, entry: str, *, date: str, mission: str = "update",
-                data: Payload | None = None, data_xml: str | None = None, broken: bool = False) -> Event:
+                data: Payload | None = None, data_xml: str | None = None, broken: bool = False,
+                duplicate: bool = False) -> Event:
         if mission not in ("update", "delete"):
             raise ValueError(f"mission must be update or delete, not {mission!r}")
         if not _XML_NAME.match(type_):
@@ -174,7 +176,7 @@ class EventQueue:
         with self._lock:
             event = Event(self._next_id, type_, str(entry), mission, date,
                           None if mission == "delete" else data, None if mission == "delete" else data_xml,
-                          broken)
+                          broken, duplicate)
             try:
                 self._xml[event.id] = render_event(event)  # also rejects bad payloads before queueing
             except etree.XMLSyntaxError as exc:
@@ -183,6 +185,17 @@ class EventQueue:
             self._next_id += 1
             self._emitted[type_] += 1
             return event
+
+    def redeliver(self, event: Event) -> bool:
+        """Put an acknowledged event back under its own id (Centra re-delivers an event whose
+        acknowledgement it lost): it now arrives after newer events of the same object."""
+        with self._lock:
+            if event.id in self._events:
+                return False
+            self._acked.discard(event.id)
+            self._events[event.id] = event
+            self._xml[event.id] = render_event(event)
+            return True
 
     def fetch(self, type_: str = "all", markets: Iterable[str] | None = None,
               limit: int = MAX_EVENTS_PER_GET) -> list[Event]:

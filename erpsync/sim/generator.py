@@ -536,3 +536,101 @@ def parse_store_date(text: str, store_tz: ZoneInfo = STORE_TZ) -> datetime:
     if "T" in text:
         return datetime.fromisoformat(text)
     return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=store_tz)
+
+
+# ---------------------------------------------------------------------- what a real queue also sends
+
+#: The switches of :func:`generate_edge_cases`, each a case real Centra traffic has.
+EDGE_CASES = ("empty_data", "incomplete_lines", "single_item_lists", "duplicate_ids", "dst_dates",
+              "malformed_batch")
+
+
+def generate_edge_cases(gen: EventGenerator, cases: tuple[str, ...] = EDGE_CASES,
+                        dst_day: str = "2026-10-25") -> dict[str, list[Event]]:
+    """Enqueue, after whatever is queued, the events of each case in ``cases`` (default: all) and
+    return them by case. Valid events are ones a client must store; ``incomplete_lines`` and
+    ``malformed_batch`` hold one invalid event each (a client parks it, acknowledges it and goes on).
+
+    - ``empty_data``: ``paymentterm`` / ``shippingterm`` / ``warehouse`` updates with an empty ``<data/>``;
+    - ``incomplete_lines``: a complete order, then a newer version whose first line lost ``qty`` and
+      whose second lost ``price`` (invalid);
+    - ``single_item_lists``: an order with one line, one size, one warehouse item, one shipment of
+      one product, one refund, one payment, one additional; an account with one buyer; an invoice
+      with one ``items/invoiceitem``;
+    - ``duplicate_ids``: one customer event rendered twice in its batch (same id);
+    - ``dst_dates``: two versions of one customer dated (store-local, no offset) in the hour the
+      ``dst_day`` fall-back repeats, the newer one with the *earlier* wall-clock time, and an order
+      whose event date is store-local while its ``created`` is ISO-8601 with an offset;
+    - ``malformed_batch``: one event rendered not well-formed (every batch holding it is malformed).
+    Use :meth:`EventQueue.redeliver` on an acknowledged event for an older event after a newer one.
+    """
+    unknown = set(cases) - set(EDGE_CASES)
+    if unknown:
+        raise ValueError(f"unknown edge cases {sorted(unknown)}; cases are {list(EDGE_CASES)}")
+    q = gen.queue
+    out: dict[str, list[Event]] = {}
+    with gen._lock:
+        now = gen._iso()
+        local = now[:19].replace("T", " ")
+        if "empty_data" in cases:
+            out["empty_data"] = [q.enqueue(t, e, date=local) for t, e in
+                                 (("paymentterm", "NET30"), ("shippingterm", "DAP"), ("warehouse", "WH-MAIN"))]
+        if "incomplete_lines" in cases:
+            number = gen._id("order")
+            order = _edge_order(number, now, lines=2)
+            good = q.enqueue("order", number, date=local, data=_copy(order))
+            half = _copy(order)
+            del half["products"]["product"][0]["qty"]
+            half["products"]["product"][1]["price"] = ""
+            out["incomplete_lines"] = [good, q.enqueue("order", number, date=local, data=half)]
+        if "single_item_lists" in cases:
+            number = gen._id("order")
+            order = _edge_order(number, now, lines=1)
+            order["shipments"] = {"shipment": {"id": gen._id("shipment"), "created": now, "shipped": "yes",
+                                               "products": {"product": {"sku": "TS01BLKM", "qty": "1"}}}}
+            order["refunds"] = {"refund": {"id": "R1", "created": now, "total": "100.00",
+                                           "products": {"product": {"sku": "TS01BLKM", "qty": "1"}}}}
+            account = {"id": gen._id("account"), "store": "2", "name": "Butik Nord AB", "status": "active",
+                       "buyers": {"buyer": {"id": "B1", "firstname": "Ada", "email": "ada@example.com"}}}
+            invoice = {"id": gen._id("invoice"), "order": number, "currency": "SEK", "total": "100.00",
+                       "items": {"invoiceitem": {"sku": "TS01BLKM", "qty": "1", "value": "100.00"}}}
+            out["single_item_lists"] = [q.enqueue("order", number, date=local, data=order),
+                                        q.enqueue("account", str(account["id"]), date=local, data=account),
+                                        q.enqueue("invoice", str(invoice["id"]), date=local, data=invoice)]
+        if "duplicate_ids" in cases:
+            cid = gen._id("customer")
+            out["duplicate_ids"] = [q.enqueue("customer", cid, date=local, duplicate=True,
+                                              data={"id": cid, "store": "1", "email": f"c{cid}@example.com"})]
+        if "dst_dates" in cases:
+            cid = gen._id("customer")
+            number = gen._id("order")
+            order = _edge_order(number, f"{dst_day}T02:40:00+02:00", lines=1)
+            out["dst_dates"] = [
+                q.enqueue("customer", cid, date=f"{dst_day} 02:50:00",
+                          data={"id": cid, "store": "1", "email": "first@example.com"}),
+                # the second pass of the repeated hour: a newer event with an earlier wall-clock time
+                q.enqueue("customer", cid, date=f"{dst_day} 02:10:00",
+                          data={"id": cid, "store": "1", "email": "second@example.com"}),
+                q.enqueue("order", number, date=f"{dst_day} 02:45:00", data=order),
+            ]
+        if "malformed_batch" in cases:
+            cid = gen._id("customer")
+            out["malformed_batch"] = [q.enqueue("customer", cid, date=local, broken=True,
+                                                data={"id": cid, "store": "1", "email": f"c{cid}@example.com"})]
+    return out
+
+
+def _edge_order(number: str, created: str, *, lines: int) -> Payload:
+    products = [{"id": f"TSHIRT-0{n}", "sku": f"TS0{n}", "qty": "1", "price": "100.00", "subtotal": "100.00",
+                 "tax": "25.000", "variation": {"id": f"TSHIRT-0{n}-BLK", "description": "Black"},
+                 "sizes": {"size": {"id": "M", "sku": f"TS0{n}BLKM", "qty": "1",
+                                    "orderitem": {"id": f"{number}-{n}"},
+                                    "warehouseitems": {"warehouse": {"id": "WH-MAIN", "qty": "1"}}}}}
+                for n in range(1, lines + 1)]
+    return {"id": number, "ordernumber": number, "type": "retail", "store": "1", "status": "pending",
+            "ordertotal": f"{100 * lines}.00", "currency": "SEK", "created": created,
+            "customer": {"id": "80", "description": "Ada Berg"}, "market": {"id": "1", "description": "Sweden"},
+            "additionals": {"additional": {"key": "language", "value": "sv"}},
+            "payments": {"name": "Card", "type": "cc", "total": f"{100 * lines}.00",
+                         "payment": {"type": "auth", "paid": "yes", "value": f"{100 * lines}.00"}},
+            "products": {"product": products if lines > 1 else products[0]}}

@@ -51,7 +51,7 @@ from erpsync.clock import Clock, ScaledClock, SystemClock
 from erpsync.logs import get_logger
 from erpsync.sim.events import EVENT_TYPES, Event, EventQueue
 from erpsync.sim.faults import FaultInjector, FaultRule
-from erpsync.sim.generator import EventGenerator
+from erpsync.sim.generator import EDGE_CASES, EventGenerator, generate_edge_cases
 from erpsync.sim.gql import ALL_PERMISSIONS, DEFAULT_TOKEN, GqlOptions, GraphqlApp
 from erpsync.sim.soap import SoapEndpoint, fault_body, operation_of
 
@@ -323,6 +323,12 @@ class SimServer:
         """Generate ``count`` seeded events now (orders, their updates, customers, accounts, …)."""
         return self.generator.generate(count)
 
+    def generate_edge_cases(self, cases: tuple[str, ...] = EDGE_CASES) -> dict[str, list[Event]]:
+        """Enqueue what a real queue also sends (``erpsync.sim.generator.generate_edge_cases``):
+        empty-data updates, incomplete order lines, single-item lists, a duplicated id, DST dates,
+        a malformed batch. Returns the events by case."""
+        return generate_edge_cases(self.generator, cases)
+
     def set_fault(self, endpoint: str, kind: str, *, count: int | None = None, probability: float | None = None,
                   seconds: float | None = None, status: int | None = None, only: str | None = None) -> FaultRule:
         """Add a fault rule (see ``erpsync.sim.faults``); with neither count nor probability: next call only."""
@@ -557,6 +563,10 @@ class _Handler(BaseHTTPRequestHandler):
                                             broken=bool(e.get("broken", False)))
                           for e in payload.get("events", [])]
                 self._json(200, {"ids": [e.id for e in events]})
+            elif path == "/_sim/generate" and "edge_cases" in payload:
+                cases = payload["edge_cases"] or list(EDGE_CASES)
+                made = sim.generate_edge_cases(tuple(cases))
+                self._json(200, {"ids": {case: [e.id for e in evs] for case, evs in made.items()}})
             elif path == "/_sim/generate":
                 self._json(200, {"ids": [e.id for e in sim.generate(int(payload.get("count", 1)))]})
             elif path.startswith("/_sim/orders/") and path.endswith("/advance"):

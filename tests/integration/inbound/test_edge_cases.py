@@ -4,6 +4,7 @@ batch, delete then update, dates in the repeated DST hour, both date formats in 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -19,7 +20,16 @@ from erpsync.inbound.pull import PullJob
 from erpsync.inbound.retry import Backoff
 from erpsync.sim.server import SimServer
 from erpsync.soap.models import SoapEvent
-from erpsync.store.models import CentraGeneric, CentraOrder, CentraOrderLine, InboxEvent, ParkedItem
+from erpsync.store.models import (
+    CentraAccount,
+    CentraCustomer,
+    CentraGeneric,
+    CentraInvoice,
+    CentraOrder,
+    CentraOrderLine,
+    InboxEvent,
+    ParkedItem,
+)
 from tests.integration.inbound.fakes import FakeQueue, generic_event, order_event
 from tests.integration.inbound.simhelpers import soap_client
 
@@ -129,3 +139,69 @@ def test_an_unparseable_answer_without_events_keeps_failing(engine: Engine, sim:
     client.close()
     assert result.outcome == "retry" and result.error_class == "MalformedResponse"
     assert _count(engine, InboxEvent) == 0
+
+
+def test_every_edge_case_from_the_generator_over_http(engine: Engine, sim: SimServer, tmp_path: Path) -> None:
+    """The acceptance run: the queue drains, no valid event is parked, every invalid one is parked
+    with a path-naming reason and acked, exports hold only complete orders."""
+    sim.generate(150)
+    cases = sim.generate_edge_cases()
+    sim.generate(60)
+    client = soap_client(sim)
+    job = PullJob(engine, client, store_tz=TZ, clock=FakeClock(), malformed_retries=2,
+                  backoff=Backoff(attempts=3, base=0.01, cap=0.01))
+    result = job.run()
+    assert result.outcome == "ok", result
+    assert sim.queue.depth == 0
+    half = cases["incomplete_lines"][1]
+    broken = cases["malformed_batch"][0]
+    with Session(engine) as s:
+        parked = {p.key: p.reason for p in s.exec(select(ParkedItem)).scalars()}  # type: ignore[call-overload]
+        assert parked.keys() == {str(half.id), str(broken.id)}, parked
+        assert parked[str(half.id)] == (f"order {half.entry}: products/product[0]/qty: missing; "
+                                        "products/product[1]/price: missing")
+        for ev in cases["empty_data"]:
+            assert s.get(CentraGeneric, (ev.entry, ev.type)) is not None
+        order_ev, account_ev, invoice_ev = cases["single_item_lists"]
+        order = s.get(CentraOrder, order_ev.entry)
+        assert order is not None and order.payload is not None
+        assert len(order.payload["products"]["product"]) == 1
+        assert order.payload["shipments"]["shipment"][0]["products"]["product"] == [{"sku": "TS01BLKM", "qty": "1"}]
+        assert order.payload["refunds"]["refund"][0]["id"] == "R1"
+        assert isinstance(order.payload["payments"]["payment"], list)
+        account, invoice = s.get(CentraAccount, account_ev.entry), s.get(CentraInvoice, invoice_ev.entry)
+        assert account is not None and account.payload is not None and len(account.payload["buyers"]["buyer"]) == 1
+        assert invoice is not None and invoice.payload is not None
+        assert len(invoice.payload["items"]["invoiceitem"]) == 1
+        dup = cases["duplicate_ids"][0]
+        assert s.exec(select(func.count()).select_from(InboxEvent).where(  # type: ignore[call-overload]
+            col(InboxEvent.event_id) == str(dup.id))).one()[0] == 1
+        first, second, dst_order = cases["dst_dates"]
+        customer = s.get(CentraCustomer, second.entry)
+        assert customer is not None and customer.email == "second@example.com"
+        stored = s.get(CentraOrder, dst_order.entry)
+        assert stored is not None and stored.created is not None
+        assert stored.created.replace(tzinfo=UTC) == datetime(2026, 10, 25, 0, 40, tzinfo=UTC)
+        nulls = s.exec(select(func.count()).select_from(CentraOrderLine).where(  # type: ignore[call-overload]
+            col(CentraOrderLine.qty).is_(None) | col(CentraOrderLine.price).is_(None)
+            | col(CentraOrderLine.subtotal).is_(None))).one()[0]
+        assert nulls == 0
+    assert result.counts["duplicates"] >= 1
+    assert result.counts["acked"] == result.counts["fetched"] - result.counts["duplicates"]
+
+    # an event delivered again after newer ones (its acknowledgement was lost), and an older event
+    # (a lower id) that arrives only now: neither overwrites the stored newer version
+    assert sim.queue.redeliver(first)
+    assert sim.queue.redeliver(dataclasses.replace(first, id=999, data={"id": first.entry, "email": "old@x.se"}))
+    again = job.run()
+    client.close()
+    assert again.outcome == "ok" and sim.queue.depth == 0
+    assert (again.counts["duplicates"], again.counts["superseded"], again.counts["acked"]) == (1, 1, 2)
+    with Session(engine) as s:
+        customer = s.get(CentraCustomer, second.entry)
+        assert customer is not None and customer.email == "second@example.com"
+    exported = export_orders(engine, tmp_path, now=T0)
+    assert exported.lines_file is not None
+    rows = exported.lines_file.read_text().splitlines()
+    header = rows[0].split(",")
+    assert all(r.split(",")[header.index("qty")] and r.split(",")[header.index("price")] for r in rows[1:])
