@@ -156,6 +156,9 @@ def soap_client(w: Wiring) -> Any:
 
     def make() -> Any:
         soap = w.settings.centra.soap
+        if soap is None:
+            raise ConfigError([ConfigProblem("centra.soap", "pulling events needs a [centra.soap] section",
+                                             "configuration")])
         types = soap.event_types
         if len(types) != 1:
             raise ConfigError([ConfigProblem(
@@ -233,9 +236,28 @@ ALL_JOBS = ("pull", "push_stock", "push_prices", "push_products", "quota_refresh
 OPTIONAL_JOBS = ("import_sql",)
 
 
+#: the jobs each side of Centra's API serves: a configuration without that side runs without them
+SOAP_JOBS = ("pull",)
+GRAPHQL_JOBS = ("push_stock", "push_prices", "push_products", "quota_refresh")
+
+
 def default_jobs(settings: Settings) -> list[str]:
-    """Every job, plus ``import_sql`` when ``[erp.sql] url`` is set."""
-    return [*ALL_JOBS, *(["import_sql"] if settings.erp.sql.url else [])]
+    """Every job the configuration enables: ``pull`` with ``[centra.soap]``, the push jobs and
+    ``quota_refresh`` with ``[centra.graphql]``, ``housekeeping`` always, ``import_sql`` when
+    ``[erp.sql] url`` is set."""
+    return [j for j in ALL_JOBS if j not in jobs_off(settings)] + (["import_sql"] if settings.erp.sql.url else [])
+
+
+def jobs_off(settings: Settings) -> dict[str, str]:
+    """The jobs the configuration leaves off, with the reason (a side of the API not configured)."""
+    off: dict[str, str] = {}
+    if settings.centra.soap is None:
+        off.update({j: "no [centra.soap] section" for j in SOAP_JOBS})
+    if settings.centra.graphql is None:
+        off.update({j: "no [centra.graphql] section" for j in GRAPHQL_JOBS})
+    if not settings.erp.sql.url:
+        off["import_sql"] = "no [erp.sql] url"
+    return off
 
 
 def leadership_for(settings: Settings) -> Leadership:
@@ -308,6 +330,9 @@ def build_app(
     ``UnknownJob`` for a name that is not a job). On SQLite this takes the
     single-instance lock (``AlreadyRunning`` if another process holds it)."""
     wanted = list(jobs) if jobs is not None else default_jobs(settings)
+    off = {j: why for j, why in jobs_off(settings).items() if j in ALL_JOBS}
+    if off and jobs is None:
+        log.info("daemon.jobs_off", jobs=off, hint="a side of Centra's API that is not configured runs no jobs")
     unknown = [j for j in wanted if j not in (*ALL_JOBS, *OPTIONAL_JOBS)]
     if unknown:
         raise UnknownJob(f"unknown job(s) {unknown}; jobs are {', '.join((*ALL_JOBS, *OPTIONAL_JOBS))}")

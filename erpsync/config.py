@@ -16,10 +16,10 @@ import tomllib
 from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from erpsync.errors import ConfigError, ConfigProblem
 
@@ -78,8 +78,15 @@ class GraphqlSettings(_Section):
 
 class CentraSettings(_Section):
     store_timezone: str = "Europe/Stockholm"
-    soap: SoapSettings
-    graphql: GraphqlSettings
+    # each side may run alone: [centra.soap] alone pulls, [centra.graphql] alone pushes
+    soap: SoapSettings | None = None
+    graphql: GraphqlSettings | None = None
+
+    @model_validator(mode="after")
+    def _one_side_at_least(self) -> CentraSettings:
+        if self.soap is None and self.graphql is None:
+            raise ValueError("configure [centra.soap] (pull events) and/or [centra.graphql] (push master data)")
+        return self
 
     @field_validator("store_timezone")
     @classmethod
@@ -190,6 +197,8 @@ class Settings(_Section):
         for spec in SECRETS:
             if only is not None and spec.dotted not in only:
                 continue
+            if _get(self.model_dump(), spec.dotted.rpartition(".")[0]) is None:
+                continue  # that side ([centra.soap] / [centra.graphql]) is not configured
             if _get(self.model_dump(), spec.dotted) is None:
                 problems.append(ConfigProblem(
                     spec.dotted,
@@ -263,6 +272,11 @@ def load_settings(
             _set(data, spec.dotted, secret)
             origins[spec.dotted] = f"credential {spec.credential}"
 
+    for spec in SECRETS:
+        section = _get(data, spec.dotted.rpartition(".")[0])
+        if isinstance(section, dict) and set(section) == {spec.dotted.rpartition(".")[2]}:
+            # a secret for a side the configuration does not use (no [centra.soap] / [centra.graphql])
+            _delete(data, spec.dotted.rpartition(".")[0])
     settings: Settings | None = None
     try:
         settings = Settings.model_validate(data)
@@ -310,6 +324,8 @@ def redact_url(url: str) -> str:
 def _leaf_keys(model: type[BaseModel], prefix: str = "") -> Iterator[str]:
     for name, field in model.model_fields.items():
         ann = field.annotation
+        # an optional section (``SoapSettings | None``) has the keys of the section
+        ann = next((a for a in get_args(ann) if isinstance(a, type) and issubclass(a, BaseModel)), ann)
         if isinstance(ann, type) and issubclass(ann, BaseModel):
             yield from _leaf_keys(ann, f"{prefix}{name}.")
         else:

@@ -27,6 +27,11 @@ def config_check(obj: Ctx, require_secrets: bool) -> None:
     for problem in settings.missing_secrets():
         click.echo(f"warning: {problem}", err=True)
     click.echo(f"configuration OK: {obj.config_path}")
+    from erpsync.app import default_jobs, jobs_off
+
+    click.echo("jobs enabled: " + ", ".join(default_jobs(settings)))
+    for job, why in jobs_off(settings).items():
+        click.echo(f"job off: {job} ({why})")
 
 
 @config_group.command("show")

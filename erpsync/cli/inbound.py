@@ -25,8 +25,8 @@ from typing import Any
 
 import click
 
-from erpsync.cli.base import EXIT_RETRY
-from erpsync.errors import RetryLater
+from erpsync.cli.base import EXIT_RETRY, config_exit
+from erpsync.errors import ConfigError, ConfigProblem, RetryLater
 
 
 def _engine(settings: Any) -> Any:
@@ -73,6 +73,9 @@ def pull_cmd(obj: Any, once: bool, as_json: bool) -> None:
 
     settings = obj.settings(require_secrets={"centra.soap.password"})
     soap = settings.centra.soap
+    if soap is None:
+        config_exit(ConfigError([ConfigProblem("centra.soap", "pull needs a [centra.soap] section",
+                                               "configuration")]))
     if len(soap.event_types) != 1:
         raise click.BadParameter("pull one queue: set centra.soap.event_types to one type, e.g. [\"all\"]")
     stop = threading.Event()
@@ -88,7 +91,8 @@ def pull_cmd(obj: Any, once: bool, as_json: bool) -> None:
         with _database(settings) as engine:
             migrate.ensure_current(engine)
             job = PullJob(engine, client, store_tz=settings.store_tz, stop_event=stop,
-                          max_batches=settings.pull.max_batches_per_run)
+                          max_batches=settings.pull.max_batches_per_run,
+                          malformed_retries=settings.pull.malformed_retries)
             while True:
                 result = job.run()  # JobFailed propagates: erpsync.cli.main prints it and exits 2
                 click.echo(json.dumps({"outcome": result.outcome, "duration_s": round(result.duration_s, 3),

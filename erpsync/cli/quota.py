@@ -35,6 +35,9 @@ def quota_cmd(obj: Any, remote: bool, as_json: bool) -> None:
         rows = None
         if remote:
             gql = settings.centra.graphql
+            if gql is None:
+                raise ConfigError([ConfigProblem("centra.graphql", "--remote needs a [centra.graphql] section",
+                                                 "configuration")])
             if gql.token is None:
                 raise ConfigError([ConfigProblem("centra.graphql.token",
                                                  "missing: set ERPSYNC_CENTRA_GRAPHQL_TOKEN", "environment")])

@@ -41,6 +41,9 @@ def centra_port(settings: Settings, engine: Engine, clock: Clock, *, governor: Q
                 ) -> GraphqlPort:
     """The port for ``settings.centra.graphql``, governed by the shared (database) quota."""
     gql = settings.centra.graphql
+    if gql is None:
+        raise ConfigError([ConfigProblem("centra.graphql", "pushing needs a [centra.graphql] section",
+                                         "configuration")])
     if gql.token is None:
         raise ConfigError([ConfigProblem("centra.graphql.token", "missing: set ERPSYNC_CENTRA_GRAPHQL_TOKEN",
                                          "environment")])

@@ -22,6 +22,16 @@ def test_example_config_checks(tmp_path: Path) -> None:
     assert "configuration OK" in r.stdout
 
 
+def test_config_check_says_which_jobs_a_configuration_enables(tmp_path: Path) -> None:
+    cfg = tmp_path / "soap-only.toml"
+    cfg.write_text('[centra.soap]\nurl = "http://127.0.0.1:1/soap"\nusername = "erp"\n')
+    r = erpsync("--config", str(cfg), "config", "check", env={"ERPSYNC_CENTRA_SOAP_PASSWORD": "pw"})
+    assert r.returncode == 0, r.stderr
+    assert "jobs enabled: pull, housekeeping" in r.stdout
+    assert "job off: push_stock (no [centra.graphql] section)" in r.stdout
+    assert "warning" not in r.stderr  # no token is asked for a side that is not configured
+
+
 def test_three_mistakes_exit_non_zero_naming_each(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text('[centra.soap]\nurl = "http://x"\nread_timeout = "x"\nnope = 1\n'

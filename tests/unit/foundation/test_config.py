@@ -131,3 +131,40 @@ def test_a_command_can_require_only_the_secret_it_uses(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as err:
         load_settings(path, only_soap, require_secrets={"centra.graphql.token"})
     assert [p.key for p in err.value.problems] == ["centra.graphql.token"]
+
+
+SOAP_ONLY = """
+[centra.soap]
+url = "http://127.0.0.1:1/soap"
+username = "erp"
+"""
+GRAPHQL_ONLY = """
+[centra.graphql]
+url = "http://127.0.0.1:1/graphql"
+"""
+
+
+def test_each_side_of_centra_can_be_configured_alone(tmp_path: Path) -> None:
+    from erpsync.app import default_jobs, jobs_off
+
+    soap = load_settings(write(tmp_path, SOAP_ONLY), {"ERPSYNC_CENTRA_SOAP_PASSWORD": "pw"})
+    assert soap.centra.graphql is None and soap.missing_secrets() == []
+    assert default_jobs(soap) == ["pull", "housekeeping"]
+    assert jobs_off(soap)["push_stock"] == "no [centra.graphql] section"
+    # a token in the environment for the side that is not configured is not a reason to refuse
+    gql = load_settings(write(tmp_path, GRAPHQL_ONLY), {"ERPSYNC_CENTRA_GRAPHQL_TOKEN": "t",
+                                                        "ERPSYNC_CENTRA_SOAP_PASSWORD": "pw"})
+    assert gql.centra.soap is None
+    assert default_jobs(gql) == ["push_stock", "push_prices", "push_products", "quota_refresh", "housekeeping"]
+    # the optional sections keep their environment overrides
+    env_soap = load_settings(write(tmp_path, GRAPHQL_ONLY), {
+        "ERPSYNC_CENTRA_GRAPHQL_TOKEN": "t", "ERPSYNC_CENTRA_SOAP_PASSWORD": "pw",
+        "ERPSYNC_CENTRA_SOAP_URL": "http://127.0.0.1:2/soap", "ERPSYNC_CENTRA_SOAP_USERNAME": "u"})
+    assert env_soap.centra.soap is not None and env_soap.centra.soap.username == "u"
+
+
+def test_a_configuration_with_neither_side_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load_settings(write(tmp_path, "[centra]\nstore_timezone = \"Europe/Stockholm\"\n"), {})
+    [problem] = err.value.problems
+    assert problem.key == "centra" and "[centra.soap]" in problem.message
