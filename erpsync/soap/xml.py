@@ -54,27 +54,33 @@ def element_to_dict(el: etree._Element) -> Any:
 
 
 def _to_dict(el: etree._Element, list_items: frozenset[tuple[str, str]]) -> Any:
+    # the hot path of a pull (a Centra order has hundreds of elements): leaves are read inline,
+    # one dict is built in one pass, local names come from a cache
     if len(el) == 0:
         return el.text or None  # a leaf: its text exactly as sent
     parent = _local(el.tag)
-    grouped: dict[str, list[Any]] = {}
+    names = _LOCAL_NAMES
+    out: dict[str, Any] = {}
+    lists: set[str] = set()  # names whose value here is a list
     for child in el:
         tag = child.tag
-        if not isinstance(tag, str):
-            continue
-        name = _local(tag)
-        value = _to_dict(child, list_items)
-        bucket = grouped.get(name)
-        if bucket is None:
-            grouped[name] = [value]
+        if tag.__class__ is not str:
+            continue  # comments, processing instructions
+        name = names.get(tag) or _local(tag)
+        value = _to_dict(child, list_items) if len(child) else (child.text or None)
+        if name in lists:
+            out[name].append(value)
+        elif name in out:
+            out[name] = [out[name], value]
+            lists.add(name)
+        elif (parent, name) in list_items:
+            out[name] = [value]
+            lists.add(name)
         else:
-            bucket.append(value)
-    if not grouped:  # only comments inside
+            out[name] = value
+    if not out:  # only comments inside
         return el.text or None
-    return {
-        name: values if len(values) > 1 or (parent, name) in list_items else values[0]
-        for name, values in grouped.items()
-    }
+    return out
 
 
 def parse_document(body: bytes) -> etree._Element:
