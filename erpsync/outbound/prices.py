@@ -29,9 +29,11 @@ from erpsync.outbound.push import (
     SendResult,
     bisect,
     crash_point,
+    line_of,
     raw_user_errors,
     user_errors,
     user_warnings,
+    warning_text,
 )
 from erpsync.outbound.state import Accepted, Rejected
 from erpsync.outbound.stock import accepted_keys, parked_hashes
@@ -178,16 +180,12 @@ class PushPrices(PushJob):
         data = self.sender.mutate_idempotent(SET_PRICES_BATCH, variables, self.lane)
         crash_point("after_send")
         payload = data.get("setPricesBatch")
-        skipped: dict[int, str] = {}
+        skipped: dict[int, list[str]] = {}
         for warning in user_warnings(payload):
             message, path = str(warning.get("message", "")), list(warning.get("path") or [])
             self.log.warning("push.user_warning", mutation="setPricesBatch", message=message, path=path)
-            if message.startswith("Skipped:") and len(path) >= 4 and path[0] == "input" and path[2] == "productPrices":
-                try:
-                    for n in index.get((int(path[1]), int(path[3])), []):
-                        skipped.setdefault(n, message[len("Skipped:"):].strip())
-                except ValueError:
-                    continue
+            for n in _warned_lines(path, index):
+                skipped.setdefault(n, []).append(warning_text(message))
         located: dict[int, str] = {}
         for error in raw_user_errors(payload):
             path = [str(p) for p in error.get("path") or []]
@@ -204,7 +202,8 @@ class PushPrices(PushJob):
                 break
             for n in hit:
                 located[n] = str(error.get("message", ""))
-        return user_errors(payload), skipped, located
+        return (user_errors(payload), {n: "; ".join(dict.fromkeys(m)) for n, m in skipped.items()},
+                located)
 
     def _accepted(self, run: RunContext) -> Any:
         def record(batch: Sequence[PendingItem]) -> None:
@@ -220,6 +219,26 @@ class PushPrices(PushJob):
             self.log.warning("push.item_parked", entity="price", key=item.erp_key, reason=reason)
             self.ledger.reject("price", [Rejected(item.erp_key, item.hash, reason, _plain(item.payload))])
         return park
+
+
+def _warned_lines(path: Sequence[Any], index: dict[tuple[int, int], list[int]]) -> list[int]:
+    """The batch lines (payload indexes) a ``setPricesBatch`` warning path points at: one product
+    entry (``input.<i>.productPrices.<j>…``) or a whole pricelist entry (``input.<i>`` or
+    ``input.<i>.pricelist``); none when it names neither."""
+    parts = [str(p) for p in path]
+    try:
+        k = parts.index("input")
+    except ValueError:
+        return []
+    if k + 1 >= len(parts) or not parts[k + 1].isdigit():
+        return []
+    entry = int(parts[k + 1])
+    line = line_of(parts[k + 2:], "productPrices")
+    if line is not None:
+        return list(index.get((entry, line), []))
+    if "productPrices" in parts[k + 2:]:
+        return []
+    return [n for (i, _), ns in index.items() if i == entry for n in ns]
 
 
 def _batches(items: Sequence[PendingItem], products_per_batch: int) -> list[Sequence[PendingItem]]:

@@ -231,17 +231,40 @@ def raw_user_errors(payload: Mapping[str, Any] | None) -> list[Mapping[str, Any]
     return list((payload or {}).get("userErrors") or [])
 
 
+def _index(value: Any) -> int | None:
+    text = str(value)
+    return int(text) if text.isdigit() else None
+
+
+def line_of(path: Sequence[Any], list_name: str) -> int | None:
+    """The batch line a response path points at: the index after ``list_name`` (``input.productSizes.4.x``
+    → 4; a leading mutation name or other prefix is tolerated). None when it names no line."""
+    parts = [str(p) for p in path]
+    for k in range(len(parts) - 1):
+        if parts[k] == list_name:
+            return _index(parts[k + 1])
+    return None
+
+
+def warning_text(message: str) -> str:
+    """Centra's warning text for a parked reason (the simulator's ``Skipped:`` prefix dropped)."""
+    text = message.strip()
+    return text[len(SKIPPED_PREFIX):].strip() if text.startswith(SKIPPED_PREFIX) else text
+
+
 def skipped_lines(warnings: Sequence[Mapping[str, Any]], list_name: str) -> dict[int, str]:
-    """Skip-with-warning lines of a batch whose path is ``input.<list_name>.<i>…`` → {i: message}."""
-    out: dict[int, str] = {}
+    """Batch lines a ``userWarning`` points at → {i: Centra's message}.
+
+    Whatever the wording: a warning about one line of a batch means Centra did not apply that line as
+    sent (skip-with-warning, or a substitution it chose itself), so it is parked with the message and
+    its hash stays unaccepted; a later push corrects it once the ERP data changes.
+    """
+    out: dict[int, list[str]] = {}
     for w in warnings:
-        message, path = str(w.get("message", "")), list(w.get("path") or [])
-        if message.startswith(SKIPPED_PREFIX) and len(path) >= 3 and path[:2] == ["input", list_name]:
-            try:
-                out.setdefault(int(path[2]), message[len(SKIPPED_PREFIX):].strip())
-            except ValueError:
-                continue
-    return out
+        i = line_of(list(w.get("path") or []), list_name)
+        if i is not None:
+            out.setdefault(i, []).append(warning_text(str(w.get("message", ""))))
+    return {i: "; ".join(dict.fromkeys(msgs)) for i, msgs in out.items()}
 
 
 class PushJob(Job):

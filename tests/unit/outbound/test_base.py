@@ -56,7 +56,34 @@ def test_skipped_lines_reads_the_warning_paths() -> None:
     warnings = [{"message": "Skipped: Product size with EAN '1' not found",
                  "path": ["input", "productSizes", "4", "x"]},
                 {"message": "EAN '2' matches 2 product sizes", "path": ["input", "productSizes", "1"]}]
-    assert skipped_lines(warnings, "productSizes") == {4: "Product size with EAN '1' not found"}
+    assert skipped_lines(warnings, "productSizes") == {4: "Product size with EAN '1' not found",
+                                                       1: "EAN '2' matches 2 product sizes"}
+
+
+@pytest.mark.parametrize(("message", "path", "line"), [
+    ("Skipped: EAN not found", ["input", "productSizes", "3"], 3),
+    ("Line ignored: unknown EAN 7300000000011", ["input", "productSizes", 3, "productSize"], 3),
+    ("productSize not found, quantity not set", ["setStock", "input", "productSizes", "0"], 0),
+    ("Warning: the size is blocked", ("input", "productSizes", 7, "quantity"), 7),
+    ("Skipped:   ", ["input", "productSizes", "2"], 2),
+])
+def test_any_warning_on_a_line_means_the_line_was_not_applied(message: str, path: list, line: int) -> None:
+    got = skipped_lines([{"message": message, "path": path}], "productSizes")
+    assert set(got) == {line}
+    assert got[line] == (message[len("Skipped:"):].strip() if message.startswith("Skipped:") else message)
+
+
+def test_warnings_that_name_no_line_are_not_line_outcomes() -> None:
+    warnings = [{"message": "Skipped: whatever", "path": ["input", "warehouse"]},
+                {"message": "slow down", "path": []}, {"message": "odd", "path": ["input", "productSizes", "x"]},
+                {"message": "no path"}]
+    assert skipped_lines(warnings, "productSizes") == {}
+
+
+def test_two_warnings_on_one_line_are_both_kept() -> None:
+    warnings = [{"message": "first", "path": ["input", "productSizes", "1"]},
+                {"message": "second", "path": ["input", "productSizes", "1", "quantity"]}]
+    assert skipped_lines(warnings, "productSizes") == {1: "first; second"}
 
 
 def test_sender_retries_transient_faults_with_backoff_on_the_clock() -> None:
