@@ -127,7 +127,11 @@ class PushSettings(_Section):
     prices_interval_seconds: float = Field(300.0, gt=0)
     products_interval_seconds: float = Field(900.0, gt=0)
     stock_batch_size: int = Field(500, gt=0)
-    prices_batch_size: int = Field(200, gt=0)
+    # product prices per setPricesBatch; Centra takes at most 100 per call (PROTOCOL.md §2.2)
+    prices_batch_size: int = Field(100, gt=0, le=100)
+    # [open] how setPricesBatch's limit counts: "total" (100 product prices per call, safe under any
+    # reading) or "per_entry" (100 per pricelist entry, several pricelists in one call)
+    prices_batch_limit: Literal["total", "per_entry"] = "total"
     products_batch_size: int = Field(20, gt=0)
     # aliased catalogue mutations per HTTP request (each still costs one mutation token)
     catalogue_mutations_per_request: int = Field(5, gt=0)

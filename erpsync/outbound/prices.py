@@ -91,7 +91,8 @@ class PushPrices(PushJob):
             parked_now = self.ledger.wait("price", waiting, self.push.max_attempts)
             run.counts["waiting"] += len(waiting) - len(parked_now)
             run.counts["parked"] += len(parked_now)
-        for batch in _batches(ready, self.push.prices_batch_size):
+        per_entry = self.push.prices_batch_limit == "per_entry"
+        for batch in _batches(ready, self.push.prices_batch_size, per_entry=per_entry):
             run.checkpoint()
             run.counts["mutations"] += bisect(batch, self._send, self._accepted(run), self._rejected(run))
 
@@ -241,20 +242,27 @@ def _warned_lines(path: Sequence[Any], index: dict[tuple[int, int], list[int]]) 
     return [n for (i, _), ns in index.items() if i == entry for n in ns]
 
 
-def _batches(items: Sequence[PendingItem], products_per_batch: int) -> list[Sequence[PendingItem]]:
-    """Consecutive slices holding at most ``products_per_batch`` (pricelist, product) entries."""
+def _batches(items: Sequence[PendingItem], products_per_batch: int, *, per_entry: bool = False,
+             ) -> list[Sequence[PendingItem]]:
+    """Consecutive slices holding at most ``products_per_batch`` (pricelist, product) entries in total,
+    or, with ``per_entry``, at most that many per pricelist entry."""
     out: list[Sequence[PendingItem]] = []
     start = 0
     seen: set[tuple[str, str]] = set()
+    per_list: dict[str, int] = {}
     for n, item in enumerate(items):
         plc, pn = item.erp_key.split("|")[:2]
-        if (plc, pn) not in seen and len(seen) >= products_per_batch:
-            out.append(items[start:n])
-            start, seen = n, set()
+        if (plc, pn) not in seen:
+            full = per_list.get(plc, 0) >= products_per_batch if per_entry else len(seen) >= products_per_batch
+            if full:
+                out.append(items[start:n])
+                start, seen, per_list = n, set(), {}
+            per_list[plc] = per_list.get(plc, 0) + 1
         seen.add((plc, pn))
     if start < len(items):
         out.append(items[start:])
-    assert all(price_products([i.payload for i in b]) <= products_per_batch for b in out)
+    if not per_entry:
+        assert all(price_products([i.payload for i in b]) <= products_per_batch for b in out)
     return out
 
 

@@ -94,6 +94,7 @@ class SimOptions:
     retry_after_format: str = "seconds"
     other_integration_share: float = 0.0
     batch_failure: str = "reject"
+    prices_batch_limit: str = "total"  # [open] setPricesBatch's 100 product prices: "total" or "per_entry"
     warehouses: tuple[str, ...] = ("WH-MAIN", "WH-EU", "WH-US")
     pricelists: tuple[tuple[str, str], ...] = (("PL-SEK", "SEK"), ("PL-EUR", "EUR"), ("PL-USD", "USD"))
     seed: int = 1
@@ -117,7 +118,8 @@ class SimOptions:
             tokens=tokens, expired_tokens=self.expired_tokens, token_ttl_seconds=self.token_ttl_seconds,
             tier=self.tier, limits=self.limits,
             retry_after_format=self.retry_after_format, other_integration_share=self.other_integration_share,
-            batch_failure=self.batch_failure, warehouses=self.warehouses, pricelists=self.pricelists,
+            batch_failure=self.batch_failure, prices_batch_limit=self.prices_batch_limit,
+            warehouses=self.warehouses, pricelists=self.pricelists,
         )
 
 

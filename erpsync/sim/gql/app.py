@@ -272,7 +272,8 @@ class GraphqlApp:
     ) -> dict[str, Any]:
         root: dict[str, Callable[..., Any]]
         if is_mutation:
-            root = Mutations(self.state, self.clock, self.options.batch_failure).root()
+            root = Mutations(self.state, self.clock, self.options.batch_failure,
+                             self.options.prices_batch_limit).root()
         else:
             root = query_root(self.state, self.quota)
         result = execute(self.schema, document, root_value=root, variable_values=variables, operation_name=op_name)

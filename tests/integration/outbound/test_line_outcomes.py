@@ -149,3 +149,20 @@ def test_a_warning_on_a_whole_pricelist_entry_parks_its_lines(engine: Engine) ->
     parked = {k for k in _parked(engine) if k.startswith("price:")}
     assert parked and all(k.startswith("price:PL-EUR|") for k in parked)
     assert all(r.status == "accepted" for k, r in _outbound(engine, "price").items() if not k.startswith("PL-EUR|"))
+
+
+@pytest.mark.parametrize("limit", ["total", "per_entry"])
+def test_price_batches_stay_within_centra_per_call_limit(engine: Engine, limit: str) -> None:
+    port = InProcessCentra(sim_app(prices_batch_limit=limit))
+    catalogue = Catalogue(products=45, variants=1, sizes=1)
+    load_catalogue(engine, catalogue)
+    PushProducts(engine, port, PushSettings(), clock=FakeClock()).run()
+    result = PushPrices(engine, port, PushSettings(prices_batch_limit=limit), clock=FakeClock()).run()  # type: ignore[arg-type]
+    assert result.outcome == "ok" and result.counts.get("parked", 0) == 0
+    batches = port.mutations("SetPricesBatch")
+    sizes = [sum(len(e["productPrices"]) for e in v["input"]) for v in batches]
+    assert sum(sizes) == 45 * 3
+    if limit == "total":
+        assert sizes == [100, 35]
+    else:
+        assert len(batches) == 1 and max(len(e["productPrices"]) for e in batches[0]["input"]) <= 100

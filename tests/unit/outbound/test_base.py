@@ -231,3 +231,29 @@ def test_sender_backs_off_after_a_429_without_retry_after() -> None:
     assert sender.call(fn) == "ok"
     assert clock.sleeps == [1.0, 2.0]
     assert calls[1] > calls[0] and calls[2] > calls[1]
+
+
+def test_price_batches_respect_the_per_call_limit_in_total_or_per_entry() -> None:
+    from erpsync.outbound.changes import PendingItem
+    from erpsync.outbound.prices import _batches
+
+    items = [PendingItem("price", f"{pl}|P{n:04d}", {"pricelist": {"externalId": pl}, "product": {"externalId": n}},
+                         "h", None) for n in range(150) for pl in ("PL-SEK", "PL-EUR", "PL-USD")]
+    total = _batches(items, 100)
+    assert [len(b) for b in total] == [100, 100, 100, 100, 50]
+    per_entry = _batches(items, 100, per_entry=True)
+    assert [len(b) for b in per_entry] == [300, 150]
+    for batch in per_entry:
+        per_list: dict[str, int] = {}
+        for item in batch:
+            per_list[item.erp_key.split("|")[0]] = per_list.get(item.erp_key.split("|")[0], 0) + 1
+        assert max(per_list.values()) <= 100
+
+
+def test_prices_batch_size_above_centra_limit_is_a_config_error() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="prices_batch_size"):
+        PushSettings(prices_batch_size=200)
+    with pytest.raises(ValidationError, match="prices_batch_limit"):
+        PushSettings(prices_batch_limit="per_call")  # type: ignore[arg-type]
