@@ -12,7 +12,11 @@ the shop's other integrations), and is consulted before every call:
   catalogue leaves ``stock_reserve + prices_reserve`` of every bucket, prices leaves
   ``stock_reserve``, stock may use everything. So a catalogue backlog never starves stock, and a
   waiting stock call always gets the next tokens first.
-- Feedback: ``settle`` corrects the charge and the per-operation complexity estimate from
+- Complexity before the first send: a caller passes ``bound`` (``erpsync.graphql.complexity``:
+  an upper bound from the document's selection set, list limits and input size); the charge is
+  ``bound × ratio``, the ratio learnt per operation from ``extensions.complexity`` (1.0 before
+  the first answer), so a never-seen document cannot overdraw a tight complexity bucket.
+- Feedback: ``settle`` corrects the charge and the per-operation complexity estimate (or ratio) from
   ``extensions.complexity``; ``on_rate_limited`` (a 429) blocks every caller, in every process,
   until Retry-After and makes a ``rateLimits`` refresh due; ``reseed`` sets the buckets from
   ``rateLimits`` (``remainingQuota`` minus the part left to others), so quota spent by other
@@ -65,6 +69,8 @@ TIERS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
 DEFAULT_COMPLEXITY_GUESS = 250
 #: weight of the newest observation in the running complexity estimate
 ESTIMATE_WEIGHT = 0.3
+#: suffix of the per-operation key holding the learnt ratio real cost ÷ upper bound
+RATIO_SUFFIX = "#ratio"
 #: longest single sleep while waiting, so changes by other processes are noticed
 MAX_SLEEP = 5.0
 #: time constant (clock seconds) of learning erpsync's refill rate from successive ``rateLimits``
@@ -213,6 +219,8 @@ class Permit:
     complexity: int
     mutations: int
     op_key: str | None = None
+    #: the complexity upper bound the charge was derived from (None: a plain estimate)
+    bound: int | None = None
     reason: str = ""  # which bucket (or "retry-after") made it wait
     #: a ``rateLimits`` refresh is due: the caller (the client) should read and ``reseed``
     refresh_due: bool = False
@@ -294,6 +302,13 @@ class QuotaGovernor:
             est = self._estimates.get(op_key)
         return self.default_complexity if est is None else max(1, math.ceil(est))
 
+    def charge_for(self, op_key: str | None, bound: int) -> int:
+        """The complexity charged for a call bounded by ``bound``: the bound × the ratio learnt for
+        ``op_key`` (the bound itself before the first answer)."""
+        with self._lock:
+            ratio = self._estimates.get(f"{op_key}{RATIO_SUFFIX}") if op_key else None
+        return max(1, math.ceil(bound * (1.0 if ratio is None else ratio)))
+
     # -------------------------------------------------------------- acquire
 
     def acquire(
@@ -305,17 +320,19 @@ class QuotaGovernor:
         lane: str = "catalogue",
         op_key: str | None = None,
         timeout: float | None = None,
+        bound: int | None = None,
     ) -> Permit:
         """Block until every bucket allows the call, then charge it and return the granted permit.
 
-        ``complexity`` defaults to the running estimate for ``op_key``. With ``timeout`` (clock
+        ``complexity`` defaults to ``bound × `` the learnt ratio when a ``bound`` is given, else to the
+        running estimate for ``op_key``. With ``timeout`` (clock
         seconds) it returns the last refused permit (``granted`` False) instead of waiting longer.
         """
         started = self.clock.time()
         waited = False
         while True:
             permit = self.try_acquire(
-                requests=requests, complexity=complexity, mutations=mutations, lane=lane, op_key=op_key)
+                requests=requests, complexity=complexity, mutations=mutations, lane=lane, op_key=op_key, bound=bound)
             if permit.granted:
                 if waited:
                     self.stats.waited_seconds += self.clock.time() - started
@@ -337,12 +354,16 @@ class QuotaGovernor:
         mutations: int = 0,
         lane: str = "catalogue",
         op_key: str | None = None,
+        bound: int | None = None,
     ) -> Permit:
         """Charge the call if every bucket allows it now; otherwise return how long to wait."""
         if lane not in self.floors:
             raise ValueError(f"unknown lane {lane!r}; lanes are {', '.join(LANES)}")
-        if complexity is None:
+        if complexity is None and bound is not None:
+            complexity = self.charge_for(op_key, bound)
+        elif complexity is None:
             complexity = self.estimate(op_key) if op_key else self.default_complexity
+            bound = None
         costs = {"requests": requests, "complexity": complexity, "mutations": mutations}
         floor = self.floors[lane]
         with self._lock, self.store.transaction(self._initial) as snap:
@@ -367,7 +388,7 @@ class QuotaGovernor:
             refresh_due = now - snap.last_refresh_at >= self.refresh_seconds and now >= snap.blocked_until
             permit = Permit(
                 granted=wait <= 0, wait=max(0.0, wait), lane=lane, requests=requests, complexity=complexity,
-                mutations=mutations, op_key=op_key, reason=reason, refresh_due=refresh_due, at=now,
+                mutations=mutations, op_key=op_key, bound=bound, reason=reason, refresh_due=refresh_due, at=now,
             )
             if permit.granted:
                 for name in BUCKETS:
@@ -437,7 +458,15 @@ class QuotaGovernor:
             return
         with self._lock:
             self._pending_complexity += complexity - permit.complexity
-            if permit.op_key:
+            if permit.op_key and permit.bound:
+                key = f"{permit.op_key}{RATIO_SUFFIX}"
+                seen = complexity / permit.bound
+                old = self._estimates.get(key)
+                new = seen if old is None else old + ESTIMATE_WEIGHT * (seen - old)
+                if old is None or abs(new - old) >= 0.001:
+                    self._estimates[key] = new
+                    self._dirty_estimates.add(key)
+            elif permit.op_key:
                 old = self._estimates.get(permit.op_key)
                 new = float(complexity) if old is None else old + ESTIMATE_WEIGHT * (complexity - old)
                 if old is None or abs(new - old) >= 0.5:
