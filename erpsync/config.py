@@ -112,6 +112,7 @@ class QuotaSettings(_Section):
     # explicit limits, used when tier = "custom": [requests, mutations, complexity] per window
     limits_10s: tuple[int, int, int] | None = None
     limits_1h: tuple[int, int, int] | None = None
+    # no longer used (work-conserving lanes, erpsync.graphql.quota); accepted so old configs load
     stock_reserve: float = Field(0.3, ge=0, lt=1)
     prices_reserve: float = Field(0.2, ge=0, lt=1)
     refresh_seconds: float = Field(300.0, gt=0)

@@ -14,6 +14,7 @@ def quota_report(governor: QuotaGovernor, remote: Sequence[RateLimitRow] | None 
     """A JSON-able report: per bucket the server quota, erpsync's allowance (× share), its tokens
     now, and (with ``remote``) Centra's own ``usedQuota``/``remainingQuota``."""
     views, info = governor.snapshot()
+    demand = governor.lane_demand()
     by_remote = {bucket_name(r.type, r.interval): r for r in remote or ()}
     buckets = []
     for v in views:
@@ -32,7 +33,8 @@ def quota_report(governor: QuotaGovernor, remote: Sequence[RateLimitRow] | None 
     last = info["last_refresh_at"]
     return {
         "share": governor.share,
-        "lanes": {lane: f"keeps {floor:.0%} free" for lane, floor in governor.floors.items()},
+        "lanes": {lane: f"priority {rank + 1}; demand now {demand.get(lane, {}).get('mutations', 0.0):g} mutations"
+                  for lane, rank in governor.priority.items()},
         "buckets": buckets,
         "blocked_for_seconds": round(info["blocked_for"], 3),
         "rate_limited_total": int(info["rate_limited_count"]),

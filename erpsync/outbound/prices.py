@@ -92,9 +92,14 @@ class PushPrices(PushJob):
             run.counts["waiting"] += len(waiting) - len(parked_now)
             run.counts["parked"] += len(parked_now)
         per_entry = self.push.prices_batch_limit == "per_entry"
-        for batch in _batches(ready, self.push.prices_batch_size, per_entry=per_entry):
-            run.checkpoint()
-            run.counts["mutations"] += bisect(batch, self._send, self._accepted(run), self._rejected(run))
+        batches = _batches(ready, self.push.prices_batch_size, per_entry=per_entry)
+        self.declare_backlog(len(batches))
+        try:
+            for batch in batches:
+                run.checkpoint()
+                run.counts["mutations"] += bisect(batch, self._send, self._accepted(run), self._rejected(run))
+        finally:
+            self.declare_backlog(0)
 
     # ------------------------------------------------------------------ pricelists
 

@@ -315,6 +315,13 @@ class PushJob(Job):
                 run.counts["requeued"] += n
                 self.log.info("push.requeued", entity=entity, items=n)
 
+    def declare_backlog(self, mutations: int) -> None:
+        """Tell the quota governor how many mutations this job's lane has ready (0 when done), so
+        lower lanes leave it the next tokens (a port without a governor ignores it)."""
+        declare = getattr(self.centra, "declare_backlog", None)
+        if declare is not None and self.dry_run is None:
+            declare(self.lane, mutations)
+
     def settle(self, exc: RetryLater) -> float:
         """How long to wait before reading back after ``exc``: a request whose outcome is unknown
         may still be running in Centra; reading back before it lands would re-create it."""

@@ -103,10 +103,15 @@ class PushStock(PushJob):
             parked_now = self.ledger.wait("stock", waiting, self.push.max_attempts)
             run.counts["waiting"] += len(waiting) - len(parked_now)
             run.counts["parked"] += len(parked_now)
-        for key in sorted(ready):
-            for batch in chunks(ready[key], self.push.stock_batch_size):
-                run.checkpoint()
-                run.counts["mutations"] += bisect(batch, self._send, self._accepted(run), self._rejected(run))
+        size = self.push.stock_batch_size
+        self.declare_backlog(sum(-(-len(lines) // size) for lines in ready.values()))
+        try:
+            for key in sorted(ready):
+                for batch in chunks(ready[key], size):
+                    run.checkpoint()
+                    run.counts["mutations"] += bisect(batch, self._send, self._accepted(run), self._rejected(run))
+        finally:
+            self.declare_backlog(0)
 
     def _payload(self, line: StockLine) -> dict[str, Any]:
         return {"warehouse": self._warehouses[line.warehouse], "productSize": {"EAN": line.ean},
