@@ -127,7 +127,11 @@ class PushSettings(_Section):
     stock_interval_seconds: float = Field(60.0, gt=0)
     prices_interval_seconds: float = Field(300.0, gt=0)
     products_interval_seconds: float = Field(900.0, gt=0)
+    # first size of setStock batches; adapts (erpsync.outbound.batching) up to stock_batch_max
     stock_batch_size: int = Field(500, gt=0)
+    stock_batch_max: int = Field(5000, gt=0)
+    # a batch answered slower than this (seconds) halves the batch size; faster full batches grow it
+    batch_target_seconds: float = Field(5.0, gt=0)
     # product prices per setPricesBatch; Centra takes at most 100 per call (PROTOCOL.md §2.2)
     prices_batch_size: int = Field(100, gt=0, le=100)
     # [open] how setPricesBatch's limit counts: "total" (100 product prices per call, safe under any

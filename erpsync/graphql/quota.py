@@ -92,6 +92,8 @@ RATE_SECONDS = 60.0
 #: the three token kinds, in the order of ``LaneDemand``'s vectors
 KINDS: tuple[str, ...] = ("requests", "complexity", "mutations")
 
+#: prefix of the learnt batch sizes in the shared estimates (``batch:setStock``)
+BATCH_PREFIX = "batch:"
 #: suffix of the per-operation key holding the learnt ratio real cost ÷ upper bound
 RATIO_SUFFIX = "#ratio"
 #: longest single sleep while waiting, so changes by other processes are noticed
@@ -527,6 +529,28 @@ class QuotaGovernor:
                               max(0.0, float(mutations))]
             demand.backlog_at = now if mutations > 0 or calls > 0 else 0.0
             snap.dirty_state = True
+
+    # -------------------------------------------------------------- learnt batch sizes
+
+    def batch_size(self, kind: str) -> int | None:
+        """The batch size learnt for mutation ``kind`` (shared by every process), if any."""
+        with self._lock, self.store.transaction(self._initial) as snap:
+            self._merge_shared(snap)
+            value = snap.estimates.get(f"{BATCH_PREFIX}{kind}")
+        return None if value is None else int(value)
+
+    def learn_batch_size(self, kind: str, size: int) -> None:
+        with self._lock, self.store.transaction(self._initial) as snap:
+            self._merge_shared(snap)
+            snap.estimates[f"{BATCH_PREFIX}{kind}"] = float(size)
+            self._estimates[f"{BATCH_PREFIX}{kind}"] = float(size)
+            snap.dirty_state = True
+
+    def batch_sizes(self) -> dict[str, int]:
+        """Every learnt batch size, by mutation kind."""
+        with self._lock, self.store.transaction(self._initial) as snap:
+            self._merge_shared(snap)
+            return {k[len(BATCH_PREFIX):]: int(v) for k, v in snap.estimates.items() if k.startswith(BATCH_PREFIX)}
 
     def lane_demand(self) -> dict[str, dict[str, float]]:
         """Per lane, the tokens of each kind it will want within ``HORIZON`` (for reports)."""

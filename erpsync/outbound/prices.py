@@ -27,6 +27,7 @@ from erpsync.outbound.documents import (
 from erpsync.outbound.push import (
     PushJob,
     SendResult,
+    SplitBatch,
     bisect,
     crash_point,
     line_of,
@@ -38,6 +39,9 @@ from erpsync.outbound.push import (
 from erpsync.outbound.state import Accepted, Rejected
 from erpsync.outbound.stock import accepted_keys, parked_hashes
 from erpsync.outbound.transform import check_price, price_products, prices_batch
+
+#: Centra's per-call limit of product prices (PROTOCOL.md §2.2): setPrices, setPricesBatch
+MAX_PRODUCT_PRICES = 100
 
 
 class PushPrices(PushJob):
@@ -92,12 +96,19 @@ class PushPrices(PushJob):
             run.counts["waiting"] += len(waiting) - len(parked_now)
             run.counts["parked"] += len(parked_now)
         per_entry = self.push.prices_batch_limit == "per_entry"
-        batches = _batches(ready, self.push.prices_batch_size, per_entry=per_entry)
-        self.declare_backlog(len(batches))
+        sizer = self._sizer = self.sizer("setPricesBatch", self.push.prices_batch_size, MAX_PRODUCT_PRICES)
+        self.declare_backlog(len(_batches(ready, sizer.size, per_entry=per_entry)))
         try:
-            for batch in batches:
+            start = 0
+            while start < len(ready):
+                batch = ready[start:_batch_end(ready, start, sizer.size, per_entry)]
                 run.checkpoint()
-                run.counts["mutations"] += bisect(batch, self._send, self._accepted(run), self._rejected(run))
+                try:
+                    run.counts["mutations"] += bisect(batch, self._send, self._accepted(run), self._rejected(run))
+                except SplitBatch:
+                    run.counts["batches_split"] += 1
+                    continue  # the size shrank: the same prices again, in smaller batches
+                start += len(batch)
         finally:
             self.declare_backlog(0)
 
@@ -183,7 +194,8 @@ class PushPrices(PushJob):
             self.dry_run.record("setPricesBatch", variables, self.lane)
             return [], {}, {}
         assert self.sender is not None
-        data = self.sender.mutate_idempotent(SET_PRICES_BATCH, variables, self.lane)
+        data = self.sender.mutate_idempotent(SET_PRICES_BATCH, variables, self.lane, self._sizer,
+                                             price_products([i.payload for i in batch]))
         crash_point("after_send")
         payload = data.get("setPricesBatch")
         skipped: dict[int, list[str]] = {}
@@ -247,25 +259,32 @@ def _warned_lines(path: Sequence[Any], index: dict[tuple[int, int], list[int]]) 
     return [n for (i, _), ns in index.items() if i == entry for n in ns]
 
 
+def _batch_end(items: Sequence[PendingItem], start: int, products_per_batch: int, per_entry: bool) -> int:
+    """The end of the batch starting at ``start``: at most ``products_per_batch`` (pricelist,
+    product) entries in total, or, with ``per_entry``, per pricelist entry."""
+    seen: set[tuple[str, str]] = set()
+    per_list: dict[str, int] = {}
+    for n in range(start, len(items)):
+        plc, pn = items[n].erp_key.split("|")[:2]
+        if (plc, pn) not in seen:
+            full = per_list.get(plc, 0) >= products_per_batch if per_entry else len(seen) >= products_per_batch
+            if full:
+                return n
+            per_list[plc] = per_list.get(plc, 0) + 1
+            seen.add((plc, pn))
+    return len(items)
+
+
 def _batches(items: Sequence[PendingItem], products_per_batch: int, *, per_entry: bool = False,
              ) -> list[Sequence[PendingItem]]:
     """Consecutive slices holding at most ``products_per_batch`` (pricelist, product) entries in total,
     or, with ``per_entry``, at most that many per pricelist entry."""
     out: list[Sequence[PendingItem]] = []
     start = 0
-    seen: set[tuple[str, str]] = set()
-    per_list: dict[str, int] = {}
-    for n, item in enumerate(items):
-        plc, pn = item.erp_key.split("|")[:2]
-        if (plc, pn) not in seen:
-            full = per_list.get(plc, 0) >= products_per_batch if per_entry else len(seen) >= products_per_batch
-            if full:
-                out.append(items[start:n])
-                start, seen, per_list = n, set(), {}
-            per_list[plc] = per_list.get(plc, 0) + 1
-        seen.add((plc, pn))
-    if start < len(items):
-        out.append(items[start:])
+    while start < len(items):
+        end = _batch_end(items, start, products_per_batch, per_entry)
+        out.append(items[start:end])
+        start = end
     if not per_entry:
         assert all(price_products([i.payload for i in b]) <= products_per_batch for b in out)
     return out

@@ -82,6 +82,9 @@ class GqlOptions:
     other_integration_share: float = 0.0
     batch_failure: str = "reject"
     prices_batch_limit: str = "total"
+    latency_base_seconds: float = 0.0
+    latency_per_item_seconds: float = 0.0
+    timeout_items: int | None = None
     warehouses: tuple[str, ...] = ("WH-MAIN", "WH-EU", "WH-US")
     pricelists: tuple[tuple[str, str], ...] = (("PL-SEK", "SEK"), ("PL-EUR", "EUR"), ("PL-USD", "USD"))
 
@@ -109,6 +112,10 @@ class GqlOptions:
             problems.append(f"batch_failure must be one of {list(BATCH_FAILURE_POLICIES)}")
         if self.prices_batch_limit not in PRICES_BATCH_LIMITS:
             problems.append(f"prices_batch_limit must be one of {list(PRICES_BATCH_LIMITS)}")
+        if self.latency_base_seconds < 0 or self.latency_per_item_seconds < 0:
+            problems.append("latency_base_seconds and latency_per_item_seconds must be ≥ 0")
+        if self.timeout_items is not None and self.timeout_items < 1:
+            problems.append("timeout_items must be positive (or None: never)")
         if len(set(self.warehouses)) != len(self.warehouses):
             problems.append("warehouse externalIds must be unique")
         if len({p for p, _ in self.pricelists}) != len(self.pricelists):
