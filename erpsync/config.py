@@ -119,6 +119,7 @@ class QuotaSettings(_Section):
     # explicit limits, used when tier = "custom": [requests, mutations, complexity] per window
     limits_10s: tuple[int, int, int] | None = None
     limits_1h: tuple[int, int, int] | None = None
+    # no longer used (work-conserving lanes, erpsync.graphql.quota); accepted so old configs load
     stock_reserve: float = Field(0.3, ge=0, lt=1)
     prices_reserve: float = Field(0.2, ge=0, lt=1)
     refresh_seconds: float = Field(300.0, gt=0)
@@ -135,8 +136,16 @@ class PushSettings(_Section):
     stock_interval_seconds: float = Field(60.0, gt=0)
     prices_interval_seconds: float = Field(300.0, gt=0)
     products_interval_seconds: float = Field(900.0, gt=0)
+    # first size of setStock batches; adapts (erpsync.outbound.batching) up to stock_batch_max
     stock_batch_size: int = Field(500, gt=0)
-    prices_batch_size: int = Field(200, gt=0)
+    stock_batch_max: int = Field(5000, gt=0)
+    # a batch answered slower than this (seconds) halves the batch size; faster full batches grow it
+    batch_target_seconds: float = Field(5.0, gt=0)
+    # product prices per setPricesBatch; Centra takes at most 100 per call (PROTOCOL.md §2.2)
+    prices_batch_size: int = Field(100, gt=0, le=100)
+    # [open] how setPricesBatch's limit counts: "total" (100 product prices per call, safe under any
+    # reading) or "per_entry" (100 per pricelist entry, several pricelists in one call)
+    prices_batch_limit: Literal["total", "per_entry"] = "total"
     products_batch_size: int = Field(20, gt=0)
     # aliased catalogue mutations per HTTP request (each still costs one mutation token)
     catalogue_mutations_per_request: int = Field(5, gt=0)

@@ -150,6 +150,11 @@ class StoreCollector(Collector):
             capacity.add_metric([name], cap)
         yield remaining
         yield capacity
+        sizes = GaugeMetricFamily("erpsync_batch_size", "Learnt batch size (items per mutation) by mutation kind.",
+                                  labels=["mutation"])
+        for kind, size in figures.get("batch_sizes", {}).items():
+            sizes.add_metric([kind], size)
+        yield sizes
         limited = CounterMetricFamily("erpsync_rate_limited", "HTTP 429 answers received from Centra.")
         limited.add_metric([], figures["rate_limited"])
         yield limited
@@ -165,13 +170,16 @@ def store_figures(engine: Engine) -> dict[str, Any]:
         outbound_rows = s.exec(select(OutboundItem.entity, OutboundItem.status,  # type: ignore[call-overload]
                                       func.count()).group_by(OutboundItem.entity, OutboundItem.status)).all()
         buckets = s.exec(select(QuotaBucket.name, QuotaBucket.tokens, QuotaBucket.capacity)).all()  # type: ignore[call-overload]
-        state = s.exec(select(QuotaState.rate_limited_count)).first()  # type: ignore[call-overload]
+        state = s.exec(select(QuotaState.rate_limited_count, QuotaState.estimates)).first()  # type: ignore[call-overload]
     return {
         "inbox_unacked": int(unacked),
         "parked_open": {str(k): int(n) for k, n in parked_rows},
         "outbound": {(str(e), str(st)): int(n) for e, st, n in outbound_rows},
         "quota": {str(name): (float(t), float(c)) for name, t, c in buckets},
         "rate_limited": int(state[0]) if state else 0,
+        # learnt batch sizes per mutation kind (erpsync.outbound.batching), kept with the quota state
+        "batch_sizes": {str(k)[len("batch:"):]: int(v) for k, v in ((state[1] if state else None) or {}).items()
+                        if str(k).startswith("batch:") and isinstance(v, int | float)},
     }
 
 

@@ -63,6 +63,7 @@ from erpsync.errors import (
     SchemaMismatch,
     SourceUnavailable,
 )
+from erpsync.graphql.complexity import upper_bound
 from erpsync.graphql.quota import LANES, Permit, QuotaGovernor, parse_retry_after
 from erpsync.graphql.schema import Document, DocumentCache
 from erpsync.logs import get_logger, register_secret
@@ -284,7 +285,8 @@ class CentraGraphql:
                 log.warning("quota.refresh_failed", error=type(exc).__name__, detail=str(exc))
         permit: Permit | None = None
         if gov is not None:
-            permit = gov.acquire(requests=1, mutations=mutations, lane=lane, op_key=doc.op_key)
+            bound = upper_bound(self._documents.schema, doc.ast, variables)
+            permit = gov.acquire(requests=1, mutations=mutations, lane=lane, op_key=doc.op_key, bound=bound)
         transport = self._transport()
         transport.last_response = None
         if gov is not None:

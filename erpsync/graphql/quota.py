@@ -7,12 +7,30 @@ the shop's other integrations), and is consulted before every call:
 
 - ``acquire(requests, complexity, mutations, lane)`` blocks (on the injected clock) until every
   bucket can pay, then charges them; ``try_acquire`` returns the wait instead of blocking.
-- Lanes: ``fulfilment`` (shipments, captures) and ``stock`` > ``prices`` > ``events`` (the GraphQL
-  events queue) and ``catalogue``. A lane may not take a bucket below its floor:
-  catalogue leaves ``stock_reserve + prices_reserve`` of every bucket, prices leaves
-  ``stock_reserve``, stock may use everything. So a catalogue backlog never starves stock, and a
-  waiting stock call always gets the next tokens first.
-- Feedback: ``settle`` corrects the charge and the per-operation complexity estimate from
+- Lanes, work-conserving, in strict priority ``fulfilment`` > ``stock`` > ``prices`` > ``events``
+  > ``catalogue``. A lane may not take a bucket below its *reserve*: what the higher lanes will
+  need within ``HORIZON`` seconds, i.e. the sum over every higher lane of its declared backlog, the
+  call its waiting callers want, and its measured demand rate × ``HORIZON`` (capped at the
+  allowance). With no higher-lane work the catalogue spends the whole share; the moment stock work
+  appears (declared, or a stock caller waiting) the catalogue stops at the reserve and stock gets
+  the next tokens. The demand signal, which any lane uses the same way:
+
+  - ``declare_backlog(lane, mutations, requests=None, complexity=None)``: "this lane has that much
+    ready work"; call it when a run knows its batches and again as they go (``0`` when done).
+    Requests default to ``mutations`` (one mutation per request), complexity to ``mutations`` × the
+    lane's learnt complexity per call. A declaration not renewed within ``BACKLOG_TTL`` lapses (its
+    process may have died).
+  - a caller waiting in ``acquire`` declares its own call until it is granted (refreshed on every
+    retry, at least every ``MAX_SLEEP``), so an undeclared lane still gets priority;
+  - every grant feeds the lane's demand rate (exponentially weighted, ``RATE_SECONDS``).
+
+  All of it lives in the shared state (``QuotaSnapshot.lanes``), so lanes of different processes
+  see each other. ``stock_reserve`` / ``prices_reserve`` (fixed floors before) are no longer used.
+- Complexity before the first send: a caller passes ``bound`` (``erpsync.graphql.complexity``:
+  an upper bound from the document's selection set, list limits and input size); the charge is
+  ``bound × ratio``, the ratio learnt per operation from ``extensions.complexity`` (1.0 before
+  the first answer), so a never-seen document cannot overdraw a tight complexity bucket.
+- Feedback: ``settle`` corrects the charge and the per-operation complexity estimate (or ratio) from
   ``extensions.complexity``; ``on_rate_limited`` (a 429) blocks every caller, in every process,
   until Retry-After and makes a ``rateLimits`` refresh due; ``reseed`` sets the buckets from
   ``rateLimits`` (``remainingQuota`` minus the part left to others), so quota spent by other
@@ -33,7 +51,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from erpsync.clock import Clock
 from erpsync.config import QuotaSettings
@@ -65,6 +83,19 @@ TIERS: dict[str, tuple[tuple[int, int, int], tuple[int, int, int]]] = {
 DEFAULT_COMPLEXITY_GUESS = 250
 #: weight of the newest observation in the running complexity estimate
 ESTIMATE_WEIGHT = 0.3
+#: how far ahead (clock seconds) a lane's reserve provides for the higher lanes' demand
+HORIZON = 10.0
+#: a declared backlog not renewed within this long (clock seconds) lapses
+BACKLOG_TTL = 120.0
+#: time constant (clock seconds) of a lane's measured demand rate
+RATE_SECONDS = 60.0
+#: the three token kinds, in the order of ``LaneDemand``'s vectors
+KINDS: tuple[str, ...] = ("requests", "complexity", "mutations")
+
+#: prefix of the learnt batch sizes in the shared estimates (``batch:setStock``)
+BATCH_PREFIX = "batch:"
+#: suffix of the per-operation key holding the learnt ratio real cost ÷ upper bound
+RATIO_SUFFIX = "#ratio"
 #: longest single sleep while waiting, so changes by other processes are noticed
 MAX_SLEEP = 5.0
 #: time constant (clock seconds) of learning erpsync's refill rate from successive ``rateLimits``
@@ -163,6 +194,46 @@ class BucketState:
 
 
 @dataclass
+class LaneDemand:
+    """What one lane will need soon: declared backlog, a waiting call, its measured rate.
+
+    Vectors are (requests, complexity, mutations) in tokens (rates: tokens per second)."""
+
+    backlog: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    backlog_at: float = 0.0
+    waiting: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    waiting_until: float = 0.0
+    rate: list[float] = field(default_factory=lambda: [0.0, 0.0, 0.0])
+    rate_at: float = 0.0
+    #: complexity per granted request (EWMA), for converting a declared backlog
+    per_call_complexity: float = 0.0
+
+    def demand(self, k: int, now: float) -> float:
+        """Tokens of kind ``k`` this lane will want within ``HORIZON`` seconds of ``now``."""
+        d = 0.0
+        if self.backlog_at and now - self.backlog_at <= BACKLOG_TTL:
+            d += self.backlog[k]
+        if self.waiting_until >= now:
+            d += self.waiting[k]
+        if self.rate_at:
+            d += self.rate[k] * math.exp(-max(0.0, now - self.rate_at) / RATE_SECONDS) * HORIZON
+        return d
+
+    def to_json(self) -> list[Any]:
+        return [self.backlog, self.backlog_at, self.waiting, self.waiting_until, self.rate, self.rate_at,
+                self.per_call_complexity]
+
+    @classmethod
+    def from_json(cls, data: Any) -> LaneDemand:
+        try:
+            b, b_at, w, w_until, r, r_at, pcc = data
+            return cls([float(x) for x in b], float(b_at), [float(x) for x in w], float(w_until),
+                       [float(x) for x in r], float(r_at), float(pcc))
+        except (TypeError, ValueError):
+            return cls()
+
+
+@dataclass
 class QuotaSnapshot:
     """Everything the governor persists. Stores hand one out per transaction."""
 
@@ -171,6 +242,8 @@ class QuotaSnapshot:
     rate_limited_count: int = 0
     last_refresh_at: float = 0.0
     estimates: dict[str, float] = field(default_factory=dict)
+    #: demand per lane (declared backlog, waiting calls, measured rate)
+    lanes: dict[str, LaneDemand] = field(default_factory=dict)
     dirty_buckets: bool = False
     dirty_state: bool = False
 
@@ -213,6 +286,8 @@ class Permit:
     complexity: int
     mutations: int
     op_key: str | None = None
+    #: the complexity upper bound the charge was derived from (None: a plain estimate)
+    bound: int | None = None
     reason: str = ""  # which bucket (or "retry-after") made it wait
     #: a ``rateLimits`` refresh is due: the caller (the client) should read and ``reseed``
     refresh_due: bool = False
@@ -238,6 +313,11 @@ class GovernorStats:
     reseeds: int = 0
     #: clock time of the first wait caused by each bucket (or "retry-after")
     first_wait: dict[str, float] = field(default_factory=dict)
+    #: per lane: acquires, acquires that waited, the most sleeps in one acquire, the longest wait (s)
+    lane_acquires: dict[str, int] = field(default_factory=dict)
+    lane_waited: dict[str, int] = field(default_factory=dict)
+    lane_max_sleeps: dict[str, int] = field(default_factory=dict)
+    lane_max_wait: dict[str, float] = field(default_factory=dict)
 
 
 class QuotaGovernor:
@@ -265,8 +345,8 @@ class QuotaGovernor:
         self.limits = {b: int(limits[b]) for b in BUCKETS}
         self.clock = clock
         self.share = share
-        self.floors = {"fulfilment": 0.0, "stock": 0.0, "prices": stock_reserve,
-                       "events": stock_reserve + prices_reserve, "catalogue": stock_reserve + prices_reserve}
+        #: strict priority: a lane provides for the demand of every lane before it
+        self.priority = {lane: i for i, lane in enumerate(LANES)}
         self.refresh_seconds = refresh_seconds
         self.store: QuotaStore = store or MemoryQuotaStore()
         self.default_complexity = default_complexity
@@ -294,6 +374,13 @@ class QuotaGovernor:
             est = self._estimates.get(op_key)
         return self.default_complexity if est is None else max(1, math.ceil(est))
 
+    def charge_for(self, op_key: str | None, bound: int) -> int:
+        """The complexity charged for a call bounded by ``bound``: the bound × the ratio learnt for
+        ``op_key`` (the bound itself before the first answer)."""
+        with self._lock:
+            ratio = self._estimates.get(f"{op_key}{RATIO_SUFFIX}") if op_key else None
+        return max(1, math.ceil(bound * (1.0 if ratio is None else ratio)))
+
     # -------------------------------------------------------------- acquire
 
     def acquire(
@@ -305,20 +392,29 @@ class QuotaGovernor:
         lane: str = "catalogue",
         op_key: str | None = None,
         timeout: float | None = None,
+        bound: int | None = None,
     ) -> Permit:
         """Block until every bucket allows the call, then charge it and return the granted permit.
 
-        ``complexity`` defaults to the running estimate for ``op_key``. With ``timeout`` (clock
+        ``complexity`` defaults to ``bound × `` the learnt ratio when a ``bound`` is given, else to the
+        running estimate for ``op_key``. With ``timeout`` (clock
         seconds) it returns the last refused permit (``granted`` False) instead of waiting longer.
         """
         started = self.clock.time()
         waited = False
+        sleeps = 0
         while True:
             permit = self.try_acquire(
-                requests=requests, complexity=complexity, mutations=mutations, lane=lane, op_key=op_key)
+                requests=requests, complexity=complexity, mutations=mutations, lane=lane, op_key=op_key, bound=bound)
             if permit.granted:
+                st = self.stats
+                st.lane_acquires[lane] = st.lane_acquires.get(lane, 0) + 1
                 if waited:
-                    self.stats.waited_seconds += self.clock.time() - started
+                    took = self.clock.time() - started
+                    st.waited_seconds += took
+                    st.lane_waited[lane] = st.lane_waited.get(lane, 0) + 1
+                    st.lane_max_sleeps[lane] = max(st.lane_max_sleeps.get(lane, 0), sleeps)
+                    st.lane_max_wait[lane] = max(st.lane_max_wait.get(lane, 0.0), took)
                 return permit
             if timeout is not None and self.clock.time() - started + permit.wait > timeout:
                 return permit
@@ -327,6 +423,7 @@ class QuotaGovernor:
                 self.stats.first_wait.setdefault(permit.reason, permit.at)
                 log.debug("quota.wait", lane=lane, seconds=round(permit.wait, 3), reason=permit.reason)
             waited = True
+            sleeps += 1
             self.clock.sleep(min(max(permit.wait, MIN_SLEEP), MAX_SLEEP))
 
     def try_acquire(
@@ -337,14 +434,17 @@ class QuotaGovernor:
         mutations: int = 0,
         lane: str = "catalogue",
         op_key: str | None = None,
+        bound: int | None = None,
     ) -> Permit:
         """Charge the call if every bucket allows it now; otherwise return how long to wait."""
-        if lane not in self.floors:
+        if lane not in self.priority:
             raise ValueError(f"unknown lane {lane!r}; lanes are {', '.join(LANES)}")
-        if complexity is None:
+        if complexity is None and bound is not None:
+            complexity = self.charge_for(op_key, bound)
+        elif complexity is None:
             complexity = self.estimate(op_key) if op_key else self.default_complexity
+            bound = None
         costs = {"requests": requests, "complexity": complexity, "mutations": mutations}
-        floor = self.floors[lane]
         with self._lock, self.store.transaction(self._initial) as snap:
             now = self.clock.time()  # read under the lock: decisions are ordered like their times
             self._merge_shared(snap)
@@ -352,13 +452,14 @@ class QuotaGovernor:
             if snap.blocked_until > now:
                 wait, reason = snap.blocked_until - now, "retry-after"
             levels = {name: self._level(snap, name, now) for name in BUCKETS}
+            reserve = self._reserve(snap, lane, now)
             for name in BUCKETS:
                 cost = costs[_KIND[name]]
                 if cost <= 0:
                     continue
                 allowance = self._allowance(snap, name)
                 # a call bigger than the lane's room waits for a full bucket
-                need = min(cost + floor * allowance, allowance)
+                need = min(cost + reserve[_KIND[name]], allowance)
                 if levels[name] + _EPSILON < need:
                     rate = self._rate(snap.buckets[name], name)
                     w = (need - levels[name]) / rate if rate > _EPSILON else self.refresh_seconds
@@ -367,8 +468,10 @@ class QuotaGovernor:
             refresh_due = now - snap.last_refresh_at >= self.refresh_seconds and now >= snap.blocked_until
             permit = Permit(
                 granted=wait <= 0, wait=max(0.0, wait), lane=lane, requests=requests, complexity=complexity,
-                mutations=mutations, op_key=op_key, reason=reason, refresh_due=refresh_due, at=now,
+                mutations=mutations, op_key=op_key, bound=bound, reason=reason, refresh_due=refresh_due, at=now,
             )
+            demand = snap.lanes.setdefault(lane, LaneDemand())
+            vector = [float(costs[k]) for k in KINDS]
             if permit.granted:
                 for name in BUCKETS:
                     b = snap.buckets[name]
@@ -376,7 +479,86 @@ class QuotaGovernor:
                     b.updated_at = max(b.updated_at, now)
                 snap.dirty_buckets = True
                 self.stats.granted += 1
+                decay = math.exp(-max(0.0, now - demand.rate_at) / RATE_SECONDS) if demand.rate_at else 0.0
+                demand.rate = [r * decay + c / RATE_SECONDS for r, c in zip(demand.rate, vector, strict=True)]
+                demand.rate_at = now
+                if requests > 0:
+                    per_call = complexity / requests
+                    pcc = demand.per_call_complexity
+                    demand.per_call_complexity = per_call if not pcc else pcc + ESTIMATE_WEIGHT * (per_call - pcc)
+                demand.waiting_until = 0.0
+                if demand.backlog_at and demand.backlog[2] > 0 and mutations > 0:
+                    demand.backlog = [max(0.0, b - c) for b, c in zip(demand.backlog, vector, strict=True)]
+            else:
+                demand.waiting = vector
+                demand.waiting_until = now + min(permit.wait, MAX_SLEEP) + MAX_SLEEP
+            snap.dirty_state = True
         return permit
+
+    # -------------------------------------------------------------- lanes
+
+    def _reserve(self, snap: QuotaSnapshot, lane: str, now: float) -> dict[str, float]:
+        """Tokens of each kind ``lane`` must leave for the higher lanes' demand within ``HORIZON``."""
+        rank = self.priority[lane]
+        out = dict.fromkeys(KINDS, 0.0)
+        for other, demand in snap.lanes.items():
+            if self.priority.get(other, rank) < rank:
+                for k, kind in enumerate(KINDS):
+                    out[kind] += demand.demand(k, now)
+        return out
+
+    def declare_backlog(
+        self, lane: str, mutations: float, *, requests: float | None = None, complexity: float | None = None,
+    ) -> None:
+        """Declare the ready work ``lane`` has (``mutations`` left to send; 0 when done).
+
+        Lower lanes keep that much of every bucket free for it (see the module docstring). Grants
+        of the lane count down its backlog, so one declaration per run (plus one at the end) is
+        enough; declaring again replaces the figure.
+        """
+        if lane not in self.priority:
+            raise ValueError(f"unknown lane {lane!r}; lanes are {', '.join(LANES)}")
+        now = self.clock.time()
+        with self._lock, self.store.transaction(self._initial) as snap:
+            self._merge_shared(snap)
+            demand = snap.lanes.setdefault(lane, LaneDemand())
+            per_call = demand.per_call_complexity or float(self.default_complexity)
+            calls = mutations if requests is None else requests
+            demand.backlog = [max(0.0, float(calls)),
+                              max(0.0, float(complexity if complexity is not None else calls * per_call)),
+                              max(0.0, float(mutations))]
+            demand.backlog_at = now if mutations > 0 or calls > 0 else 0.0
+            snap.dirty_state = True
+
+    # -------------------------------------------------------------- learnt batch sizes
+
+    def batch_size(self, kind: str) -> int | None:
+        """The batch size learnt for mutation ``kind`` (shared by every process), if any."""
+        with self._lock, self.store.transaction(self._initial) as snap:
+            self._merge_shared(snap)
+            value = snap.estimates.get(f"{BATCH_PREFIX}{kind}")
+        return None if value is None else int(value)
+
+    def learn_batch_size(self, kind: str, size: int) -> None:
+        with self._lock, self.store.transaction(self._initial) as snap:
+            self._merge_shared(snap)
+            snap.estimates[f"{BATCH_PREFIX}{kind}"] = float(size)
+            self._estimates[f"{BATCH_PREFIX}{kind}"] = float(size)
+            snap.dirty_state = True
+
+    def batch_sizes(self) -> dict[str, int]:
+        """Every learnt batch size, by mutation kind."""
+        with self._lock, self.store.transaction(self._initial) as snap:
+            self._merge_shared(snap)
+            return {k[len(BATCH_PREFIX):]: int(v) for k, v in snap.estimates.items() if k.startswith(BATCH_PREFIX)}
+
+    def lane_demand(self) -> dict[str, dict[str, float]]:
+        """Per lane, the tokens of each kind it will want within ``HORIZON`` (for reports)."""
+        now = self.clock.time()
+        with self._lock, self.store.transaction(self._initial) as snap:
+            self._merge_shared(snap)
+            return {lane: {kind: round(d.demand(k, now), 3) for k, kind in enumerate(KINDS)}
+                    for lane, d in snap.lanes.items()}
 
     def _initial(self) -> QuotaSnapshot:
         """The state of a store that has none yet: full allowances, a refresh due at once."""
@@ -437,7 +619,15 @@ class QuotaGovernor:
             return
         with self._lock:
             self._pending_complexity += complexity - permit.complexity
-            if permit.op_key:
+            if permit.op_key and permit.bound:
+                key = f"{permit.op_key}{RATIO_SUFFIX}"
+                seen = complexity / permit.bound
+                old = self._estimates.get(key)
+                new = seen if old is None else old + ESTIMATE_WEIGHT * (seen - old)
+                if old is None or abs(new - old) >= 0.001:
+                    self._estimates[key] = new
+                    self._dirty_estimates.add(key)
+            elif permit.op_key:
                 old = self._estimates.get(permit.op_key)
                 new = float(complexity) if old is None else old + ESTIMATE_WEIGHT * (complexity - old)
                 if old is None or abs(new - old) >= 0.5:

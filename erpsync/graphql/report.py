@@ -14,6 +14,7 @@ def quota_report(governor: QuotaGovernor, remote: Sequence[RateLimitRow] | None 
     """A JSON-able report: per bucket the server quota, erpsync's allowance (× share), its tokens
     now, and (with ``remote``) Centra's own ``usedQuota``/``remainingQuota``."""
     views, info = governor.snapshot()
+    demand = governor.lane_demand()
     by_remote = {bucket_name(r.type, r.interval): r for r in remote or ()}
     buckets = []
     for v in views:
@@ -32,8 +33,10 @@ def quota_report(governor: QuotaGovernor, remote: Sequence[RateLimitRow] | None 
     last = info["last_refresh_at"]
     return {
         "share": governor.share,
-        "lanes": {lane: f"keeps {floor:.0%} free" for lane, floor in governor.floors.items()},
+        "lanes": {lane: f"priority {rank + 1}; demand now {demand.get(lane, {}).get('mutations', 0.0):g} mutations"
+                  for lane, rank in governor.priority.items()},
         "buckets": buckets,
+        "batch_sizes": governor.batch_sizes(),
         "blocked_for_seconds": round(info["blocked_for"], 3),
         "rate_limited_total": int(info["rate_limited_count"]),
         "last_refresh": datetime.fromtimestamp(last, UTC).isoformat() if last else None,
@@ -59,6 +62,9 @@ def format_quota_report(report: dict[str, Any]) -> str:
     lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
              for r in rows]
     lines.append("")
+    sizes = report.get("batch_sizes") or {}
+    if sizes:
+        lines.append("learnt batch sizes: " + ", ".join(f"{k} {v:,}" for k, v in sorted(sizes.items())))
     blocked = report["blocked_for_seconds"]
     lines.append(f"blocked by Retry-After: {f'{blocked:g} s' if blocked else 'no'}; "
                  f"429s so far: {report['rate_limited_total']}; "

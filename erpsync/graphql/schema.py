@@ -72,7 +72,8 @@ class DocumentCache:
     """Parses and validates documents against the contract schema, once per distinct text."""
 
     def __init__(self, schema: GraphQLSchema | None = None, *, max_entries: int = 512) -> None:
-        self._client = Client(schema=schema or contract_schema())
+        self.schema = schema or contract_schema()
+        self._client = Client(schema=self.schema)
         self._cache: dict[str, Document] = {}
         self._lock = threading.Lock()
         self._max = max_entries

@@ -33,6 +33,15 @@ class GraphqlPort:
     def mutate(self, document: str, variables: Mapping[str, Any], *, lane: str) -> Mapping[str, Any]:
         return self.client.mutate(document, dict(variables), lane=lane).data
 
+    def size_store(self) -> QuotaGovernor | None:
+        """Where learnt batch sizes are kept: the governor's shared state."""
+        return self.client.governor
+
+    def declare_backlog(self, lane: str, mutations: int) -> None:
+        """The lane's ready mutations, for the quota governor's lane reserves."""
+        if self.client.governor is not None:
+            self.client.governor.declare_backlog(lane, mutations)
+
     def close(self) -> None:
         self.client.close()
 

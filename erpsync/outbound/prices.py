@@ -27,15 +27,21 @@ from erpsync.outbound.documents import (
 from erpsync.outbound.push import (
     PushJob,
     SendResult,
+    SplitBatch,
     bisect,
     crash_point,
+    line_of,
     raw_user_errors,
     user_errors,
     user_warnings,
+    warning_text,
 )
 from erpsync.outbound.state import Accepted, Rejected
 from erpsync.outbound.stock import accepted_keys, parked_hashes
 from erpsync.outbound.transform import check_price, price_products, prices_batch
+
+#: Centra's per-call limit of product prices (PROTOCOL.md §2.2): setPrices, setPricesBatch
+MAX_PRODUCT_PRICES = 100
 
 
 class PushPrices(PushJob):
@@ -89,9 +95,22 @@ class PushPrices(PushJob):
             parked_now = self.ledger.wait("price", waiting, self.push.max_attempts)
             run.counts["waiting"] += len(waiting) - len(parked_now)
             run.counts["parked"] += len(parked_now)
-        for batch in _batches(ready, self.push.prices_batch_size):
-            run.checkpoint()
-            run.counts["mutations"] += bisect(batch, self._send, self._accepted(run), self._rejected(run))
+        per_entry = self.push.prices_batch_limit == "per_entry"
+        sizer = self._sizer = self.sizer("setPricesBatch", self.push.prices_batch_size, MAX_PRODUCT_PRICES)
+        self.declare_backlog(len(_batches(ready, sizer.size, per_entry=per_entry)))
+        try:
+            start = 0
+            while start < len(ready):
+                batch = ready[start:_batch_end(ready, start, sizer.size, per_entry)]
+                run.checkpoint()
+                try:
+                    run.counts["mutations"] += bisect(batch, self._send, self._accepted(run), self._rejected(run))
+                except SplitBatch:
+                    run.counts["batches_split"] += 1
+                    continue  # the size shrank: the same prices again, in smaller batches
+                start += len(batch)
+        finally:
+            self.declare_backlog(0)
 
     # ------------------------------------------------------------------ pricelists
 
@@ -175,19 +194,16 @@ class PushPrices(PushJob):
             self.dry_run.record("setPricesBatch", variables, self.lane)
             return [], {}, {}
         assert self.sender is not None
-        data = self.sender.mutate_idempotent(SET_PRICES_BATCH, variables, self.lane)
+        data = self.sender.mutate_idempotent(SET_PRICES_BATCH, variables, self.lane, self._sizer,
+                                             price_products([i.payload for i in batch]))
         crash_point("after_send")
         payload = data.get("setPricesBatch")
-        skipped: dict[int, str] = {}
+        skipped: dict[int, list[str]] = {}
         for warning in user_warnings(payload):
             message, path = str(warning.get("message", "")), list(warning.get("path") or [])
             self.log.warning("push.user_warning", mutation="setPricesBatch", message=message, path=path)
-            if message.startswith("Skipped:") and len(path) >= 4 and path[0] == "input" and path[2] == "productPrices":
-                try:
-                    for n in index.get((int(path[1]), int(path[3])), []):
-                        skipped.setdefault(n, message[len("Skipped:"):].strip())
-                except ValueError:
-                    continue
+            for n in _warned_lines(path, index):
+                skipped.setdefault(n, []).append(warning_text(message))
         located: dict[int, str] = {}
         for error in raw_user_errors(payload):
             path = [str(p) for p in error.get("path") or []]
@@ -204,7 +220,8 @@ class PushPrices(PushJob):
                 break
             for n in hit:
                 located[n] = str(error.get("message", ""))
-        return user_errors(payload), skipped, located
+        return (user_errors(payload), {n: "; ".join(dict.fromkeys(m)) for n, m in skipped.items()},
+                located)
 
     def _accepted(self, run: RunContext) -> Any:
         def record(batch: Sequence[PendingItem]) -> None:
@@ -222,20 +239,54 @@ class PushPrices(PushJob):
         return park
 
 
-def _batches(items: Sequence[PendingItem], products_per_batch: int) -> list[Sequence[PendingItem]]:
-    """Consecutive slices holding at most ``products_per_batch`` (pricelist, product) entries."""
+def _warned_lines(path: Sequence[Any], index: dict[tuple[int, int], list[int]]) -> list[int]:
+    """The batch lines (payload indexes) a ``setPricesBatch`` warning path points at: one product
+    entry (``input.<i>.productPrices.<j>…``) or a whole pricelist entry (``input.<i>`` or
+    ``input.<i>.pricelist``); none when it names neither."""
+    parts = [str(p) for p in path]
+    try:
+        k = parts.index("input")
+    except ValueError:
+        return []
+    if k + 1 >= len(parts) or not parts[k + 1].isdigit():
+        return []
+    entry = int(parts[k + 1])
+    line = line_of(parts[k + 2:], "productPrices")
+    if line is not None:
+        return list(index.get((entry, line), []))
+    if "productPrices" in parts[k + 2:]:
+        return []
+    return [n for (i, _), ns in index.items() if i == entry for n in ns]
+
+
+def _batch_end(items: Sequence[PendingItem], start: int, products_per_batch: int, per_entry: bool) -> int:
+    """The end of the batch starting at ``start``: at most ``products_per_batch`` (pricelist,
+    product) entries in total, or, with ``per_entry``, per pricelist entry."""
+    seen: set[tuple[str, str]] = set()
+    per_list: dict[str, int] = {}
+    for n in range(start, len(items)):
+        plc, pn = items[n].erp_key.split("|")[:2]
+        if (plc, pn) not in seen:
+            full = per_list.get(plc, 0) >= products_per_batch if per_entry else len(seen) >= products_per_batch
+            if full:
+                return n
+            per_list[plc] = per_list.get(plc, 0) + 1
+            seen.add((plc, pn))
+    return len(items)
+
+
+def _batches(items: Sequence[PendingItem], products_per_batch: int, *, per_entry: bool = False,
+             ) -> list[Sequence[PendingItem]]:
+    """Consecutive slices holding at most ``products_per_batch`` (pricelist, product) entries in total,
+    or, with ``per_entry``, at most that many per pricelist entry."""
     out: list[Sequence[PendingItem]] = []
     start = 0
-    seen: set[tuple[str, str]] = set()
-    for n, item in enumerate(items):
-        plc, pn = item.erp_key.split("|")[:2]
-        if (plc, pn) not in seen and len(seen) >= products_per_batch:
-            out.append(items[start:n])
-            start, seen = n, set()
-        seen.add((plc, pn))
-    if start < len(items):
-        out.append(items[start:])
-    assert all(price_products([i.payload for i in b]) <= products_per_batch for b in out)
+    while start < len(items):
+        end = _batch_end(items, start, products_per_batch, per_entry)
+        out.append(items[start:end])
+        start = end
+    if not per_entry:
+        assert all(price_products([i.payload for i in b]) <= products_per_batch for b in out)
     return out
 
 

@@ -31,6 +31,7 @@ from erpsync.config import PushSettings
 from erpsync.errors import ItemRejected, OutcomeUnknown, RateLimited, RetryLater
 from erpsync.job import Job, RunContext
 from erpsync.logs import get_logger
+from erpsync.outbound.batching import BatchSizer
 
 T = TypeVar("T")
 
@@ -118,6 +119,11 @@ def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start:start + size]
 
 
+class SplitBatch(Exception):
+    """The batch failed in a way a smaller one may avoid and the batch size shrank: send its lines
+    again in smaller batches (raised out of ``bisect``; only for absolute, repeatable mutations)."""
+
+
 class Sender:
     """Calls Centra through the port, retrying transient faults with backoff (clock-based)."""
 
@@ -139,14 +145,17 @@ class Sender:
         # always wait: a 429 without Retry-After (an ungoverned client) must not be retried at once
         self.clock.sleep(delay)
 
-    def call(self, fn: Callable[[], T]) -> T:
+    def call(self, fn: Callable[[], T], split: Callable[[RetryLater], bool] | None = None) -> T:
         """Run ``fn`` (a call that is safe to repeat as it is) until it succeeds or the attempts are
-        spent; then the last ``RetryLater`` ends the job as "retry" (nothing recorded as accepted)."""
+        spent; then the last ``RetryLater`` ends the job as "retry" (nothing recorded as accepted).
+        When ``split(exc)`` says so, ``SplitBatch`` is raised instead of resending the same batch."""
         attempt = 1
         while True:
             try:
                 return fn()
             except RetryLater as exc:
+                if split is not None and split(exc):
+                    raise SplitBatch(str(exc)) from exc
                 if attempt >= self.max_attempts or self.stop_event.is_set():
                     raise
                 self.backoff(attempt, exc)
@@ -155,8 +164,20 @@ class Sender:
     def query(self, document: str, variables: Mapping[str, Any], lane: str) -> Mapping[str, Any]:
         return self.call(lambda: self.port.query(document, variables, lane=lane))
 
-    def mutate_idempotent(self, document: str, variables: Mapping[str, Any], lane: str) -> Mapping[str, Any]:
-        return self.call(lambda: self.port.mutate(document, variables, lane=lane))
+    def mutate_idempotent(self, document: str, variables: Mapping[str, Any], lane: str,
+                          sizer: BatchSizer | None = None, items: int = 0) -> Mapping[str, Any]:
+        """Send a repeatable mutation; with ``sizer``, its answer time (or failure) for a batch of
+        ``items`` adapts the batch size, and a batch now too big raises ``SplitBatch``."""
+        if sizer is None:
+            return self.call(lambda: self.port.mutate(document, variables, lane=lane))
+
+        def attempt() -> Mapping[str, Any]:
+            started = self.clock.time()
+            data = self.port.mutate(document, variables, lane=lane)
+            sizer.answered(items, self.clock.time() - started)
+            return data
+
+        return self.call(attempt, lambda exc: not isinstance(exc, RateLimited) and sizer.failed(items))
 
 
 #: What one batch send returns: userError messages (non-empty: nothing applied), the items
@@ -231,17 +252,40 @@ def raw_user_errors(payload: Mapping[str, Any] | None) -> list[Mapping[str, Any]
     return list((payload or {}).get("userErrors") or [])
 
 
+def _index(value: Any) -> int | None:
+    text = str(value)
+    return int(text) if text.isdigit() else None
+
+
+def line_of(path: Sequence[Any], list_name: str) -> int | None:
+    """The batch line a response path points at: the index after ``list_name`` (``input.productSizes.4.x``
+    → 4; a leading mutation name or other prefix is tolerated). None when it names no line."""
+    parts = [str(p) for p in path]
+    for k in range(len(parts) - 1):
+        if parts[k] == list_name:
+            return _index(parts[k + 1])
+    return None
+
+
+def warning_text(message: str) -> str:
+    """Centra's warning text for a parked reason (the simulator's ``Skipped:`` prefix dropped)."""
+    text = message.strip()
+    return text[len(SKIPPED_PREFIX):].strip() if text.startswith(SKIPPED_PREFIX) else text
+
+
 def skipped_lines(warnings: Sequence[Mapping[str, Any]], list_name: str) -> dict[int, str]:
-    """Skip-with-warning lines of a batch whose path is ``input.<list_name>.<i>…`` → {i: message}."""
-    out: dict[int, str] = {}
+    """Batch lines a ``userWarning`` points at → {i: Centra's message}.
+
+    Whatever the wording: a warning about one line of a batch means Centra did not apply that line as
+    sent (skip-with-warning, or a substitution it chose itself), so it is parked with the message and
+    its hash stays unaccepted; a later push corrects it once the ERP data changes.
+    """
+    out: dict[int, list[str]] = {}
     for w in warnings:
-        message, path = str(w.get("message", "")), list(w.get("path") or [])
-        if message.startswith(SKIPPED_PREFIX) and len(path) >= 3 and path[:2] == ["input", list_name]:
-            try:
-                out.setdefault(int(path[2]), message[len(SKIPPED_PREFIX):].strip())
-            except ValueError:
-                continue
-    return out
+        i = line_of(list(w.get("path") or []), list_name)
+        if i is not None:
+            out.setdefault(i, []).append(warning_text(str(w.get("message", ""))))
+    return {i: "; ".join(dict.fromkeys(msgs)) for i, msgs in out.items()}
 
 
 class PushJob(Job):
@@ -291,6 +335,19 @@ class PushJob(Job):
             if n:
                 run.counts["requeued"] += n
                 self.log.info("push.requeued", entity=entity, items=n)
+
+    def sizer(self, kind: str, start: int, maximum: int) -> BatchSizer:
+        """The adaptive batch size of mutation ``kind``, learnt sizes kept by the port's governor."""
+        size_store = getattr(self.centra, "size_store", None)
+        store = size_store() if size_store is not None and self.dry_run is None else None
+        return BatchSizer(kind, start, maximum, target_seconds=self.push.batch_target_seconds, store=store)
+
+    def declare_backlog(self, mutations: int) -> None:
+        """Tell the quota governor how many mutations this job's lane has ready (0 when done), so
+        lower lanes leave it the next tokens (a port without a governor ignores it)."""
+        declare = getattr(self.centra, "declare_backlog", None)
+        if declare is not None and self.dry_run is None:
+            declare(self.lane, mutations)
 
     def settle(self, exc: RetryLater) -> float:
         """How long to wait before reading back after ``exc``: a request whose outcome is unknown

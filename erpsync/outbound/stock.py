@@ -23,8 +23,8 @@ from erpsync.outbound.documents import LOOKUP_WAREHOUSES, LOOKUP_WAREHOUSES_BY_I
 from erpsync.outbound.push import (
     PushJob,
     SendResult,
+    SplitBatch,
     bisect,
-    chunks,
     crash_point,
     error_lines,
     raw_user_errors,
@@ -103,10 +103,23 @@ class PushStock(PushJob):
             parked_now = self.ledger.wait("stock", waiting, self.push.max_attempts)
             run.counts["waiting"] += len(waiting) - len(parked_now)
             run.counts["parked"] += len(parked_now)
-        for key in sorted(ready):
-            for batch in chunks(ready[key], self.push.stock_batch_size):
-                run.checkpoint()
-                run.counts["mutations"] += bisect(batch, self._send, self._accepted(run), self._rejected(run))
+        sizer = self._sizer = self.sizer("setStock", self.push.stock_batch_size, self.push.stock_batch_max)
+        self.declare_backlog(sum(-(-len(lines) // sizer.size) for lines in ready.values()))
+        try:
+            for key in sorted(ready):
+                lines, start = ready[key], 0
+                while start < len(lines):
+                    batch = lines[start:start + sizer.size]
+                    run.checkpoint()
+                    try:
+                        run.counts["mutations"] += bisect(batch, self._send, self._accepted(run),
+                                                          self._rejected(run))
+                    except SplitBatch:
+                        run.counts["batches_split"] += 1
+                        continue  # the size shrank: the same lines again, in smaller batches
+                    start += len(batch)
+        finally:
+            self.declare_backlog(0)
 
     def _payload(self, line: StockLine) -> dict[str, Any]:
         return {"warehouse": self._warehouses[line.warehouse], "productSize": {"EAN": line.ean},
@@ -131,7 +144,7 @@ class PushStock(PushJob):
             self.dry_run.record("setStock", variables, self.lane)
             return [], {}, {}
         assert self.sender is not None
-        data = self.sender.mutate_idempotent(SET_STOCK, variables, self.lane)
+        data = self.sender.mutate_idempotent(SET_STOCK, variables, self.lane, self._sizer, len(batch))
         crash_point("after_send")
         payload = data.get("setStock")
         warnings = user_warnings(payload)

@@ -94,6 +94,10 @@ class SimOptions:
     retry_after_format: str = "seconds"
     other_integration_share: float = 0.0
     batch_failure: str = "reject"
+    prices_batch_limit: str = "total"  # [open] setPricesBatch's 100 product prices: "total" or "per_entry"
+    latency_base_seconds: float = 0.0  # latency model: base + per item × batch items (sim clock)
+    latency_per_item_seconds: float = 0.0
+    timeout_items: int | None = None  # a mutation with more batch items: 499, nothing applied
     warehouses: tuple[str, ...] = ("WH-MAIN", "WH-EU", "WH-US")
     pricelists: tuple[tuple[str, str], ...] = (("PL-SEK", "SEK"), ("PL-EUR", "EUR"), ("PL-USD", "USD"))
     seed: int = 1
@@ -117,7 +121,10 @@ class SimOptions:
             tokens=tokens, expired_tokens=self.expired_tokens, token_ttl_seconds=self.token_ttl_seconds,
             tier=self.tier, limits=self.limits,
             retry_after_format=self.retry_after_format, other_integration_share=self.other_integration_share,
-            batch_failure=self.batch_failure, warehouses=self.warehouses, pricelists=self.pricelists,
+            batch_failure=self.batch_failure, prices_batch_limit=self.prices_batch_limit,
+            latency_base_seconds=self.latency_base_seconds, latency_per_item_seconds=self.latency_per_item_seconds,
+            timeout_items=self.timeout_items,
+            warehouses=self.warehouses, pricelists=self.pricelists,
         )
 
 

@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Engine, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from erpsync.graphql.quota import BUCKETS, BucketState, QuotaSnapshot
+from erpsync.graphql.quota import BUCKETS, BucketState, LaneDemand, QuotaSnapshot
 from erpsync.store.models import QuotaBucket, QuotaState
 
 _buckets: Table = QuotaBucket.__table__  # type: ignore[attr-defined]
@@ -23,6 +23,8 @@ _state: Table = QuotaState.__table__  # type: ignore[attr-defined]
 
 #: the refill rates learnt from ``rateLimits`` ride in ``quota_state.estimates`` under this key
 LEARNED_KEY = "~learned"
+#: the lanes' demand (backlog, waiting calls, measured rates) rides there under this key
+LANES_KEY = "~lanes"
 
 _update_bucket = (
     update(_buckets)
@@ -52,6 +54,7 @@ class SqlQuotaStore:
             rows = conn.execute(select(_buckets)).mappings().all()
             estimates = dict(state["estimates"] or {})
             learned = estimates.pop(LEARNED_KEY, None) or {}
+            lanes = {k: LaneDemand.from_json(v) for k, v in (estimates.pop(LANES_KEY, None) or {}).items()}
             buckets = {}
             for r in rows:
                 rate, gap, at = learned.get(r["name"], (None, 0.0, 0.0))
@@ -70,6 +73,7 @@ class SqlQuotaStore:
                 rate_limited_count=state["rate_limited_count"],
                 last_refresh_at=state["last_refresh_at"],
                 estimates=estimates,
+                lanes=lanes,
             )
             yield snap
             if snap.dirty_buckets:
@@ -83,7 +87,8 @@ class SqlQuotaStore:
                     rate_limited_count=snap.rate_limited_count,
                     last_refresh_at=snap.last_refresh_at,
                     estimates={**snap.estimates, LEARNED_KEY: {
-                        n: [b.rate, b.learn_gap, b.learn_at] for n, b in snap.buckets.items() if b.learn_at}},
+                        n: [b.rate, b.learn_gap, b.learn_at] for n, b in snap.buckets.items() if b.learn_at},
+                        LANES_KEY: {k: v.to_json() for k, v in snap.lanes.items()}},
                 ))
 
     @staticmethod

@@ -178,6 +178,9 @@ def main() -> None:
         print(f"quota-bound minimum (Growth × share {quota.share}):         {shared:.0f} s -> "
               f"wall/minimum = {wall_sim / shared:.2f}")
         print(f"sim equals ERP: yes; duplicates: 0; second push mutations: {second}")
+        st = governor.stats
+        print(f"governor: waits {st.waits}, waited {st.waited_seconds:.0f} s, first wait by {st.first_wait}, "
+              f"lane max sleeps {st.lane_max_sleeps}, lane max wait {st.lane_max_wait}")
     finally:
         port.close()
         sim.stop()

@@ -80,6 +80,15 @@ def contract_schema() -> GraphQLSchema:
 Response = tuple[int, dict[str, str], bytes]
 
 
+def _list_items(value: Any) -> int:
+    """List elements in a mutation's variables, counted recursively (a batch's lines)."""
+    if isinstance(value, list):
+        return len(value) + sum(_list_items(v) for v in value)
+    if isinstance(value, Mapping):
+        return sum(_list_items(v) for v in value.values())
+    return 0
+
+
 class GraphqlApp:
     """The simulated Centra GraphQL Integration API (see the module docstring for the pipeline)."""
 
@@ -259,7 +268,18 @@ class GraphqlApp:
                 payload["data"] = None
                 payload["extensions"] = {"complexity": complexity, "permissionsUsed": []}
                 return 200, payload, {}
-            result = self._execute(document, variables, op_name, is_mutation)
+            items = _list_items(variables) if is_mutation else 0
+            gives_up = self.options.timeout_items is not None and items > self.options.timeout_items
+            if not gives_up:
+                result = self._execute(document, variables, op_name, is_mutation)
+        # the latency model: the store's time per batch item, served outside the lock
+        latency = (self.options.latency_base_seconds + self.options.latency_per_item_seconds * items
+                   if is_mutation else 0.0)
+        if latency > 0:
+            self.clock.sleep(latency)
+        if gives_up:
+            return 499, _errors(f"The server gave up on a slow request ({items} batch items; more than "
+                                f"{self.options.timeout_items} time out)", "timeout"), {}
         result["extensions"] = {"complexity": complexity, "permissionsUsed": used}
         return 200, result, {}
 
@@ -272,7 +292,8 @@ class GraphqlApp:
     ) -> dict[str, Any]:
         root: dict[str, Callable[..., Any]]
         if is_mutation:
-            root = Mutations(self.state, self.clock, self.options.batch_failure).root()
+            root = Mutations(self.state, self.clock, self.options.batch_failure,
+                             self.options.prices_batch_limit).root()
         else:
             root = query_root(self.state, self.quota)
         result = execute(self.schema, document, root_value=root, variable_values=variables, operation_name=op_name)

@@ -8,6 +8,10 @@ Batch items (``setPrices.productPrices``, each ``setPricesBatch`` entry and its 
 lines of ``setStock`` / ``changeStock``) follow the batch-failure policy: ``reject`` fails the whole
 mutation with ``userErrors`` on every bad item; ``skip`` applies the good items and reports each bad
 one as a ``userWarning`` ("Skipped: …") with the same path.
+
+Per-call limits (PROTOCOL.md §2.2): ``setPrices`` takes at most ``MAX_PRODUCT_PRICES`` entries in
+``productPrices``; ``setPricesBatch`` at most that many in total ([open]; ``prices_batch_limit =
+"per_entry"``: per entry). A breach is a ``userError`` and changes nothing, whatever the policy.
 """
 
 from __future__ import annotations
@@ -52,6 +56,10 @@ MUTATION_PERMISSIONS: dict[str, str | None] = {
     "setStock": "StockChange:write",
     "changeStock": "StockChange:write",
 }
+
+#: Centra's per-call limit of product prices (``setPrices``; ``setPricesBatch`` per the [open] reading)
+MAX_PRODUCT_PRICES = 100
+PRICES_BATCH_LIMITS = ("total", "per_entry")
 
 Path = list[str]
 Msg = dict[str, Any]
@@ -106,10 +114,11 @@ def _money(value: Any) -> Decimal | None:
 class Mutations:
     """Resolvers for one request; they run under the app's lock against ``state``."""
 
-    def __init__(self, state: State, clock: Clock, batch_failure: str) -> None:
+    def __init__(self, state: State, clock: Clock, batch_failure: str, prices_batch_limit: str = "total") -> None:
         self.s = state
         self.clock = clock
         self.skip = batch_failure == "skip"
+        self.prices_per_entry = prices_batch_limit == "per_entry"
         self._ps_index: dict[str, dict[str, list[int]]] | None = None
 
     def root(self) -> dict[str, Callable[..., Any]]:
@@ -603,6 +612,10 @@ class Mutations:
 
     def set_prices(self, _info: Any, input: dict[str, Any]) -> dict[str, Any]:
         report = _Report(self.skip)
+        if len(input["productPrices"]) > MAX_PRODUCT_PRICES:
+            report.error(f"productPrices takes at most {MAX_PRODUCT_PRICES} entries per call, got "
+                         f"{len(input['productPrices'])}", ["input", "productPrices"])
+            return report.payload(pricelist=None)
         pl_errors: list[Msg] = []
         if (
             self._ref(
@@ -623,6 +636,17 @@ class Mutations:
 
     def set_prices_batch(self, _info: Any, input: list[dict[str, Any]]) -> dict[str, Any]:
         report = _Report(self.skip)
+        sizes = [len(entry["productPrices"]) for entry in input]
+        if self.prices_per_entry:
+            for i, n in enumerate(sizes):
+                if n > MAX_PRODUCT_PRICES:
+                    report.error(f"productPrices takes at most {MAX_PRODUCT_PRICES} entries per call, got {n}",
+                                 ["input", str(i), "productPrices"])
+        elif sum(sizes) > MAX_PRODUCT_PRICES:
+            report.error(f"setPricesBatch takes at most {MAX_PRODUCT_PRICES} product prices per call in total, "
+                         f"got {sum(sizes)}", ["input"])
+        if report.errors:
+            return report.payload(pricelists=None, products=None)
         checked = [self._check_prices(entry, ["input", str(i)], report) for i, entry in enumerate(input)]
         if report.errors:
             return report.payload(pricelists=None, products=None)

@@ -50,6 +50,8 @@ TIERS: dict[str, dict[str, int]] = {
 
 RETRY_AFTER_FORMATS = ("seconds", "unix", "http-date")
 BATCH_FAILURE_POLICIES = ("reject", "skip")
+#: [open] how ``setPricesBatch``'s limit of 100 product prices counts: in total, or per entry
+PRICES_BATCH_LIMITS = ("total", "per_entry")
 
 
 def _default_tokens() -> dict[str, frozenset[str]]:
@@ -67,7 +69,8 @@ class GqlOptions:
     ``"reject"`` (one bad item fails the whole batch with ``userErrors``) or ``"skip"`` (bad items are
     skipped with a ``userWarning``, the rest is applied). ``token_ttl_seconds`` makes every token
     expire (403) that many seconds of the simulator's clock after start or ``reset`` (Centra's tokens
-    expire, 30 days by default); None = never.
+    expire, 30 days by default); None = never. ``prices_batch_limit`` is the [open] reading of
+    ``setPricesBatch``'s 100 product prices: ``"total"`` per call (default) or ``"per_entry"``.
     """
 
     tokens: Mapping[str, frozenset[str]] = field(default_factory=_default_tokens)
@@ -78,6 +81,10 @@ class GqlOptions:
     retry_after_format: str = "seconds"
     other_integration_share: float = 0.0
     batch_failure: str = "reject"
+    prices_batch_limit: str = "total"
+    latency_base_seconds: float = 0.0
+    latency_per_item_seconds: float = 0.0
+    timeout_items: int | None = None
     warehouses: tuple[str, ...] = ("WH-MAIN", "WH-EU", "WH-US")
     pricelists: tuple[tuple[str, str], ...] = (("PL-SEK", "SEK"), ("PL-EUR", "EUR"), ("PL-USD", "USD"))
 
@@ -103,6 +110,12 @@ class GqlOptions:
             problems.append("other_integration_share must be in [0, 1)")
         if self.batch_failure not in BATCH_FAILURE_POLICIES:
             problems.append(f"batch_failure must be one of {list(BATCH_FAILURE_POLICIES)}")
+        if self.prices_batch_limit not in PRICES_BATCH_LIMITS:
+            problems.append(f"prices_batch_limit must be one of {list(PRICES_BATCH_LIMITS)}")
+        if self.latency_base_seconds < 0 or self.latency_per_item_seconds < 0:
+            problems.append("latency_base_seconds and latency_per_item_seconds must be ≥ 0")
+        if self.timeout_items is not None and self.timeout_items < 1:
+            problems.append("timeout_items must be positive (or None: never)")
         if len(set(self.warehouses)) != len(self.warehouses):
             problems.append("warehouse externalIds must be unique")
         if len({p for p, _ in self.pricelists}) != len(self.pricelists):

@@ -50,7 +50,7 @@ def port() -> InProcessCentra:
 
 def test_full_push_equals_erp_and_second_push_sends_nothing(engine: Engine, port: InProcessCentra) -> None:
     load_catalogue(engine, SMALL)
-    counts = push_all(engine, port, PushSettings(stock_batch_size=1000, prices_batch_size=200))
+    counts = push_all(engine, port, PushSettings(stock_batch_size=1000, prices_batch_size=100))
     assert_same(expected_state(SMALL), centra_state(port.app.state))
     assert port.app.state.duplicates() == {k: {} for k in port.app.state.creates}
     # one createProduct per product (variants and sizes inline), one setStock per warehouse,

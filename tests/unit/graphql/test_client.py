@@ -22,7 +22,9 @@ from erpsync.errors import (
     SourceUnavailable,
 )
 from erpsync.graphql import CentraGraphql, QuotaGovernor
+from erpsync.graphql.complexity import upper_bound
 from erpsync.graphql.quota import tier_limits
+from erpsync.graphql.schema import DocumentCache, contract_schema
 from erpsync.sim.gql import GqlOptions, GraphqlApp
 from tests.unit.graphql.doubles import ScriptedAdapter, SimAdapter, session_with
 
@@ -215,7 +217,10 @@ def test_governor_is_charged_the_mutation_fields_and_corrected_from_complexity()
     views = {v.name: v for v in gov.snapshot()[0]}
     assert views["mutations_10s"].allowance - views["mutations_10s"].tokens == pytest.approx(2)
     assert views["complexity_1h"].allowance - views["complexity_1h"].tokens == pytest.approx(300)
-    assert gov.estimate("mutation:createProduct+createProduct") == 300
+    # the learnt ratio real ÷ bound makes the next charge of the same document exact
+    bound = upper_bound(contract_schema(), DocumentCache().get(TWO_CREATES).ast, TWO_VARS)
+    assert gov.charge_for("mutation:createProduct+createProduct", bound) == 300
+    assert gov.charge_for("mutation:createProduct+createProduct", 2 * bound) == 600
 
 
 def test_token_is_never_logged(capsys: pytest.CaptureFixture[str]) -> None:

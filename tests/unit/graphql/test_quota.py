@@ -154,35 +154,74 @@ def test_limits_from_settings() -> None:
 # ---------------------------------------------------------------- lanes
 
 
-def test_lanes_respect_reservations() -> None:
+def test_without_higher_lane_work_the_catalogue_spends_the_whole_share() -> None:
     gov = governor({"mutations_10s": 10}, stock_reserve=0.3, prices_reserve=0.2)
-    assert drain(gov, mutations=1, complexity=1, lane="catalogue") == 5  # leaves 30 % + 20 %
-    assert drain(gov, mutations=1, complexity=1, lane="prices") == 2  # leaves 30 %
+    assert drain(gov, mutations=1, complexity=1, lane="catalogue") == 10  # no fixed floors any more
+
+
+def test_declared_backlog_of_a_higher_lane_is_kept_free() -> None:
+    gov = governor({"mutations_10s": 10})
+    gov.declare_backlog("stock", 3)
+    assert drain(gov, mutations=1, complexity=1, lane="catalogue") == 7
+    assert drain(gov, mutations=1, complexity=1, lane="prices") == 0  # stock's, too
     assert drain(gov, mutations=1, complexity=1, lane="stock") == 3
+    gov.declare_backlog("stock", 0)
+
+
+def test_grants_count_the_backlog_down_and_declarations_lapse() -> None:
+    clock = FakeClock(NOW)
+    gov = governor({"mutations_10s": 100, "mutations_1h": 10_000}, clock=clock)
+    gov.declare_backlog("fulfilment", 5)
+    assert gov.lane_demand()["fulfilment"]["mutations"] == 5
+    gov.acquire(mutations=2, complexity=1, lane="fulfilment")
+    assert gov.lane_demand()["fulfilment"]["mutations"] == pytest.approx(3 + 2 / 60 * 10, abs=1e-3)  # + rate × 10 s
+    gov.declare_backlog("events", 40)
+    clock.advance(10_000)  # the process that declared it died: the declaration lapses, the rate decays
+    assert gov.lane_demand()["events"]["mutations"] == 0
+    assert gov.lane_demand()["fulfilment"]["mutations"] == pytest.approx(0, abs=1e-6)
+
+
+def test_priority_is_strict_fulfilment_stock_prices_events_catalogue() -> None:
+    for i, lane in enumerate(("fulfilment", "stock", "prices", "events")):
+        gov = governor({"mutations_10s": 10})
+        gov.declare_backlog(lane, 4)
+        assert gov.try_acquire(mutations=1, complexity=1, lane=lane).granted
+        lower = ("fulfilment", "stock", "prices", "events", "catalogue")[i + 1:]
+        higher = ("fulfilment", "stock", "prices", "events", "catalogue")[:i]
+        assert all(gov.try_acquire(mutations=7, complexity=1, lane=low).wait > 0 for low in lower)
+        assert all(gov.try_acquire(mutations=1, complexity=1, lane=high).granted for high in higher)
 
 
 def test_stock_goes_first_when_everyone_waits() -> None:
+    """A waiting caller declares its call: lower lanes leave it the next tokens."""
     clock = FakeClock(NOW)
-    gov = governor({"mutations_10s": 10}, clock=clock, stock_reserve=0.3, prices_reserve=0.2)
-    drain(gov, mutations=1, complexity=1, lane="stock")
+    gov = governor({"mutations_10s": 10}, clock=clock)
+    drain(gov, mutations=1, complexity=1, lane="catalogue")
     waits = {lane: gov.try_acquire(mutations=1, complexity=1, lane=lane).wait
              for lane in ("stock", "prices", "catalogue")}
     assert waits["stock"] < waits["prices"] < waits["catalogue"]
-    assert waits == pytest.approx({"stock": 1.0, "prices": 4.0, "catalogue": 6.0})
+    assert waits["stock"] == pytest.approx(1.0)  # one token's refill: the next tokens are stock's
+    clock.advance(1.0)
+    assert not gov.try_acquire(mutations=1, complexity=1, lane="catalogue").granted
+    assert gov.try_acquire(mutations=1, complexity=1, lane="stock").granted
 
 
 def test_catalogue_backlog_never_starves_stock() -> None:
-    """Interleave a catalogue backlog with occasional stock pushes: stock never waits long."""
+    """A catalogue backlog spends everything; stock work that appears waits at most one governor wait."""
     clock = FakeClock(NOW)
-    gov = governor({"mutations_10s": 20, "mutations_1h": 1800}, clock=clock, stock_reserve=0.3, prices_reserve=0.2)
+    gov = governor({"mutations_10s": 20, "mutations_1h": 1800}, clock=clock)
     stock_waits = []
     for i in range(600):
         gov.acquire(mutations=1, complexity=1, lane="catalogue")
         if i % 50 == 0:
+            gov.declare_backlog("stock", 1)
             before = clock.time()
             gov.acquire(mutations=1, complexity=1, lane="stock")
             stock_waits.append(clock.time() - before)
-    assert max(stock_waits) == 0.0
+    assert gov.stats.lane_max_sleeps.get("stock", 0) <= 1
+    assert max(stock_waits) <= 10 / 20 + 1e-6  # one token of the 10-s bucket's refill, at most
+    # work-conserving: 612 mutations at the 10-s bucket's pace (20 at once, then 2/s), no token idle
+    assert clock.time() - NOW <= (612 - 20) / 2 * 1.01
 
 
 def test_unknown_lane_is_an_error() -> None:
@@ -192,10 +231,12 @@ def test_unknown_lane_is_an_error() -> None:
 
 def test_a_call_bigger_than_the_lane_room_waits_for_a_full_bucket() -> None:
     clock = FakeClock(NOW)
-    gov = governor({"complexity_10s": 1000}, clock=clock, stock_reserve=0.3, prices_reserve=0.2)
+    gov = governor({"complexity_10s": 1000}, clock=clock)
     assert gov.try_acquire(complexity=800, lane="catalogue").granted  # full bucket: allowed
+    assert gov.try_acquire(complexity=800, lane="catalogue").wait == pytest.approx(6.0)  # no reserve
+    gov.declare_backlog("stock", 1, complexity=500)
     p = gov.try_acquire(complexity=800, lane="catalogue")
-    assert p.wait == pytest.approx(8.0)  # until the bucket is full again
+    assert p.wait == pytest.approx(8.0)  # 800 + 500 > the bucket: until the bucket is full again
 
 
 def test_acquire_with_timeout_returns_the_refusal() -> None:

@@ -58,6 +58,10 @@ class InProcessCentra:
     faults: list[str] = field(default_factory=list)  # one per mutation, popped in order
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (operation name, variables)
     mutation_fields: list[str] = field(default_factory=list)  # every mutation field sent
+    sizes: Any = None  # where learnt batch sizes are kept (a QuotaGovernor), None: per run only
+
+    def size_store(self) -> Any:
+        return self.sizes
 
     def _post(self, document: str, variables: Mapping[str, Any]) -> Mapping[str, Any]:
         body = json.dumps({"query": document, "variables": dict(variables)}).encode()
@@ -65,6 +69,8 @@ class InProcessCentra:
         data = json.loads(raw)
         if status == 429:
             raise RateLimited("429", retry_after=float(headers.get("Retry-After", "1")))
+        if status == 499 or status >= 500:
+            raise OutcomeUnknown(f"{status}: {data.get('errors')}")
         if status != 200 or data.get("errors"):
             raise ProtocolError(f"{status}: {data.get('errors')}")
         return data["data"]  # type: ignore[no-any-return]

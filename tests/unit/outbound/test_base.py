@@ -56,7 +56,34 @@ def test_skipped_lines_reads_the_warning_paths() -> None:
     warnings = [{"message": "Skipped: Product size with EAN '1' not found",
                  "path": ["input", "productSizes", "4", "x"]},
                 {"message": "EAN '2' matches 2 product sizes", "path": ["input", "productSizes", "1"]}]
-    assert skipped_lines(warnings, "productSizes") == {4: "Product size with EAN '1' not found"}
+    assert skipped_lines(warnings, "productSizes") == {4: "Product size with EAN '1' not found",
+                                                       1: "EAN '2' matches 2 product sizes"}
+
+
+@pytest.mark.parametrize(("message", "path", "line"), [
+    ("Skipped: EAN not found", ["input", "productSizes", "3"], 3),
+    ("Line ignored: unknown EAN 7300000000011", ["input", "productSizes", 3, "productSize"], 3),
+    ("productSize not found, quantity not set", ["setStock", "input", "productSizes", "0"], 0),
+    ("Warning: the size is blocked", ("input", "productSizes", 7, "quantity"), 7),
+    ("Skipped:   ", ["input", "productSizes", "2"], 2),
+])
+def test_any_warning_on_a_line_means_the_line_was_not_applied(message: str, path: list, line: int) -> None:
+    got = skipped_lines([{"message": message, "path": path}], "productSizes")
+    assert set(got) == {line}
+    assert got[line] == (message[len("Skipped:"):].strip() if message.startswith("Skipped:") else message)
+
+
+def test_warnings_that_name_no_line_are_not_line_outcomes() -> None:
+    warnings = [{"message": "Skipped: whatever", "path": ["input", "warehouse"]},
+                {"message": "slow down", "path": []}, {"message": "odd", "path": ["input", "productSizes", "x"]},
+                {"message": "no path"}]
+    assert skipped_lines(warnings, "productSizes") == {}
+
+
+def test_two_warnings_on_one_line_are_both_kept() -> None:
+    warnings = [{"message": "first", "path": ["input", "productSizes", "1"]},
+                {"message": "second", "path": ["input", "productSizes", "1", "quantity"]}]
+    assert skipped_lines(warnings, "productSizes") == {1: "first; second"}
 
 
 def test_sender_retries_transient_faults_with_backoff_on_the_clock() -> None:
@@ -204,3 +231,29 @@ def test_sender_backs_off_after_a_429_without_retry_after() -> None:
     assert sender.call(fn) == "ok"
     assert clock.sleeps == [1.0, 2.0]
     assert calls[1] > calls[0] and calls[2] > calls[1]
+
+
+def test_price_batches_respect_the_per_call_limit_in_total_or_per_entry() -> None:
+    from erpsync.outbound.changes import PendingItem
+    from erpsync.outbound.prices import _batches
+
+    items = [PendingItem("price", f"{pl}|P{n:04d}", {"pricelist": {"externalId": pl}, "product": {"externalId": n}},
+                         "h", None) for n in range(150) for pl in ("PL-SEK", "PL-EUR", "PL-USD")]
+    total = _batches(items, 100)
+    assert [len(b) for b in total] == [100, 100, 100, 100, 50]
+    per_entry = _batches(items, 100, per_entry=True)
+    assert [len(b) for b in per_entry] == [300, 150]
+    for batch in per_entry:
+        per_list: dict[str, int] = {}
+        for item in batch:
+            per_list[item.erp_key.split("|")[0]] = per_list.get(item.erp_key.split("|")[0], 0) + 1
+        assert max(per_list.values()) <= 100
+
+
+def test_prices_batch_size_above_centra_limit_is_a_config_error() -> None:
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="prices_batch_size"):
+        PushSettings(prices_batch_size=200)
+    with pytest.raises(ValidationError, match="prices_batch_limit"):
+        PushSettings(prices_batch_limit="per_call")  # type: ignore[arg-type]

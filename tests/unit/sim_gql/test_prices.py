@@ -253,3 +253,33 @@ def test_create_pricelist_and_duplicate_external_id(gql: Caller) -> None:
     )
     assert [e["path"] for e in bad["userErrors"]] == [["input", "currencyIsoCode"], ["input", "store", "id"]]
     assert gql.app.inspect()["counts"]["pricelists"] == 5
+
+
+def _lines(n: int, currency: str = "SEK") -> list[dict[str, Any]]:
+    return [{"product": {"externalId": "P-1"}, "price": money(n + 1, currency), "overrideIndividualVariantPrices": True}
+            for n in range(n)]
+
+
+def test_per_call_limits_of_set_prices_and_set_prices_batch(make_app: Callable[..., GraphqlApp]) -> None:
+    """PROTOCOL.md §2.2: setPrices ≤ 100 product prices; setPricesBatch ≤ 100 in total ([open]: or
+    per entry); a breach is a userError and changes nothing, whatever the batch policy."""
+    for policy in ("reject", "skip"):
+        gql = Caller(make_app(tier="enterprise", batch_failure=policy))
+        seed_catalogue(gql)
+        over = gql.mutate("setPrices", SET_PRICES, {"input": {"pricelist": {"externalId": "PL-SEK"},
+                                                              "productPrices": _lines(101)}})
+        assert over["userErrors"][0]["path"] == ["input", "productPrices"] and prices(gql.app) == {}
+        assert gql.mutate("setPrices", SET_PRICES, {"input": {"pricelist": {"externalId": "PL-SEK"},
+                                                              "productPrices": _lines(100)}})["userErrors"] == []
+        split = [{"pricelist": {"externalId": "PL-SEK"}, "productPrices": _lines(60)},
+                 {"pricelist": {"externalId": "PL-EUR"}, "productPrices": _lines(41, "EUR")}]
+        total = gql.mutate("setPricesBatch", SET_BATCH, {"input": split})
+        assert total["userErrors"][0]["path"] == ["input"] and "in total" in total["userErrors"][0]["message"]
+        assert ("PL-EUR", "product", "P-1") not in prices(gql.app)
+        assert gql.mutate("setPricesBatch", SET_BATCH, {"input": split[:1]})["userErrors"] == []
+    per_entry = Caller(make_app(tier="enterprise", prices_batch_limit="per_entry"))
+    seed_catalogue(per_entry)
+    assert per_entry.mutate("setPricesBatch", SET_BATCH, {"input": split})["userErrors"] == []
+    big = [split[0], {"pricelist": {"externalId": "PL-EUR"}, "productPrices": _lines(101, "EUR")}]
+    payload = per_entry.mutate("setPricesBatch", SET_BATCH, {"input": big})
+    assert [e["path"] for e in payload["userErrors"]] == [["input", "1", "productPrices"]]
