@@ -138,7 +138,7 @@ class OrderBook:
         self.shipments: dict[int, Shipment] = {}
         self.by_order: dict[str, list[int]] = {}
         self.external: dict[str, int] = {}  # shipment externalId -> id
-        self.external_sets: dict[str, int] = {}  # externalId -> how many shipments were given it
+        self.external_sets: dict[str, list[int]] = {}  # externalId -> the distinct shipments given it
         self.cancelled: dict[int, int] = {}  # order line id -> cancelled units
         self.updated_at: dict[str, str] = {}
         self._next_shipment_id = 1
@@ -349,7 +349,9 @@ class OrderBook:
             del self.external[ship.external_id]
         self.external[external_id] = ship.id
         ship.external_id = external_id
-        self.external_sets[external_id] = self.external_sets.get(external_id, 0) + 1
+        given = self.external_sets.setdefault(external_id, [])
+        if ship.id not in given:
+            given.append(ship.id)
 
     @staticmethod
     def _set_info(ship: Shipment, info: dict[str, Any]) -> None:
@@ -619,7 +621,7 @@ class OrderBook:
     def duplicates(self) -> dict[str, int]:
         """externalId → extra shipments given it (a retried create that made a second shipment shows
         here once its externalId is set on both), plus over-shipped lines per order."""
-        dups = {ext: n - 1 for ext, n in sorted(self.external_sets.items()) if n > 1}
+        dups = {ext: len(ids) - 1 for ext, ids in sorted(self.external_sets.items()) if len(ids) > 1}
         for number in self.by_order:
             payload = self.generator.order_copy(number)
             if payload is None:
@@ -649,7 +651,7 @@ class OrderBook:
                 self.by_order.setdefault(ship.order, []).append(ship.id)
                 if ship.external_id is not None:
                     self.external[ship.external_id] = ship.id
-            self.external_sets = dict(data.get("external_sets", {}))
+            self.external_sets = {k: list(v) for k, v in dict(data.get("external_sets", {})).items()}
             self.cancelled = {int(k): int(v) for k, v in data.get("cancelled", [])}
             self.updated_at = dict(data.get("updated_at", {}))
             self._next_shipment_id = int(data.get("next_shipment_id", len(self.shipments) + 1))

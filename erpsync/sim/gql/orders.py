@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from graphql import GraphQLError
+
 from erpsync.clock import Clock
 from erpsync.sim.gql.state import STORES, State
 from erpsync.sim.gql.views import page_of, pricelist_view, product_size_view
@@ -38,6 +40,14 @@ FULFILMENT_PERMISSIONS = frozenset(
 MARKET_IDS = {"Retail-SE": 1, "Retail-DE": 2, "Retail-US": 3}
 CURRENCY_IDS = {"SEK": 1, "EUR": 2, "USD": 3}
 SHIPPED_AT_SKEW = timedelta(seconds=1)  # [open] clock skew allowed for shippedAt in the future
+
+
+def _locked_error(number: str) -> GraphQLError:
+    """[open] acting on a locked order without Order.isLocked:write: an authorization error."""
+    return GraphQLError(
+        f"You need Order.isLocked:write permission to act on locked order {number}",
+        extensions={"category": "authorization"},
+    )
 
 
 def ean_for_sku(sku: str) -> str:
@@ -329,7 +339,7 @@ class Fulfilment:
         if input.get("capture") and input.get("shippedAt") is not None:
             errors.append(_msg("capture cannot be combined with shippedAt", ["input", "capture"]))
         if number is not None and self._locked(number):
-            raise PermissionError(f"You need Order.isLocked:write permission to act on locked order {number}")
+            raise _locked_error(number)
         lines = None
         if input.get("lines") is not None:
             lines = []
@@ -374,7 +384,7 @@ class Fulfilment:
             )
             return None
         if self._locked(ship.order):
-            raise PermissionError(f"You need Order.isLocked:write permission to act on locked order {ship.order}")
+            raise _locked_error(ship.order)
         return ship
 
     def update_shipment(
@@ -423,7 +433,7 @@ class Fulfilment:
                 continue
             cancels.append((int(lid), int(c["quantity"])))
         if number is not None and self._locked(number):
-            raise PermissionError(f"You need Order.isLocked:write permission to act on locked order {number}")
+            raise _locked_error(number)
         if errors or number is None:
             return self._payload(errors, order=None)
         errors = self.book.cancel_lines(number, cancels, ["input", "cancelLines"])
