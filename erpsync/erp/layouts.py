@@ -151,6 +151,9 @@ def entity_for(name: str) -> str | None:
     low = name.lower()
     if low in ALIASES:
         return ALIASES[low]
+    for alias in sorted((a for a in ALIASES if "_" in a), key=len, reverse=True):  # delivery_lines-2026.csv
+        if low.startswith(alias) and low[len(alias):len(alias) + 1] in ("", "-", "_", ".", " "):
+            return ALIASES[alias]
     for sep in ("-", "_", ".", " "):
         head = low.split(sep, 1)[0]
         if head in ALIASES:
