@@ -73,8 +73,9 @@ T = TypeVar("T")
 PARK_KIND_DELIVERY = "delivery"
 PARK_KIND_CANCELLATION = "cancellation"
 #: Steps a kill -9 can land between (``ERPSYNC_TEST_PUSH_CRASH_AT=fulfil_after_create:2``).
-CRASH_POINTS = ("fulfil_after_intent", "fulfil_after_create", "fulfil_after_created", "fulfil_after_link",
-                "fulfil_after_capture", "fulfil_after_complete", "fulfil_after_cancel")
+#: In the order a run reaches them (cancellations are sent before deliveries).
+CRASH_POINTS = ("fulfil_after_cancel", "fulfil_after_intent", "fulfil_after_create", "fulfil_after_created",
+                "fulfil_after_link", "fulfil_after_capture", "fulfil_after_complete")
 #: Resumed first: their last step may have been sent without its result being recorded.
 IN_FLIGHT = ("creating", "created", "linked", "capturing", "captured", "capture_pending", "completing")
 
