@@ -638,6 +638,22 @@ def remaining_mutations(d: ErpDelivery, external_id_on_create: bool) -> list[str
     return steps
 
 
+def fulfilment_plan(engine: Any, external_id_on_create: bool) -> dict[str, Any]:
+    """Open deliveries (not shipped, parked or rejected), the mutations they still need, by state."""
+    with Session(engine) as s:
+        rows = list(s.exec(select(ErpDelivery).where(  # type: ignore[call-overload]
+            col(ErpDelivery.state).in_(OPEN_DELIVERY_STATES), col(ErpDelivery.removed_at).is_(None))).scalars())
+        cancellations = s.exec(select(ErpLineCancellation.cancellation_id).where(  # type: ignore[call-overload]
+            col(ErpLineCancellation.state).in_(("new", "sending")))).all()
+    by_state: dict[str, int] = {}
+    mutations = 0
+    for d in rows:
+        by_state[d.state] = by_state.get(d.state, 0) + 1
+        mutations += len(remaining_mutations(d, external_id_on_create))
+    return {"deliveries": len(rows), "mutations": mutations + len(cancellations), "by_state": by_state,
+            "cancellations": len(cancellations)}
+
+
 def _hash(d: ErpDelivery, lines: list[ErpDeliveryLine]) -> str:
     erp = {k: getattr(d, k) for k in ("order_number", "carrier", "service", "tracking_number",
                                       "return_tracking_number", "packages", "shipped_at", "capture",

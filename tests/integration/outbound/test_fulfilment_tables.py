@@ -13,6 +13,7 @@ from sqlmodel import Session, col
 from erpsync.daemon.metrics import DaemonMetrics, StoreCollector
 from erpsync.erp.files import import_files
 from erpsync.erp.loader import StagingLoader
+from erpsync.outbound.fulfilment import fulfilment_plan
 from erpsync.store.fulfilment import ErpDelivery, ErpDeliveryLine, ErpLineCancellation
 from erpsync.store.models import ParkedItem
 
@@ -81,6 +82,10 @@ def test_the_erp_inserts_its_own_columns_and_metrics_count_deliveries_by_state(e
         x = s.get(ErpDelivery, "X")
         assert x is not None and (x.state, x.capture, x.paid_outside, x.attempts, x.is_shipped) == \
             ("new", False, False, 0, False)
+    # plan: X still needs create + externalId + complete (2 when externalId goes with the create)
+    assert fulfilment_plan(engine, False) == {"deliveries": 1, "mutations": 3, "by_state": {"new": 1},
+                                              "cancellations": 0}
+    assert fulfilment_plan(engine, True)["mutations"] == 2
     registry = CollectorRegistry()
     registry.register(StoreCollector(engine))
     metrics = DaemonMetrics(registry)
