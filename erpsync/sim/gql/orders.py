@@ -279,6 +279,7 @@ class Fulfilment:
 
     def __init__(self, book: OrderBook, state: State, clock: Clock, permissions: frozenset[str]) -> None:
         self.book = book
+        self.state = state
         self.views = OrderViews(book, state)
         self.clock = clock
         self.permissions = permissions
@@ -296,6 +297,8 @@ class Fulfilment:
     def _payload(
         self, errors: list[dict[str, Any]], warnings: list[dict[str, Any]] | None = None, **fields: Any
     ) -> dict[str, Any]:
+        if not errors:
+            self.state.mutations_applied += 1
         return {**fields, "userErrors": errors, "userWarnings": warnings or []}
 
     def _locked(self, number: str) -> bool:
