@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from sqlmodel import SQLModel
 
-import erpsync.store.tables
 from erpsync.outbound.fulfilment import CRASH_POINTS
 from erpsync.outbound.push import CRASH_ENV
 from erpsync.store.engine import make_engine
-from tests.e2e.test_push_cli import env_for, erpsync
+from tests.e2e.test_push_cli import env_for
+from tests.e2e.test_push_cli import erpsync as run_erpsync
 from tests.fixtures.sim import SimFactory
 from tests.integration.outbound.fulfilment_helpers import (
     confirmed_orders,
@@ -83,7 +83,7 @@ def test_kill_9_at_every_step_under_faults_converges_exactly_once(
     cfg = write_config(tmp_path, sim.graphql_url)
     kills: Counter[str] = Counter()
     for point in CRASH_POINTS:
-        res = erpsync(cfg, env_for(db_url, sim, **{CRASH_ENV: f"{point}:1"}), "push", "fulfilment", "--once")
+        res = run_erpsync(cfg, env_for(db_url, sim, **{CRASH_ENV: f"{point}:1"}), "push", "fulfilment", "--once")
         if res.returncode == -signal.SIGKILL:
             kills[point] += 1
         else:
@@ -91,7 +91,7 @@ def test_kill_9_at_every_step_under_faults_converges_exactly_once(
     assert set(kills) == set(CRASH_POINTS), kills  # every step was interrupted at least once
 
     for _ in range(4):
-        final = erpsync(cfg, env_for(db_url, sim), "push", "fulfilment", "--once")
+        final = run_erpsync(cfg, env_for(db_url, sim), "push", "fulfilment", "--once")
         assert final.returncode in (0, 75), final.stderr[-2000:]
         engine = make_engine(db_url)
         rows = deliveries(engine)
