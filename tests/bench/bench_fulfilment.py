@@ -89,7 +89,12 @@ def write_deliveries(engine: Engine, sim: SimServer, n: int, clock: Clock | None
     for order in failing_orders:
         sim.set_capture_outcome(order, "failed")
     written = 0
-    for i, order in enumerate(orders):
+    i = -1
+    while written < n:
+        i += 1
+        if i >= len(orders):  # an order of one single unit gives one delivery: take another order
+            orders += confirmed_orders(sim, 1)
+        order = orders[i]
         items = order_items(sim, order)
         if len(items) > 1:
             parts = [items[: len(items) // 2], items[len(items) // 2:]]
