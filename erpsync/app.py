@@ -12,6 +12,7 @@ pull           erpsync.inbound.pull               every ``pull.interval_seconds`
 push_stock     erpsync.outbound.stock             every ``push.stock_interval_seconds``
 push_prices    erpsync.outbound.prices            every ``push.prices_interval_seconds``
 push_products  erpsync.outbound.products          every ``push.products_interval_seconds``
+push_fulfilment erpsync.outbound.fulfilment       every ``fulfilment.interval_seconds``
 quota_refresh  erpsync.daemon.quota_refresh       every ``daemon.quota_refresh_seconds``
 housekeeping   erpsync.daemon.housekeeping        cron ``daemon.housekeeping_cron`` (UTC)
 import_sql     erpsync.erp.job                    every ``erp.sql.interval_seconds``, only when
@@ -49,6 +50,7 @@ from erpsync.graphql.quota import QuotaGovernor
 from erpsync.inbound.pull import PullJob
 from erpsync.job import StopRequested
 from erpsync.logs import configure_logging, get_logger
+from erpsync.outbound.fulfilment import PushFulfilment
 from erpsync.outbound.port import centra_port as build_port
 from erpsync.outbound.prices import PushPrices
 from erpsync.outbound.products import PushProducts
@@ -76,6 +78,7 @@ def triggers(settings: Settings) -> dict[str, BaseTrigger]:
         "push_stock": interval(settings.push.stock_interval_seconds),
         "push_prices": interval(settings.push.prices_interval_seconds),
         "push_products": interval(settings.push.products_interval_seconds),
+        "push_fulfilment": interval(settings.fulfilment.interval_seconds),
         "quota_refresh": interval(settings.daemon.quota_refresh_seconds),
         "housekeeping": CronTrigger.from_crontab(settings.daemon.housekeeping_cron, timezone="UTC"),
         "import_sql": interval(settings.erp.sql.interval_seconds),
@@ -204,6 +207,10 @@ def _push_builder(job_cls: type) -> Callable[[Wiring], Any]:
     return build
 
 
+def _build_fulfilment(w: Wiring) -> Any:
+    return PushFulfilment(w.engine, centra_port(w), w.settings.push, w.settings.fulfilment, **w.job_kwargs())
+
+
 def _build_import_sql(w: Wiring) -> Any:
     return SqlImportJob(w.engine, w.settings.erp.sql, **w.job_kwargs())
 
@@ -225,13 +232,14 @@ CAPABILITIES: dict[str, Capability] = {
     "push_stock": Capability(_push_builder(PushStock), entity="stock"),
     "push_prices": Capability(_push_builder(PushPrices), entity="price"),
     "push_products": Capability(_push_builder(PushProducts), entity="product"),
+    "push_fulfilment": Capability(_build_fulfilment),
     "quota_refresh": Capability(_build_quota_refresh),
     "housekeeping": Capability(_build_housekeeping),
     "import_sql": Capability(_build_import_sql),
 }
 
 #: the jobs a complete erpsync runs, in the order they are listed by ``status``
-ALL_JOBS = ("pull", "push_stock", "push_prices", "push_products", "quota_refresh", "housekeeping")
+ALL_JOBS = ("pull", "push_stock", "push_prices", "push_products", "push_fulfilment", "quota_refresh", "housekeeping")
 #: run as well when configured: the snapshot import from the ERP's database (``[erp.sql] url``)
 OPTIONAL_JOBS = ("import_sql",)
 
@@ -380,7 +388,8 @@ def build_app(
 
 #: settings a SIGHUP applies live; anything else changed needs a restart (clients, database, paths)
 LIVE_KEYS = ("pull.interval_seconds", "push.stock_interval_seconds", "push.prices_interval_seconds",
-             "push.products_interval_seconds", "daemon.quota_refresh_seconds", "daemon.housekeeping_cron",
+             "push.products_interval_seconds", "fulfilment.interval_seconds",
+             "daemon.quota_refresh_seconds", "daemon.housekeeping_cron",
              "logging.level")
 
 

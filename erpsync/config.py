@@ -159,6 +159,20 @@ class PushSettings(_Section):
     pricelists: dict[str, str] = {}
 
 
+class FulfilmentSettings(_Section):
+    """Shipments, captures and line cancellations from the ERP's tables back to Centra (§2.5)."""
+
+    interval_seconds: float = Field(60.0, gt=0)  # the daemon's push_fulfilment job
+    send_email: bool = False  # shipping confirmation e-mail, when the delivery row leaves send_email empty
+    # [open] whether ShipmentCreateInput takes externalId: true saves one mutation per delivery
+    external_id_on_create: bool = False
+    # a PENDING capture (asynchronous PSP) is read again each run; parked after waiting this long
+    capture_pending_max_wait_seconds: float = Field(3600.0, ge=0)
+    # shippedAt may not lie in the future: an ERP time at or after "now" is sent this much in the past
+    shipped_at_margin_seconds: float = Field(5.0, ge=0)
+    max_deliveries_per_run: int = Field(500, gt=0)
+
+
 class ErpSqlSettings(_Section):
     url: str = ""
     chunk_size: int = Field(5000, gt=0)
@@ -189,6 +203,7 @@ class Settings(_Section):
     quota: QuotaSettings = QuotaSettings()
     pull: PullSettings = PullSettings()
     push: PushSettings = PushSettings()
+    fulfilment: FulfilmentSettings = FulfilmentSettings()
     erp: ErpSettings = ErpSettings()
     daemon: DaemonSettings = DaemonSettings()
 

@@ -162,10 +162,10 @@ def export_cmd(obj: Any, out_dir: str, since: datetime | None, statuses: tuple[s
 
 @click.group("parked")
 def parked_group() -> None:
-    """Dead letters (events, stock, prices, products, import rows): list, retry, drop."""
+    """Dead letters (events, stock, prices, products, import rows, deliveries, cancellations): list, retry, drop."""
 
 
-_KINDS = click.Choice(["event", "stock", "price", "product", "import"])
+_KINDS = click.Choice(["event", "stock", "price", "product", "import", "delivery", "cancellation"])
 
 
 @parked_group.command("list")

@@ -57,6 +57,14 @@ import click
               help="[open] events_Done with an unknown or already acked id: ignore it, or answer a fault")
 @click.option("--update-response", type=click.Choice(["result", "ok"]), default="result", show_default=True,
               help="[open] answer of *_Update: result{success,errors,notices}, or <…UpdateResponse>OK")
+@click.option("--capture-outcome", type=click.Choice(["success", "pending", "failed"]), default="success",
+              show_default=True, help="how a shipment capture ends (per order: POST /_sim/orders/<n>/capture)")
+@click.option("--capture-failed-probability", type=float, default=0.0, show_default=True,
+              help="share (0–1) of captures that fail (seeded)")
+@click.option("--capture-pending-probability", type=float, default=0.0, show_default=True,
+              help="share (0–1) of captures left PENDING at an asynchronous payment provider (seeded)")
+@click.option("--capture-pending-seconds", type=float, default=5.0, show_default=True,
+              help="a PENDING capture becomes captured this many simulated seconds later")
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING"]), default="INFO", show_default=True)
 def sim_cmd(host: str, port: int, soap_path: str, soap_user: str, soap_password: str, token: str,
             token_perms: tuple[str, ...], tier: str, limits: tuple[str, ...], seed: int, time_scale: float,
@@ -64,7 +72,8 @@ def sim_cmd(host: str, port: int, soap_path: str, soap_user: str, soap_password:
             other_integration_share: float, batch_failure: str, prices_batch_limit: str,
             latency_base: float, latency_per_item: float, timeout_items: int | None, state_file: str | None,
             autosave_seconds: float, store_timezone: str, token_ttl: float | None, soap_action_check: bool,
-            unknown_ack: str, update_response: str, log_level: str) -> None:
+            unknown_ack: str, update_response: str, capture_outcome: str, capture_failed_probability: float,
+            capture_pending_probability: float, capture_pending_seconds: float, log_level: str) -> None:
     """Run the Centra simulator (SOAP event queue + GraphQL Integration API with quota and faults).
 
     Quick start, no flags: SOAP at http://127.0.0.1:8765/ams/system/service/module/soap/api (login
@@ -89,7 +98,10 @@ def sim_cmd(host: str, port: int, soap_path: str, soap_user: str, soap_password:
             latency_base_seconds=latency_base, latency_per_item_seconds=latency_per_item, timeout_items=timeout_items,
             state_file=state_file, autosave_seconds=autosave_seconds,
             store_timezone=store_timezone, token_ttl_seconds=token_ttl, soap_action_check=soap_action_check,
-            unknown_ack=unknown_ack, update_response=update_response)
+            unknown_ack=unknown_ack, update_response=update_response, capture_outcome=capture_outcome,
+            capture_failed_probability=capture_failed_probability,
+            capture_pending_probability=capture_pending_probability,
+            capture_pending_seconds=capture_pending_seconds)
         options.gql_options()  # validate tier/limits/share now, with a readable message
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc

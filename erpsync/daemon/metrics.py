@@ -22,6 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
 from erpsync.logs import get_logger
+from erpsync.store.fulfilment import DELIVERY_STATES, ErpDelivery
 from erpsync.store.models import InboxEvent, JobRun, OutboundItem, ParkedItem, QuotaBucket, QuotaState
 
 log = get_logger("erpsync.daemon.metrics")
@@ -74,6 +75,10 @@ class DaemonMetrics:
                              registry=r)
         self.watchdog_pings = Counter("erpsync_watchdog_pings", "WATCHDOG=1 messages sent to systemd.",
                                       registry=r)
+        # exposed as erpsync_fulfilment_capture_failures_total (alert rules use that exact name)
+        self.capture_failures = Counter("erpsync_fulfilment_capture_failures",
+                                        "Shipment captures Centra refused (the delivery is parked for a person).",
+                                        registry=r)
 
     def record_run(self, job: str, outcome: str, counts: dict[str, int], duration_s: float,
                    started_at: float, entity: str | None) -> None:
@@ -95,6 +100,8 @@ class DaemonMetrics:
                     self.items.labels(entity, key).inc(counts[key])
         if counts.get("rate_limited"):
             self.rate_limited.labels(job).inc(counts["rate_limited"])
+        if job == "push_fulfilment" and counts.get("capture_failed"):
+            self.capture_failures.inc(counts["capture_failed"])
 
     def seed_from_store(self, engine: Engine, jobs: list[str]) -> None:
         """Last attempt / last success per job from ``job_run``, so a restarted (or newly leading)
@@ -155,6 +162,11 @@ class StoreCollector(Collector):
         for kind, size in figures.get("batch_sizes", {}).items():
             sizes.add_metric([kind], size)
         yield sizes
+        deliveries = GaugeMetricFamily("erpsync_deliveries", "ERP deliveries (erp_delivery) by fulfilment state.",
+                                       labels=["state"])
+        for state in DELIVERY_STATES:  # every state, zeros included: an alert on "parked" needs the series
+            deliveries.add_metric([state], figures["deliveries"].get(state, 0))
+        yield deliveries
         limited = CounterMetricFamily("erpsync_rate_limited", "HTTP 429 answers received from Centra.")
         limited.add_metric([], figures["rate_limited"])
         yield limited
@@ -171,7 +183,10 @@ def store_figures(engine: Engine) -> dict[str, Any]:
                                       func.count()).group_by(OutboundItem.entity, OutboundItem.status)).all()
         buckets = s.exec(select(QuotaBucket.name, QuotaBucket.tokens, QuotaBucket.capacity)).all()  # type: ignore[call-overload]
         state = s.exec(select(QuotaState.rate_limited_count, QuotaState.estimates)).first()  # type: ignore[call-overload]
+        delivery_rows = s.exec(select(ErpDelivery.state, func.count())  # type: ignore[call-overload]
+                               .group_by(ErpDelivery.state)).all()
     return {
+        "deliveries": {str(k): int(n) for k, n in delivery_rows},
         "inbox_unacked": int(unacked),
         "parked_open": {str(k): int(n) for k, n in parked_rows},
         "outbound": {(str(e), str(st)): int(n) for e, st, n in outbound_rows},

@@ -64,6 +64,7 @@ def collect_status(engine: Engine, now: datetime, job_names: list[str]) -> dict[
         "inbox_backlog": figures["inbox_unacked"],
         "parked": figures["parked_open"],
         "outbound": [{"entity": e, "status": st, "count": n} for (e, st), n in sorted(figures["outbound"].items())],
+        "deliveries": dict(sorted(figures["deliveries"].items())),
         "quota": {name: {"remaining": t, "capacity": c, "left_pct": round(100 * t / c, 1) if c else None}
                   for name, (t, c) in sorted(figures["quota"].items())},
         "rate_limited_429s": figures["rate_limited"],
@@ -105,6 +106,8 @@ def render_status(st: dict[str, Any]) -> str:
     parked = st["parked"]
     lines.append("parked items: " + (", ".join(f"{k}={v}" for k, v in sorted(parked.items())) or "none")
                  + (f" (total {sum(parked.values())})" if parked else ""))
+    if st.get("deliveries"):
+        lines.append("deliveries: " + ", ".join(f"{k}={v}" for k, v in st["deliveries"].items()))
     if st["outbound"]:
         lines.append("outbound: " + ", ".join(f"{o['entity']}/{o['status']}={o['count']}" for o in st["outbound"]))
     if st["quota"]:

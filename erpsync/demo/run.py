@@ -3,7 +3,9 @@
 A temporary SQLite store (``migrate.upgrade``), the simulator on a loopback port with a generous
 quota tier and a fast clock, the bundled sample ERP data loaded into staging, then the daemon's own
 jobs run until the sample is fully synced both ways (every sim event stored and acked, every ERP
-item accepted by Centra) while the simulator keeps generating orders. Live progress on stderr, a
+item accepted by Centra) while the simulator keeps generating orders. Once the shop stops, the
+sample ERP warehouse ships part of the pulled orders (``erpsync.demo.fulfil``: deliveries, some
+partial, some with a capture) and erpsync writes them back to Centra as shipments. Live progress on stderr, a
 summary on stdout, exit 0 (1 when the sample is not synced before the timeout).
 """
 
@@ -26,6 +28,7 @@ import erpsync.store.tables  # noqa: F401
 from erpsync.app import ALL_JOBS, App, build_app
 from erpsync.config import Settings
 from erpsync.daemon.leader import AlwaysLeader
+from erpsync.demo.fulfil import write_sample_deliveries
 from erpsync.demo.verify import differences
 from erpsync.erp.files import import_files
 from erpsync.erp.loader import StagingLoader
@@ -35,6 +38,7 @@ from erpsync.sample import EXAMPLES_DIR, Catalogue, generate
 from erpsync.sim.server import SimOptions, SimServer
 from erpsync.store import migrate
 from erpsync.store.engine import make_engine
+from erpsync.store.fulfilment import ErpDelivery
 from erpsync.store.models import InboxEvent, OutboundItem, ParkedItem, QuotaState
 
 EXIT_OK, EXIT_INCOMPLETE = 0, 1
@@ -54,13 +58,18 @@ class Progress:
     pending_outbound: int = 0
     accepted_outbound: int = 0
     parked: int = 0
+    deliveries: int = 0
+    deliveries_done: int = 0
+    deliveries_written: bool = False
     done: bool = False
     lines: list[str] = field(default_factory=list)
 
     def line(self, elapsed: float) -> str:
         return (f"[{elapsed:5.1f}s] events generated {self.generated}, stored {self.stored}, acked {self.acked}, "
                 f"queued {self.queue_depth} | items accepted {self.accepted_outbound}, "
-                f"pending {self.pending_outbound}, parked {self.parked}")
+                f"pending {self.pending_outbound}, parked {self.parked}"
+                + (f" | deliveries done {self.deliveries_done}/{self.deliveries}" if self.deliveries_written
+                   else ""))
 
 
 def demo_settings(sim: SimServer, db_url: str) -> Settings:
@@ -76,6 +85,7 @@ def demo_settings(sim: SimServer, db_url: str) -> Settings:
         "pull": {"interval_seconds": 1.0},
         "push": {"stock_interval_seconds": 1.0, "prices_interval_seconds": 1.0,
                  "products_interval_seconds": 1.0},
+        "fulfilment": {"interval_seconds": 1.0},
         "daemon": {"shutdown_grace_seconds": 20.0, "metrics_port": 0, "quota_refresh_seconds": 10.0},
     })
 
@@ -134,6 +144,7 @@ def _sayer() -> Any:
 def _drive(app: App, sim: SimServer, engine: Engine, settings: Settings, t0: float, timeout_s: float,
            say: Any) -> int:
     daemon = app.daemon
+    engine_w = app.engine  # the sample ERP writes its deliveries like any ERP: into erpsync's database
     runner = threading.Thread(target=lambda: daemon.serve(install_signals=False), name="erpsync-demo-daemon",
                               daemon=True)
     runner.start()
@@ -157,7 +168,13 @@ def _drive(app: App, sim: SimServer, engine: Engine, settings: Settings, t0: flo
                 say("")
                 say(f"a job was disabled: {disabled}; see the log lines above")
                 break
-            if now >= generating_until and _synced(progress):
+            if now >= generating_until and not progress.deliveries_written and _synced(progress):
+                progress.deliveries = write_sample_deliveries(engine_w)  # the shop is quiet: ship
+                progress.deliveries_written = True
+                say("")
+                say(f"sample ERP warehouse wrote {progress.deliveries} deliveries")
+                continue
+            if now >= generating_until and progress.deliveries_written and _synced(progress):
                 progress.done = True
                 break
             if now - t0 > timeout_s:
@@ -183,12 +200,15 @@ def _drive(app: App, sim: SimServer, engine: Engine, settings: Settings, t0: flo
 
 
 def _synced(p: Progress) -> bool:
-    return p.queue_depth == 0 and p.acked >= p.generated and p.stored >= p.generated and p.pending_outbound == 0
+    return (p.queue_depth == 0 and p.acked >= p.generated and p.stored >= p.generated and p.pending_outbound == 0
+            and p.deliveries_done >= p.deliveries)
 
 
 def _measure(p: Progress, sim: SimServer, engine: Engine, settings: Settings) -> None:
     soap = sim.state()["soap"]
     p.queue_depth, p.acked = int(soap["queue_depth"]), int(soap["acked_count"])
+    # the shop's events, and those Centra emits when a shipment changes an order
+    p.generated = max(p.generated, sum(int(n) for n in soap.get("emitted_by_type", {}).values()))
     with Session(engine) as s:
         p.stored = int(s.exec(select(func.count()).select_from(InboxEvent)).one()[0])  # type: ignore[call-overload]
         p.accepted_outbound = int(s.exec(select(func.count()).select_from(OutboundItem).where(  # type: ignore[call-overload]
@@ -196,6 +216,8 @@ def _measure(p: Progress, sim: SimServer, engine: Engine, settings: Settings) ->
         p.parked = int(s.exec(select(func.count()).select_from(ParkedItem).where(  # type: ignore[call-overload]
             col(ParkedItem.resolved_at).is_(None))).one()[0])
         pl = plan(s, on_absent=settings.push.on_absent, tier=settings.quota.tier, share=settings.quota.share)
+        p.deliveries_done = int(s.exec(select(func.count()).select_from(ErpDelivery).where(  # type: ignore[call-overload]
+            col(ErpDelivery.state).in_(("shipped", "parked", "rejected")))).one()[0])
     p.pending_outbound = sum(e.changed for e in pl.entities)
 
 
@@ -208,7 +230,12 @@ def _summary(p: Progress, sim: SimServer, engine: Engine, daemon: Any, duration:
         by_entity = s.exec(select(OutboundItem.entity, func.count()).where(  # type: ignore[call-overload]
             col(OutboundItem.accepted_hash).is_not(None)).group_by(OutboundItem.entity)).all()
         seen_429 = s.exec(select(QuotaState.rate_limited_count)).first()  # type: ignore[call-overload]
+        states: dict[str, int] = dict(s.exec(select(ErpDelivery.state, func.count())  # type: ignore[call-overload]
+                                             .group_by(ErpDelivery.state)).all())
     runs = {n: st.runs for n, st in daemon.states.items()}
+    book = gql.get("orders", {})
+    ships = [x for per in book.get("shipmentsByOrder", {}).values() for x in per if not x.get("byCentra")]
+    duplicates = len(book.get("duplicateShipments", {})) + len(book.get("shipmentsWithoutExternalId", []))
     lines = [
         "",
         "erpsync demo summary",
@@ -220,6 +247,11 @@ def _summary(p: Progress, sim: SimServer, engine: Engine, daemon: Any, duration:
         f"  mutations used / allowed     : {used_mut} / {_allowed(limits)} per hour ({DEMO_TIER} tier)",
         f"  HTTP 429 answers             : {int(seen_429[0]) if seen_429 else 0} seen by erpsync, "
         f"{quota.get('rejected429', 0)} sent by Centra",
+        f"  deliveries written by the ERP: {p.deliveries} ("
+        + (", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none") + ")",
+        f"  shipments created in Centra  : {len(ships)}, captured {sum(1 for x in ships if x['isCaptured'])}, "
+        f"completed {sum(1 for x in ships if x['isShipped'])}",
+        f"  duplicate shipments          : {duplicates}, double captures {len(book.get('doubleCaptures', []))}",
         "  job runs                     : " + ", ".join(f"{n} {r}" for n, r in runs.items()),
         f"  duration                     : {duration:.1f} s",
         "  Centra equals the ERP        : " + ("yes" if not diffs else "NO"),

@@ -13,10 +13,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-ENTITY_ORDER: tuple[str, ...] = ("sizechart", "product", "variant", "size", "pricelist", "price", "stock")
+ENTITY_ORDER: tuple[str, ...] = ("sizechart", "product", "variant", "size", "pricelist", "price", "stock",
+                                  # fulfilment: a delivery's lines before it (the job ships deliveries only)
+                                  "delivery_line", "delivery", "cancellation")
 
 #: names accepted for an entity in file names and ``--entity`` (``products.csv``, ``stock-2026.jsonl``)
 ALIASES: dict[str, str] = {
@@ -27,6 +30,9 @@ ALIASES: dict[str, str] = {
     "pricelist": "pricelist", "pricelists": "pricelist",
     "price": "price", "prices": "price",
     "stock": "stock", "stocks": "stock", "inventory": "stock",
+    "delivery": "delivery", "deliveries": "delivery",
+    "delivery_line": "delivery_line", "delivery_lines": "delivery_line", "deliverylines": "delivery_line",
+    "cancellation": "cancellation", "cancellations": "cancellation", "line_cancellations": "cancellation",
 }
 
 _TRUE = {"1", "true", "yes", "y", "t"}
@@ -40,7 +46,7 @@ class RowError(ValueError):
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: str = "str"  # str | int | decimal | status | product_status | sizes
+    kind: str = "str"  # str | int | decimal | status | product_status | sizes | bool | datetime
     required: bool = False
     default: Any = None
     max_length: int = 128
@@ -105,6 +111,38 @@ LAYOUTS: dict[str, Layout] = {
         Column("ean", required=True, max_length=64),
         Column("quantity", "int", required=True),
     ), "absolute physical quantity (integer >= 0) of one size (by EAN) in one warehouse"),
+    # fulfilment (docs/erp-tables.md): what shipped, and what cannot be delivered
+    "delivery": Layout("delivery", ("delivery_id",), (
+        Column("delivery_id", required=True),
+        Column("order_number", required=True, max_length=64),
+        Column("carrier"),
+        Column("service"),
+        Column("tracking_number", max_length=256),
+        Column("return_tracking_number", max_length=256),
+        Column("packages", "int"),
+        Column("shipped_at", "datetime"),
+        Column("capture", "bool", default=False),
+        Column("paid_outside", "bool", default=False),
+        Column("send_email", "bool"),
+    ), "one shipment of a Centra order; shipped_at ISO-8601 with offset; capture / paid_outside true|false"),
+    "delivery_line": Layout("delivery_line", ("delivery_id", "line_no"), (
+        Column("delivery_id", required=True),
+        Column("line_no", "int", required=True),
+        Column("order_line_id", "int"),
+        Column("sku"),
+        Column("ean", max_length=64),
+        Column("quantity", "int", required=True),
+    ), "a delivered quantity of one order line: Centra's order_line_id, or its sku / ean"),
+    "cancellation": Layout("cancellation", ("cancellation_id",), (
+        Column("cancellation_id", required=True),
+        Column("order_number", required=True, max_length=64),
+        Column("order_line_id", "int"),
+        Column("sku"),
+        Column("ean", max_length=64),
+        Column("quantity", "int", required=True),
+        Column("stock_policy", default="release", max_length=16),
+        Column("warehouse"),
+    ), "units of one order line to cancel (a delta); stock_policy release | remove | warehouse"),
 }
 
 
@@ -113,6 +151,9 @@ def entity_for(name: str) -> str | None:
     low = name.lower()
     if low in ALIASES:
         return ALIASES[low]
+    for alias in sorted((a for a in ALIASES if "_" in a), key=len, reverse=True):  # delivery_lines-2026.csv
+        if low.startswith(alias) and low[len(alias):len(alias) + 1] in ("", "-", "_", ".", " "):
+            return ALIASES[alias]
     for sep in ("-", "_", ".", " "):
         head = low.split(sep, 1)[0]
         if head in ALIASES:
@@ -181,6 +222,51 @@ def _sizes(value: Any) -> list[str]:
     return items
 
 
+def _flag(col: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = _text(value).lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise RowError(f"bad flag in {col}: {text!r} (expected true/false)")
+
+
+def _datetime(col: str, value: Any) -> datetime:
+    """An aware time: ISO-8601 text with an offset (or Z); a SQL driver's naive datetime is UTC."""
+    if isinstance(value, datetime):
+        return value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    text = _text(value)
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00") if text.endswith("Z") else text)
+    except ValueError:
+        raise RowError(f"bad time in {col}: {text!r} (expected ISO-8601 such as 2026-12-01T10:00:00+01:00)") from None
+    if parsed.tzinfo is None:
+        raise RowError(f"bad time in {col}: {text!r} has no UTC offset (add +00:00 or Z)")
+    return parsed.astimezone(UTC)
+
+
+def _check_fulfilment(entity: str, out: dict[str, Any]) -> None:
+    if entity == "delivery":
+        if out["capture"] and out["paid_outside"]:
+            raise RowError("capture and paid_outside are both true (a shipment paid outside Centra is not captured)")
+        if out["packages"] is not None and out["packages"] < 0:
+            raise RowError(f"bad number in packages: {out['packages']} is negative")
+        return
+    if out["order_line_id"] is None and not out["sku"] and not out["ean"]:
+        raise RowError("missing order_line_id, sku or ean (one identifies the order line)")
+    if out["quantity"] <= 0:
+        raise RowError(f"bad number in quantity: {out['quantity']} (must be > 0)")
+    if entity == "cancellation":
+        policy = (out["stock_policy"] or "release").lower()
+        if policy not in ("release", "remove", "warehouse"):
+            raise RowError(f"bad stock_policy {out['stock_policy']!r} (expected release | remove | warehouse)")
+        if policy == "warehouse" and not out["warehouse"]:
+            raise RowError("missing warehouse (stock_policy warehouse sends the units to that warehouse)")
+        out["stock_policy"] = policy
+
+
 def is_removed(raw: Mapping[str, Any]) -> bool:
     value = raw.get("removed")
     if isinstance(value, bool):
@@ -221,6 +307,10 @@ def convert(layout: Layout, raw: Mapping[str, Any]) -> dict[str, Any]:
             out[col.name] = status
         elif col.kind == "sizes":
             out[col.name] = _sizes(value)
+        elif col.kind == "bool":
+            out[col.name] = _flag(col.name, value)
+        elif col.kind == "datetime":
+            out[col.name] = _datetime(col.name, value)
         else:  # pragma: no cover - layouts are declared above
             raise AssertionError(col.kind)
     if layout.entity == "stock" and out["quantity"] < 0:
@@ -229,6 +319,8 @@ def convert(layout: Layout, raw: Mapping[str, Any]) -> dict[str, Any]:
         for name in ("price", "rrp"):
             if out[name] is not None and out[name] < 0:
                 raise RowError(f"bad number in {name}: {out[name]} is negative")
+    if layout.entity in ("delivery", "delivery_line", "cancellation"):
+        _check_fulfilment(layout.entity, out)
     if layout.entity == "pricelist":
         cur = out["currency"].upper()
         if len(cur) != 3 or not cur.isalpha():

@@ -26,6 +26,7 @@ from typing import Any
 from sqlalchemy import JSON, Column
 from sqlmodel import Field, SQLModel
 
+from erpsync.store.fulfilment import ErpDelivery, ErpDeliveryLine, ErpLineCancellation
 from erpsync.store.models import utcnow
 from erpsync.store.types import ExactDecimal
 
@@ -109,4 +110,8 @@ STAGING_TABLES: dict[str, Any] = {
     "pricelist": StagingPricelist,
     "price": StagingPrice,
     "stock": StagingStock,
+    # fulfilment (erpsync.store.fulfilment): the ERP's deliveries and line cancellations
+    "delivery_line": ErpDeliveryLine,
+    "delivery": ErpDelivery,
+    "cancellation": ErpLineCancellation,
 }

@@ -28,3 +28,10 @@ def test_demo_runs_to_completion_and_prints_the_summary(tmp_path: Path) -> None:
     assert "Centra equals the ERP        : yes" in out
     assert re.search(r"items pushed and accepted    : .*product 4", out)
     assert "events generated" in r.stderr  # live progress went to stderr
+    # the sample ERP shipped part of the pulled orders: every delivery shipped once, with its capture
+    deliveries = re.search(r"deliveries written by the ERP: (\d+) \(shipped (\d+)\)", out)
+    assert deliveries is not None and int(deliveries.group(1)) == int(deliveries.group(2)) > 0, out
+    shipments = re.search(r"shipments created in Centra  : (\d+), captured (\d+), completed (\d+)", out)
+    assert shipments is not None and int(shipments.group(1)) == int(shipments.group(3)) == int(deliveries.group(1))
+    assert int(shipments.group(2)) > 0
+    assert "duplicate shipments          : 0, double captures 0" in out
