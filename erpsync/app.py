@@ -246,7 +246,7 @@ OPTIONAL_JOBS = ("import_sql",)
 
 #: the jobs each side of Centra's API serves: a configuration without that side runs without them
 SOAP_JOBS = ("pull",)
-GRAPHQL_JOBS = ("push_stock", "push_prices", "push_products", "quota_refresh")
+GRAPHQL_JOBS = ("push_stock", "push_prices", "push_products", "push_fulfilment", "quota_refresh")
 
 
 def default_jobs(settings: Settings) -> list[str]:

@@ -155,7 +155,8 @@ def test_each_side_of_centra_can_be_configured_alone(tmp_path: Path) -> None:
     gql = load_settings(write(tmp_path, GRAPHQL_ONLY), {"ERPSYNC_CENTRA_GRAPHQL_TOKEN": "t",
                                                         "ERPSYNC_CENTRA_SOAP_PASSWORD": "pw"})
     assert gql.centra.soap is None
-    assert default_jobs(gql) == ["push_stock", "push_prices", "push_products", "quota_refresh", "housekeeping"]
+    assert default_jobs(gql) == ["push_stock", "push_prices", "push_products", "push_fulfilment", "quota_refresh",
+                                 "housekeeping"]
     # the optional sections keep their environment overrides
     env_soap = load_settings(write(tmp_path, GRAPHQL_ONLY), {
         "ERPSYNC_CENTRA_GRAPHQL_TOKEN": "t", "ERPSYNC_CENTRA_SOAP_PASSWORD": "pw",
