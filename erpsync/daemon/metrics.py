@@ -22,7 +22,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
 from erpsync.logs import get_logger
-from erpsync.store.models import InboxEvent, JobRun, OutboundItem, ParkedItem, QuotaBucket, QuotaState
+from erpsync.store.models import InboxEvent, JobRun, MappingCheck, OutboundItem, ParkedItem, QuotaBucket, QuotaState
 
 log = get_logger("erpsync.daemon.metrics")
 
@@ -146,6 +146,12 @@ class StoreCollector(Collector):
             capacity.add_metric([name], cap)
         yield remaining
         yield capacity
+        unknown = GaugeMetricFamily(
+            "erpsync_unknown_mapping", "1 for a push.warehouses / push.pricelists code Centra does not have "
+            "(its items are parked), 0 once found; from the last check.", labels=["kind", "code"])
+        for kind, code, _ref, _mapped, known in figures["mappings"]:
+            unknown.add_metric([kind, code], 0 if known else 1)
+        yield unknown
         limited = CounterMetricFamily("erpsync_rate_limited", "HTTP 429 answers received from Centra.")
         limited.add_metric([], figures["rate_limited"])
         yield limited
@@ -162,12 +168,16 @@ def store_figures(engine: Engine) -> dict[str, Any]:
                                       func.count()).group_by(OutboundItem.entity, OutboundItem.status)).all()
         buckets = s.exec(select(QuotaBucket.name, QuotaBucket.tokens, QuotaBucket.capacity)).all()  # type: ignore[call-overload]
         state = s.exec(select(QuotaState.rate_limited_count)).first()  # type: ignore[call-overload]
+        mappings = s.exec(select(MappingCheck.kind, MappingCheck.code, MappingCheck.ref,  # type: ignore[call-overload]
+                                 MappingCheck.mapped, MappingCheck.known).order_by(
+            col(MappingCheck.kind), col(MappingCheck.code))).all()
     return {
         "inbox_unacked": int(unacked),
         "parked_open": {str(k): int(n) for k, n in parked_rows},
         "outbound": {(str(e), str(st)): int(n) for e, st, n in outbound_rows},
         "quota": {str(name): (float(t), float(c)) for name, t, c in buckets},
         "rate_limited": int(state[0]) if state else 0,
+        "mappings": [(str(k), str(c), str(r), bool(m), bool(kn)) for k, c, r, m, kn in mappings],
     }
 
 

@@ -67,6 +67,8 @@ def collect_status(engine: Engine, now: datetime, job_names: list[str]) -> dict[
         "quota": {name: {"remaining": t, "capacity": c, "left_pct": round(100 * t / c, 1) if c else None}
                   for name, (t, c) in sorted(figures["quota"].items())},
         "rate_limited_429s": figures["rate_limited"],
+        "unknown_mappings": [{"kind": k, "code": c, "ref": r, "key": f"push.{k}s.{c}", "mapped": m}
+                             for k, c, r, m, known in figures["mappings"] if not known],
     }
 
 
@@ -100,6 +102,11 @@ def render_status(st: dict[str, Any]) -> str:
             lines.append(f"  ! {name} disabled: {j['disabled_reason']}")
         elif j["outcome"] in ("retry", "failed") and j["error"]:
             lines.append(f"  ! {name}: {j['error']}")
+    for m in st.get("unknown_mappings", []):
+        lines.append(f"  ! unknown {m['kind']}: {m['key']} -> {m['ref']} not found in Centra (its items are parked)"
+                     if m["mapped"] else
+                     f"  ! unknown {m['kind']}: ERP code {m['code']} ({m['ref']}) not found in Centra and not "
+                     f"mapped in push.{m['kind']}s (its items are parked)")
     lines.append("")
     lines.append(f"inbox backlog (stored, not acked): {st['inbox_backlog']}")
     parked = st["parked"]
