@@ -47,6 +47,7 @@ from erpsync.daemon.service import Daemon, JobSpec
 from erpsync.erp.job import SqlImportJob
 from erpsync.errors import ConfigError, ConfigProblem, DatabaseUnavailable, ErpsyncError, JobFailed
 from erpsync.graphql.quota import QuotaGovernor
+from erpsync.graphql.quota import quota_left_pct as left_pct_of
 from erpsync.inbound.pull import PullJob
 from erpsync.job import StopRequested
 from erpsync.logs import configure_logging, get_logger
@@ -281,7 +282,7 @@ def leadership_for(settings: Settings) -> Leadership:
 
 
 def quota_left_pct(w: Wiring) -> float | None:
-    """The tightest bucket's tokens as a percentage of erpsync's allowance, when a governor exists."""
+    """The quota figure (``graphql.quota.quota_left_pct`` of the governor's view), when a governor exists."""
     gov = w.overrides.get("governor") or w._cache.get("governor")
     if gov is None:
         return None
@@ -289,8 +290,7 @@ def quota_left_pct(w: Wiring) -> float | None:
         views, _info = gov.snapshot()
     except (SQLAlchemyError, ErpsyncError):
         return None  # the summary line must never fail a run
-    fractions = [v.tokens / v.allowance for v in views if v.allowance > 0]
-    return round(100 * max(0.0, min(fractions)), 1) if fractions else None
+    return left_pct_of(views)
 
 
 def _add_quota_left(job: Any, w: Wiring) -> None:
@@ -375,6 +375,8 @@ def build_app(
         "takeover_seconds": settings.daemon.leader_takeover_seconds,
         "alert_after_failures": settings.daemon.alert_after_failures,
         "metrics_address": (host, port) if port else None,
+        "quota_share": settings.quota.share,
+        "quota_clock": wiring.clock,
     }
     opts.update(daemon_options or {})
     if "read_engine" not in opts and engine.dialect.name == "sqlite":

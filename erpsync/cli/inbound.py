@@ -210,7 +210,8 @@ def _select(session: Any, ids: tuple[int, ...], all_: bool, kind: str | None) ->
 @click.option("--kind", type=_KINDS, default=None)
 @click.pass_obj
 def parked_retry(obj: Any, ids: tuple[int, ...], all_: bool, kind: str | None) -> None:
-    """Replay parked events now; mark other kinds for retry (their job re-sends them)."""
+    """Replay parked events and re-import parked import rows now (from the row kept with them);
+    mark other kinds for retry (their job re-sends them). Exit 1 when any stays parked."""
     from erpsync.inbound.replay import replay_parked_event
     from erpsync.store.engine import transaction
     from erpsync.store.inbox import InboxRepository
@@ -218,6 +219,7 @@ def parked_retry(obj: Any, ids: tuple[int, ...], all_: bool, kind: str | None) -
     settings = obj.settings(require_secrets=False)
     repo = InboxRepository()
     still = 0
+    imports: list[tuple[int, str]] = []
     with _database(settings) as engine:
         with transaction(engine) as session:
             items = _select(session, ids, all_, kind)
@@ -227,9 +229,22 @@ def parked_retry(obj: Any, ids: tuple[int, ...], all_: bool, kind: str | None) -
                     res = replay_parked_event(session, repo, item, settings.store_tz, now)
                     still += res.status == "parked"
                     click.echo(f"#{item.id} event {item.key}: {res.status}" + (f": {res.reason}" if res.reason else ""))
+                elif item.kind == "import":
+                    assert item.id is not None
+                    imports.append((item.id, item.key))  # re-imported below, each in its own transaction
                 else:
                     repo.resolve_parked(session, item, "retried", now)
                     click.echo(f"#{item.id} {item.kind} {item.key}: marked for retry")
+        if imports:
+            from erpsync.erp.loader import StagingLoader
+
+            loader = StagingLoader(engine)
+            for park_id, key in imports:
+                # an import row is re-imported now from the raw row kept with it (nothing else would)
+                loaded, detail = loader.reimport_parked(park_id)
+                still += loaded is not True
+                status = {True: "re-imported", False: "still parked", None: "not retried"}[loaded]
+                click.echo(f"#{park_id} import {key}: {status}" + ("" if loaded else f": {detail}"))
     if still:
         click.get_current_context().exit(1)
 

@@ -30,7 +30,7 @@ def status_cmd(obj: Ctx, as_json: bool) -> None:
     s = obj.settings(require_secrets=False)
     engine = make_read_engine(s.database_url, busy_timeout_ms=s.database.busy_timeout_ms)
     try:
-        st = collect_status(engine, datetime.now(UTC), default_jobs(s))
+        st = collect_status(engine, datetime.now(UTC), default_jobs(s), quota_share=s.quota.share)
     except SQLAlchemyError as exc:  # down, or not created yet: one line, exit 75
         reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()
         raise DatabaseUnavailable(f"cannot read the database {engine.url.render_as_string(hide_password=True)}: "

@@ -21,11 +21,17 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
+from erpsync.clock import Clock, SystemClock
+from erpsync.config import QuotaSettings
 from erpsync.logs import get_logger
 from erpsync.store.fulfilment import DELIVERY_STATES, ErpDelivery
-from erpsync.store.models import InboxEvent, JobRun, OutboundItem, ParkedItem, QuotaBucket, QuotaState
+from erpsync.store.models import InboxEvent, JobRun, MappingCheck, OutboundItem, ParkedItem, QuotaState
+from erpsync.store.quota_repo import read_quota
 
 log = get_logger("erpsync.daemon.metrics")
+
+#: ``quota.share`` when the caller does not say (the configuration's default)
+DEFAULT_QUOTA_SHARE: float = QuotaSettings.model_fields["share"].default
 
 # run.counts keys that mean "events" for the pull job and "items" for the push jobs
 EVENT_COUNT_KEYS = ("fetched", "applied", "superseded", "duplicates", "parked", "acked")
@@ -117,8 +123,11 @@ class DaemonMetrics:
 class StoreCollector(Collector):
     """Figures read from the database at scrape time."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, *, quota_share: float = DEFAULT_QUOTA_SHARE, clock: Clock | None = None,
+                 ) -> None:
         self.engine = engine
+        self.quota_share = quota_share
+        self.clock = clock or SystemClock()
 
     def describe(self) -> list[Metric]:
         return []  # computed at scrape time; nothing to pre-register
@@ -126,7 +135,7 @@ class StoreCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         ok = GaugeMetricFamily("erpsync_store_scrape_ok", "1 when the database figures below could be read.")
         try:
-            figures = store_figures(self.engine)
+            figures = store_figures(self.engine, quota_share=self.quota_share, quota_now=self.clock.time())
         except SQLAlchemyError as exc:
             log.warning("metrics.store_unavailable", error_class=type(exc).__name__, error=str(exc)[:200])
             ok.add_metric([], 0)
@@ -148,13 +157,19 @@ class StoreCollector(Collector):
         for (entity, status), n in figures["outbound"].items():
             outbound.add_metric([entity, status], n)
         yield outbound
-        remaining = GaugeMetricFamily("erpsync_quota_remaining", "Tokens left in each quota bucket.",
+        remaining = GaugeMetricFamily("erpsync_quota_remaining",
+                                      "erpsync's tokens left in each quota bucket, topped up to now "
+                                      "(the governor's view).",
                                       labels=["bucket"])
         capacity = GaugeMetricFamily("erpsync_quota_capacity", "Capacity of each quota bucket.",
                                      labels=["bucket"])
-        for name, (tokens, cap) in figures["quota"].items():
+        allowance = GaugeMetricFamily("erpsync_quota_allowance",
+                                      "erpsync's share of each quota bucket (capacity × quota.share).",
+                                      labels=["bucket"])
+        for name, (tokens, cap, allowed) in figures["quota"].items():
             remaining.add_metric([name], tokens)
             capacity.add_metric([name], cap)
+            allowance.add_metric([name], allowed)
         yield remaining
         yield capacity
         sizes = GaugeMetricFamily("erpsync_batch_size", "Learnt batch size (items per mutation) by mutation kind.",
@@ -167,13 +182,31 @@ class StoreCollector(Collector):
         for state in DELIVERY_STATES:  # every state, zeros included: an alert on "parked" needs the series
             deliveries.add_metric([state], figures["deliveries"].get(state, 0))
         yield deliveries
+        yield allowance
+        if figures["quota_left_pct"] is not None:
+            left = GaugeMetricFamily("erpsync_quota_left_pct",
+                                     "The quota figure: the tightest bucket's tokens as % of erpsync's allowance "
+                                     "(as in STATUS=, job.finished and erpsync status).")
+            left.add_metric([], figures["quota_left_pct"])
+            yield left
+        unknown = GaugeMetricFamily(
+            "erpsync_unknown_mapping", "1 for a push.warehouses / push.pricelists code Centra does not have "
+            "(its items are parked), 0 once found; from the last check.", labels=["kind", "code"])
+        for kind, code, _ref, _mapped, known in figures["mappings"]:
+            unknown.add_metric([kind, code], 0 if known else 1)
+        yield unknown
         limited = CounterMetricFamily("erpsync_rate_limited", "HTTP 429 answers received from Centra.")
         limited.add_metric([], figures["rate_limited"])
         yield limited
 
 
-def store_figures(engine: Engine) -> dict[str, Any]:
-    """Backlog, parked, outbound and quota figures, shared by /metrics and ``erpsync status``."""
+def store_figures(engine: Engine, *, quota_share: float = DEFAULT_QUOTA_SHARE,
+                  quota_now: float | None = None) -> dict[str, Any]:
+    """Backlog, parked, outbound and quota figures, shared by /metrics, STATUS= and ``erpsync status``.
+
+    The quota is the governor's view at clock time ``quota_now`` (default: now) for ``quota_share``:
+    ``quota`` is bucket → (tokens topped up to now, capacity, allowance), ``quota_left_pct`` the one figure.
+    """
     with Session(engine) as s:
         unacked = s.exec(select(func.count()).select_from(InboxEvent).where(  # type: ignore[call-overload]
             col(InboxEvent.acked_at).is_(None))).one()[0]
@@ -181,20 +214,25 @@ def store_figures(engine: Engine) -> dict[str, Any]:
             col(ParkedItem.resolved_at).is_(None)).group_by(ParkedItem.kind)).all()
         outbound_rows = s.exec(select(OutboundItem.entity, OutboundItem.status,  # type: ignore[call-overload]
                                       func.count()).group_by(OutboundItem.entity, OutboundItem.status)).all()
-        buckets = s.exec(select(QuotaBucket.name, QuotaBucket.tokens, QuotaBucket.capacity)).all()  # type: ignore[call-overload]
         state = s.exec(select(QuotaState.rate_limited_count, QuotaState.estimates)).first()  # type: ignore[call-overload]
         delivery_rows = s.exec(select(ErpDelivery.state, func.count())  # type: ignore[call-overload]
                                .group_by(ErpDelivery.state)).all()
+        mappings = s.exec(select(MappingCheck.kind, MappingCheck.code, MappingCheck.ref,  # type: ignore[call-overload]
+                                 MappingCheck.mapped, MappingCheck.known).order_by(
+            col(MappingCheck.kind), col(MappingCheck.code))).all()
+    views, left_pct = read_quota(engine, quota_share, SystemClock().time() if quota_now is None else quota_now)
     return {
         "deliveries": {str(k): int(n) for k, n in delivery_rows},
         "inbox_unacked": int(unacked),
         "parked_open": {str(k): int(n) for k, n in parked_rows},
         "outbound": {(str(e), str(st)): int(n) for e, st, n in outbound_rows},
-        "quota": {str(name): (float(t), float(c)) for name, t, c in buckets},
+        "quota": {v.name: (float(v.tokens), float(v.capacity), float(v.allowance)) for v in views},
+        "quota_left_pct": left_pct,
         "rate_limited": int(state[0]) if state else 0,
         # learnt batch sizes per mutation kind (erpsync.outbound.batching), kept with the quota state
         "batch_sizes": {str(k)[len("batch:"):]: int(v) for k, v in ((state[1] if state else None) or {}).items()
                         if str(k).startswith("batch:") and isinstance(v, int | float)},
+        "mappings": [(str(k), str(c), str(r), bool(m), bool(kn)) for k, c, r, m, kn in mappings],
     }
 
 

@@ -13,7 +13,9 @@ class RateLimitSource(Protocol):
 
 
 class QuotaRefreshJob(Job):
-    """``run.counts``: buckets (rows Centra reported). Summary: ``quota_left_pct`` (the tightest)."""
+    """``run.counts``: buckets (rows Centra reported). Summary: ``centra_left_pct``, the tightest bucket
+    as Centra reports it for the whole shop (every integration); ``quota_left_pct`` is the governor's
+    figure for erpsync's share, added to every job's summary line by the app."""
 
     name = "quota_refresh"
 
@@ -30,4 +32,4 @@ class QuotaRefreshJob(Job):
         self.left_pct = round(100 * min(fractions), 1) if fractions else None
 
     def summary_fields(self) -> dict[str, object]:
-        return {"quota_left_pct": self.left_pct}
+        return {"centra_left_pct": self.left_pct}

@@ -54,7 +54,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
 from erpsync.clock import Clock, SystemClock
 from erpsync.daemon.leader import AlwaysLeader, Leadership
-from erpsync.daemon.metrics import DaemonMetrics, MetricsServer, StoreCollector, store_figures
+from erpsync.daemon.metrics import DEFAULT_QUOTA_SHARE, DaemonMetrics, MetricsServer, StoreCollector, store_figures
 from erpsync.daemon.notify import SystemdNotifier, watchdog_interval
 from erpsync.errors import ConfigError, ConfigProblem, JobFailed
 from erpsync.job import JobResult
@@ -139,6 +139,8 @@ class Daemon:
         hard_exit: Callable[[int], None] = os._exit,
         read_engine: Engine | None = None,
         alert_after_failures: int = 5,
+        quota_share: float = DEFAULT_QUOTA_SHARE,
+        quota_clock: Clock | None = None,
     ) -> None:
         self.engine = engine
         # figures for /metrics and STATUS: never through BEGIN IMMEDIATE on SQLite (see store.engine.make_read_engine)
@@ -160,7 +162,11 @@ class Daemon:
         self.hard_exit = hard_exit
         self.alert_after_failures = max(1, alert_after_failures)
         self.metrics = DaemonMetrics()
-        self.metrics.registry.register(StoreCollector(self.read_engine))
+        # the quota figure is the governor's view: its share, topped up on the jobs' (governor's) clock
+        self.quota_share = quota_share
+        self.quota_clock = quota_clock or self.clock
+        self.metrics.registry.register(StoreCollector(self.read_engine, quota_share=quota_share,
+                                                      clock=self.quota_clock))
         self.metrics_address = metrics_address
         self.server: MetricsServer | None = None
         self.states = {name: JobState() for name in self.specs}
@@ -390,9 +396,9 @@ class Daemon:
     def _write_instance(self, state_override: str | None = None) -> None:
         """Refresh this process's ``daemon_instance`` row and the figures STATUS shows."""
         try:
-            figures = store_figures(self.read_engine)
-            pct = [t / c for t, c in figures["quota"].values() if c > 0]
-            self.quota_left_pct = round(100 * min(pct), 1) if pct else None
+            figures = store_figures(self.read_engine, quota_share=self.quota_share,
+                                    quota_now=self.quota_clock.time())
+            self.quota_left_pct = figures["quota_left_pct"]
         except SQLAlchemyError as exc:
             log.warning("daemon.store_unavailable", error_class=type(exc).__name__, error=str(exc)[:200])
         if self.role == "standby":

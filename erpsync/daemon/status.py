@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 from sqlmodel import Session, col
 
-from erpsync.daemon.metrics import store_figures
+from erpsync.daemon.metrics import DEFAULT_QUOTA_SHARE, store_figures
 from erpsync.store.daemon_state import DaemonInstance
 from erpsync.store.models import JobRun
 
@@ -22,7 +22,8 @@ from erpsync.store.models import JobRun
 INSTANCE_STALE_AFTER = timedelta(seconds=60)
 
 
-def collect_status(engine: Engine, now: datetime, job_names: list[str]) -> dict[str, Any]:
+def collect_status(engine: Engine, now: datetime, job_names: list[str], *,
+                   quota_share: float = DEFAULT_QUOTA_SHARE) -> dict[str, Any]:
     with Session(engine) as s:
         latest_ids = select(func.max(JobRun.id)).group_by(JobRun.job)
         last_runs = {r.job: r for r in s.exec(select(JobRun).where(  # type: ignore[call-overload]
@@ -50,7 +51,7 @@ def collect_status(engine: Engine, now: datetime, job_names: list[str]) -> dict[
             "enabled": sched.get("enabled", True) if leader else None,
             "disabled_reason": sched.get("disabled_reason"),
         }
-    figures = store_figures(engine)
+    figures = store_figures(engine, quota_share=quota_share, quota_now=now.timestamp())
     return {
         "now": now.isoformat(),
         "daemon": {
@@ -65,9 +66,14 @@ def collect_status(engine: Engine, now: datetime, job_names: list[str]) -> dict[
         "parked": figures["parked_open"],
         "outbound": [{"entity": e, "status": st, "count": n} for (e, st), n in sorted(figures["outbound"].items())],
         "deliveries": dict(sorted(figures["deliveries"].items())),
-        "quota": {name: {"remaining": t, "capacity": c, "left_pct": round(100 * t / c, 1) if c else None}
-                  for name, (t, c) in sorted(figures["quota"].items())},
+        # the governor's view (erpsync's share, topped up to now), as STATUS=, job.finished and /metrics
+        "quota_left_pct": figures["quota_left_pct"],
+        "quota": {name: {"remaining": round(t, 3), "capacity": c, "allowance": round(a, 3),
+                         "left_pct": round(100 * max(0.0, t) / a, 1) if a else None}
+                  for name, (t, c, a) in sorted(figures["quota"].items())},
         "rate_limited_429s": figures["rate_limited"],
+        "unknown_mappings": [{"kind": k, "code": c, "ref": r, "key": f"push.{k}s.{c}", "mapped": m}
+                             for k, c, r, m, known in figures["mappings"] if not known],
     }
 
 
@@ -101,6 +107,11 @@ def render_status(st: dict[str, Any]) -> str:
             lines.append(f"  ! {name} disabled: {j['disabled_reason']}")
         elif j["outcome"] in ("retry", "failed") and j["error"]:
             lines.append(f"  ! {name}: {j['error']}")
+    for m in st.get("unknown_mappings", []):
+        lines.append(f"  ! unknown {m['kind']}: {m['key']} -> {m['ref']} not found in Centra (its items are parked)"
+                     if m["mapped"] else
+                     f"  ! unknown {m['kind']}: ERP code {m['code']} ({m['ref']}) not found in Centra and not "
+                     f"mapped in push.{m['kind']}s (its items are parked)")
     lines.append("")
     lines.append(f"inbox backlog (stored, not acked): {st['inbox_backlog']}")
     parked = st["parked"]
@@ -111,9 +122,9 @@ def render_status(st: dict[str, Any]) -> str:
     if st["outbound"]:
         lines.append("outbound: " + ", ".join(f"{o['entity']}/{o['status']}={o['count']}" for o in st["outbound"]))
     if st["quota"]:
-        lines.append("quota: " + ", ".join(
-            f"{n} {q['remaining']:.0f}/{q['capacity']:.0f}" + (f" ({q['left_pct']:g} %)" if q["left_pct"] is not None
-                                                              else "")
+        lines.append(f"quota: {st['quota_left_pct']:g} % left; " + ", ".join(
+            f"{n} {q['remaining']:.0f}/{q['allowance']:.0f}" + (f" ({q['left_pct']:g} %)" if q["left_pct"] is not None
+                                                               else "")
             for n, q in st["quota"].items()) + f"; 429s: {st['rate_limited_429s']}")
     else:
         lines.append(f"quota: no buckets recorded yet; 429s: {st['rate_limited_429s']}")

@@ -42,6 +42,8 @@ def plan_files(paths: Sequence[Path], entity: str | None = None) -> dict[str, li
         raise ImportFileError(entity, f"unknown entity (expected one of {', '.join(ENTITY_ORDER)})")
     groups: dict[str, list[Path]] = defaultdict(list)
     for path in _expand(paths):
+        if not path.exists():
+            raise ImportFileError(str(path), "no such file or directory")
         name = entity_for(entity) if entity else entity_for(path.name)
         if name is None:
             raise ImportFileError(str(path), "cannot tell the entity from the file name: name it after the "

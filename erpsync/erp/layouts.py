@@ -11,6 +11,7 @@ reason a person can act on.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -171,12 +172,25 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
+#: A number written as text: plain ASCII decimal notation only (no exponent, no digit grouping, no
+#: ``_``, no non-ASCII digits such as full-width ``１``, no NaN/Infinity), optional sign and fraction.
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+
+def _plain(col: str, text: str) -> str:
+    if not _PLAIN_NUMBER.fullmatch(text):
+        raise RowError(f"bad number in {col}: {text!r}")  # plain decimal digits 0-9 only, e.g. 12 or 12.50
+    return text
+
+
 def _int(col: str, value: Any) -> int:
     if isinstance(value, bool):
         raise RowError(f"bad number in {col}: {value!r}")
     if isinstance(value, int):
         return value
-    text = _text(value)
+    text = _text(value) if not isinstance(value, Decimal) else str(value)
+    if not isinstance(value, Decimal):
+        _plain(col, text)
     try:
         dec = Decimal(text)
     except InvalidOperation:
@@ -189,10 +203,10 @@ def _int(col: str, value: Any) -> int:
 def _decimal(col: str, value: Any) -> Decimal:
     if isinstance(value, float):
         # JSON Lines are parsed with parse_float=Decimal; a float here came from a SQL driver
-        value = repr(value)
+        value = Decimal(repr(value))
     if isinstance(value, bool):
         raise RowError(f"bad number in {col}: {value!r}")
-    text = _text(value) if not isinstance(value, Decimal) else value
+    text = _plain(col, _text(value)) if not isinstance(value, Decimal) else value
     try:
         dec = text if isinstance(text, Decimal) else Decimal(text)
     except InvalidOperation:

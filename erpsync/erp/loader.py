@@ -20,6 +20,7 @@ marks nothing.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -194,6 +195,38 @@ class StagingLoader:
         log.info("import.loaded", entity=entity, mode=mode, sources=report.sources, rows=report.rows,
                  loaded=report.loaded, rejected=report.rejected, removed=report.removed)
         return report
+
+    def reimport_parked(self, park_id: int) -> tuple[bool | None, str]:
+        """Re-import one parked import row from the raw row kept with it (``erpsync parked retry``).
+
+        ``(True, "loaded")``: it loads now (the parked item is resolved ``applied``); ``(False,
+        reason)``: still invalid (the item stays open, with the new reason); ``(None, why)``: it
+        cannot be re-imported from what was kept — an unreadable line (nothing kept), a row parked by
+        its line (a duplicate key, a missing key) — and nothing changed.
+        """
+        t = ParkedItem.__table__  # type: ignore[attr-defined]
+        with self.engine.connect() as conn:
+            item = conn.execute(select(t.c.kind, t.c.key, t.c.reason, t.c.payload, t.c.resolved_at).where(
+                t.c.id == park_id)).first()
+        if item is None or item.kind != "import" or item.resolved_at is not None:
+            return None, "not an open parked import row"
+        entity, _, key = item.key.partition(":")
+        layout = LAYOUTS.get(entity)
+        if layout is None:
+            return None, f"unknown entity {entity!r}"
+        if not item.payload:
+            return None, "the line could not be read, so no row was kept: fix the file and import it again"
+        raw = json.loads(item.payload)
+        if not isinstance(raw, dict) or raw_key(layout, raw) != key:
+            return None, ("parked by its line (a duplicate key, or no key): fix the file and import it again")
+        where = re.match(r"(.*):(\d+): ", item.reason or "")
+        source, line = (where.group(1), int(where.group(2))) if where else (f"parked #{park_id}", 0)
+        report = self.load(entity, [(source, [(line, raw)])], mode="incremental")
+        if report.error:
+            return False, report.error
+        if report.loaded:
+            return True, "loaded"
+        return False, str(report.problems[0]) if report.problems else "rejected"
 
     def _load(
         self, session: OrmSession, layout: Layout, sources: Sequence[tuple[str, Iterable[SourceRow]]],

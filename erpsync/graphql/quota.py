@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
@@ -302,6 +302,42 @@ class BucketView:
     allowance: float  # capacity × share
     tokens: float  # erpsync's tokens now
     refill_per_second: float
+
+
+def refill_rate(b: BucketState, name: str, share: float) -> float:
+    """Refill per second: the share of the server's, or less when others were seen to spend more
+    than their part."""
+    full_share = b.capacity * share / _INTERVAL[name]
+    return full_share if b.rate is None else min(b.rate, full_share)
+
+
+def bucket_level(b: BucketState, name: str, share: float, now: float) -> float:
+    """erpsync's tokens of bucket ``name`` at clock time ``now``: the stored level topped up by the
+    refill since it was stored, capped at the allowance (capacity × share)."""
+    allowance = b.capacity * share
+    elapsed = now - b.updated_at
+    if elapsed <= 0:
+        return min(allowance, b.tokens)
+    return min(allowance, b.tokens + elapsed * refill_rate(b, name, share))
+
+
+def bucket_views(snap: QuotaSnapshot, share: float, now: float) -> list[BucketView]:
+    """The six buckets as the governor sees them at ``now`` (what ``QuotaGovernor.snapshot`` shows;
+    also computed from the stored state by ``store.quota_repo.read_quota`` for status and metrics)."""
+    return [
+        BucketView(name=n, capacity=int(snap.buckets[n].capacity), allowance=snap.buckets[n].capacity * share,
+                   tokens=bucket_level(snap.buckets[n], n, share, now),
+                   refill_per_second=refill_rate(snap.buckets[n], n, share))
+        for n in BUCKETS if n in snap.buckets
+    ]
+
+
+def quota_left_pct(views: Iterable[BucketView]) -> float | None:
+    """THE quota figure (STATUS=, ``job.finished``, ``erpsync status``, ``/metrics``): the tightest
+    bucket's tokens, topped up to now, as a percentage of erpsync's allowance (capacity × share);
+    0 while in debt; None without buckets."""
+    fractions = [v.tokens / v.allowance for v in views if v.allowance > 0]
+    return round(100 * max(0.0, min(fractions)), 1) if fractions else None
 
 
 @dataclass
@@ -571,18 +607,10 @@ class QuotaGovernor:
         return snap.buckets[name].capacity * self.share
 
     def _rate(self, b: BucketState, name: str) -> float:
-        """Refill per second: the share of the server's, or less when others were seen to spend
-        more than their part."""
-        full_share = b.capacity * self.share / _INTERVAL[name]
-        return full_share if b.rate is None else min(b.rate, full_share)
+        return refill_rate(b, name, self.share)
 
     def _level(self, snap: QuotaSnapshot, name: str, now: float) -> float:
-        b = snap.buckets[name]
-        allowance = b.capacity * self.share
-        elapsed = now - b.updated_at
-        if elapsed <= 0:
-            return min(allowance, b.tokens)
-        return min(allowance, b.tokens + elapsed * self._rate(b, name))
+        return bucket_level(snap.buckets[name], name, self.share, now)
 
     def _merge_shared(self, snap: QuotaSnapshot) -> None:
         """Exchange with the shared state what this process learnt (called under the store lock)."""
@@ -733,14 +761,7 @@ class QuotaGovernor:
         now = self.clock.time()
         with self._lock, self.store.transaction(self._initial) as snap:
             self._merge_shared(snap)
-            views = [
-                BucketView(
-                    name=n, capacity=int(snap.buckets[n].capacity), allowance=self._allowance(snap, n),
-                    tokens=self._level(snap, n, now),
-                    refill_per_second=self._rate(snap.buckets[n], n),
-                )
-                for n in BUCKETS
-            ]
+            views = bucket_views(snap, self.share, now)
             info = {
                 "blocked_for": max(0.0, snap.blocked_until - now),
                 "rate_limited_count": float(snap.rate_limited_count),

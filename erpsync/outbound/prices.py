@@ -1,11 +1,14 @@
 """``PushPrices``: pricelists, then prices per pricelist into Centra with ``setPricesBatch``.
 
 Pricelists first: one mapped in ``push.pricelists`` (or named like the ERP code) that Centra
-already has is only looked up; a missing one is created with its externalId (looked up again
-before a create is ever retried). Then only changed prices are sent, ``push.prices_batch_size``
-products per ``setPricesBatch`` (several pricelists in one mutation), retried as they are (absolute
-prices). A price whose product, variant or pricelist Centra does not have yet waits, and is parked
-after ``push.max_attempts`` runs; a batch rejected with ``userErrors`` is bisected.
+already has is only looked up; a missing one named like the ERP code is created with its externalId
+(looked up again before a create is ever retried). A mapped one Centra does not have is never
+created: the mapping names a pricelist Centra should have, so it and its prices are parked at once
+with the mapping key in the reason (``erpsync.outbound.mappings``). Then only changed prices are
+sent, ``push.prices_batch_size`` products per ``setPricesBatch`` (several pricelists in one
+mutation), retried as they are (absolute prices). A price whose product, variant or pricelist
+Centra does not have yet waits, and is parked after ``push.max_attempts`` runs; a batch rejected
+with ``userErrors`` is bisected.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from erpsync.outbound.documents import (
     LOOKUP_PRICELISTS_BY_ID,
     SET_PRICES_BATCH,
 )
+from erpsync.outbound.mappings import MappingStatus, announce, record, recorded
 from erpsync.outbound.push import (
     PushJob,
     SendResult,
@@ -38,7 +42,7 @@ from erpsync.outbound.push import (
 )
 from erpsync.outbound.state import Accepted, Rejected
 from erpsync.outbound.stock import accepted_keys, parked_hashes
-from erpsync.outbound.transform import check_price, price_products, prices_batch
+from erpsync.outbound.transform import check_price, price_products, prices_batch, ref_key
 
 #: Centra's per-call limit of product prices (PROTOCOL.md §2.2): setPrices, setPricesBatch
 MAX_PRODUCT_PRICES = 100
@@ -51,6 +55,7 @@ class PushPrices(PushJob):
     def push_once(self, run: RunContext) -> None:
         refs = Refs.from_settings(self.push)
         self.requeue_retried(run, "pricelist", "price")
+        self.check_mappings_once("pricelist")
         self._pricelists(run, refs)
         with Session(self.engine) as session:
             items = list(pending(session, "price", refs=refs, on_absent=self.push.on_absent))
@@ -59,6 +64,7 @@ class PushPrices(PushJob):
             return
         parked = parked_hashes(self.engine, "price")
         pricelists = accepted_keys(self.engine, "pricelist")
+        unknown = {m.code: m for m in recorded(self.engine) if m.kind == "pricelist" and not m.known}
         products = accepted_keys(self.engine, "product")
         variants = accepted_keys(self.engine, "variant")
         ready: list[PendingItem] = []
@@ -78,6 +84,10 @@ class PushPrices(PushJob):
             if item.payload["price"].get("currencyIsoCode") is None:
                 reason = f"pricelist {plc} is not in the ERP's pricelists (no currency)"
             elif self.dry_run is None:
+                if plc in unknown and plc not in pricelists:
+                    # a mapped pricelist Centra does not have: parked at once, naming the mapping key
+                    bad.append(Rejected(item.erp_key, item.hash, unknown[plc].reason, _plain(item.payload)))
+                    continue
                 if plc not in pricelists:
                     reason = f"pricelist {plc} is not in Centra yet"
                 elif pn not in products:
@@ -127,6 +137,10 @@ class PushPrices(PushJob):
                     self.dry_run.record("createPricelist", {"input": _plain(item.payload)}, self.lane)
             return
         found = self._lookup_pricelists(items)
+        mapped = [MappingStatus("pricelist", i.erp_key, ref_key(refs.pricelist(i.erp_key)), i.erp_key in found)
+                  for i in items if i.erp_key in self.push.pricelists]
+        announce(record(self.engine, mapped, self.clock.now()), self.log)
+        unknown = {m.code: m for m in mapped if not m.known}
         for item in items:
             run.checkpoint()
             remote = found.get(item.erp_key)
@@ -140,6 +154,12 @@ class PushPrices(PushJob):
                                             "a pricelist: change it in Centra")
                 self.ledger.accept("pricelist", [Accepted(item.erp_key, item.hash, item.payload.get("externalId"),
                                                           remote)])
+                continue
+            if item.erp_key in unknown:
+                # push.pricelists names a pricelist Centra should have: never created under that name
+                self.ledger.reject("pricelist", [Rejected(item.erp_key, item.hash, unknown[item.erp_key].reason,
+                                                          _plain(item.payload))])
+                run.counts["parked"] += 1
                 continue
             if "externalId" not in item.payload:
                 self.ledger.reject("pricelist", [Rejected(

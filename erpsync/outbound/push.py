@@ -314,6 +314,7 @@ class PushJob(Job):
         self.dry_run = dry_run
         self.ledger = OutboundLedger(engine, self.clock)
         self.sender = Sender(centra, self.clock, push.max_attempts, self.stop_event) if centra else None
+        self._mappings_checked: set[str] = set()
 
     def execute(self, run: RunContext) -> None:
         try:
@@ -325,6 +326,21 @@ class PushJob(Job):
     @abstractmethod
     def push_once(self, run: RunContext) -> None:
         """One pass: send what changed; count it in ``run.counts``; ``run.checkpoint()`` between batches."""
+
+    def check_mappings_once(self, kind: str) -> None:
+        """Before the first push of this process: check the configured ``push.<kind>s`` entries
+        against Centra, keep the result for ``erpsync status`` / ``/metrics`` and log each unknown
+        one (``push.mapping_unknown``). A network fault fails this run (retried); the next run checks."""
+        if self.dry_run is not None or kind in self._mappings_checked:
+            return
+        from erpsync.outbound.mappings import announce, check_mappings, record
+
+        sender = self.sender
+        assert sender is not None
+        report = check_mappings(lambda doc, variables: sender.query(doc, variables, self.lane), self.push, (kind,))
+        record(self.engine, report.checked, self.clock.now(), replace_kinds=(kind,))
+        announce(report.unknown, self.log)
+        self._mappings_checked.add(kind)
 
     def requeue_retried(self, run: RunContext, *entities: str) -> None:
         """Items an operator retried with ``erpsync parked retry`` are sent again by this run."""

@@ -19,7 +19,8 @@ from sqlmodel import Session, col
 
 from erpsync.job import RunContext
 from erpsync.outbound.changes import Refs, pending
-from erpsync.outbound.documents import LOOKUP_WAREHOUSES, LOOKUP_WAREHOUSES_BY_ID, SET_STOCK
+from erpsync.outbound.documents import SET_STOCK
+from erpsync.outbound.mappings import MappingStatus, announce, find_missing, record
 from erpsync.outbound.push import (
     PushJob,
     SendResult,
@@ -72,6 +73,7 @@ class PushStock(PushJob):
     def push_once(self, run: RunContext) -> None:
         refs = Refs.from_settings(self.push)
         self.requeue_retried(run, "stock")
+        self.check_mappings_once("warehouse")
         parked = parked_hashes(self.engine, "stock")
         known_eans = accepted_keys(self.engine, "size") if self.dry_run is None else None
         self._warehouses: dict[str, dict[str, Any]] = {}
@@ -95,10 +97,13 @@ class PushStock(PushJob):
                     continue
                 ready[wh].append(line)
         if ready and self.dry_run is None:
-            for key in self._missing_warehouses({k: self._warehouses[k] for k in ready}):
-                waiting.extend(Rejected(i.erp_key, i.hash, f"warehouse {key} not found in Centra "
-                                        "(map the ERP code in push.warehouses)", self._payload(i))
-                               for i in ready.pop(key))
+            # a warehouse Centra does not have: its levels are parked at once, the reason naming the
+            # mapping key (they come back when the mapping, and so the payload, changes, or on retry)
+            for status in self._check_warehouses(ready):
+                unknown = [Rejected(i.erp_key, i.hash, status.reason, self._payload(i))
+                           for i in ready.pop(status.ref)]
+                self.ledger.reject("stock", unknown)
+                run.counts["parked"] += len(unknown)
         if waiting:
             parked_now = self.ledger.wait("stock", waiting, self.push.max_attempts)
             run.counts["waiting"] += len(waiting) - len(parked_now)
@@ -125,18 +130,19 @@ class PushStock(PushJob):
         return {"warehouse": self._warehouses[line.warehouse], "productSize": {"EAN": line.ean},
                 "quantity": line.quantity}
 
-    def _missing_warehouses(self, wanted: dict[str, dict[str, Any]]) -> list[str]:
-        assert self.sender is not None
-        by_ext = [r["externalId"] for r in wanted.values() if "externalId" in r]
-        by_id = [r["id"] for r in wanted.values() if "id" in r]
-        found: set[str] = set()
-        if by_ext:
-            data = self.sender.query(LOOKUP_WAREHOUSES, {"externalIds": by_ext, "limit": len(by_ext)}, self.lane)
-            found |= {f"externalId:{w['externalId']}" for w in data.get("warehouses") or []}
-        if by_id:
-            data = self.sender.query(LOOKUP_WAREHOUSES_BY_ID, {"ids": by_id, "limit": len(by_id)}, self.lane)
-            found |= {f"id:{w['id']}" for w in data.get("warehouses") or []}
-        return [k for k in wanted if k not in found]
+    def _check_warehouses(self, ready: dict[str, list[StockLine]]) -> list[MappingStatus]:
+        """Look up the warehouses of this run's levels; record each (``mapping_check``), log the
+        newly unknown ones, and return the unknown ones (``ref`` is the ``ready`` key)."""
+        sender = self.sender
+        assert sender is not None
+        missing = find_missing(lambda doc, variables: sender.query(doc, variables, self.lane), "warehouse",
+                               {k: self._warehouses[k] for k in ready})
+        statuses = []
+        for key, lines in ready.items():
+            code = lines[0].erp_key.partition("|")[0]
+            statuses.append(MappingStatus("warehouse", code, key, key not in missing, code in self.push.warehouses))
+        announce(record(self.engine, statuses, self.clock.now()), self.log)
+        return [m for m in statuses if not m.known]
 
     def _send(self, batch: Sequence[StockLine]) -> SendResult:
         variables = {"input": stock_input(self._warehouses[batch[0].warehouse], [self._payload(i) for i in batch])}

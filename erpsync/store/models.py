@@ -248,3 +248,16 @@ class QuotaState(SQLModel, table=True):
     rate_limited_count: int = 0
     last_refresh_at: float = 0.0
     estimates: dict[str, Any] | None = _json()
+
+
+class MappingCheck(SQLModel, table=True):
+    """The last check of one ``push.warehouses`` / ``push.pricelists`` entry (or of an unmapped ERP
+    code the push met) against Centra: ``known`` False when Centra has no such warehouse/pricelist."""
+
+    __tablename__ = "mapping_check"
+    kind: str = Field(max_length=16, primary_key=True)  # warehouse | pricelist
+    code: str = Field(max_length=128, primary_key=True)  # the ERP code (the mapping key)
+    ref: str = Field(max_length=256)  # what it addresses in Centra: externalId:<x> or id:<n>
+    mapped: bool = True  # False: the ERP code was used as is (not in push.<kind>s)
+    known: bool
+    checked_at: datetime = Field(default_factory=utcnow)

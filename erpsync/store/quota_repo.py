@@ -15,7 +15,15 @@ from typing import Any
 from sqlalchemy import Engine, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
-from erpsync.graphql.quota import BUCKETS, BucketState, LaneDemand, QuotaSnapshot
+from erpsync.graphql.quota import (
+    BUCKETS,
+    BucketState,
+    BucketView,
+    LaneDemand,
+    QuotaSnapshot,
+    bucket_views,
+    quota_left_pct,
+)
 from erpsync.store.models import QuotaBucket, QuotaState
 
 _buckets: Table = QuotaBucket.__table__  # type: ignore[attr-defined]
@@ -53,12 +61,8 @@ class SqlQuotaStore:
                 state = conn.execute(lock).mappings().one()
             rows = conn.execute(select(_buckets)).mappings().all()
             estimates = dict(state["estimates"] or {})
-            learned = estimates.pop(LEARNED_KEY, None) or {}
             lanes = {k: LaneDemand.from_json(v) for k, v in (estimates.pop(LANES_KEY, None) or {}).items()}
-            buckets = {}
-            for r in rows:
-                rate, gap, at = learned.get(r["name"], (None, 0.0, 0.0))
-                buckets[r["name"]] = BucketState(r["capacity"], r["tokens"], r["updated_at"], rate, gap, at)
+            buckets = _bucket_states(rows, estimates)
             if len(buckets) < len(BUCKETS):  # a bucket row deleted by hand: recreate it full
                 initial = initial or initial_factory()
                 missing = {n: b for n, b in initial.buckets.items() if n not in buckets}
@@ -102,6 +106,30 @@ class SqlQuotaStore:
             {"name": n, "capacity": b.capacity, "tokens": b.tokens, "updated_at": b.updated_at}
             for n, b in initial.buckets.items()
         ]).on_conflict_do_nothing(index_elements=["name"]))
+
+
+def _bucket_states(rows: Any, estimates: dict[str, Any]) -> dict[str, BucketState]:
+    """Bucket rows (+ the learnt rates, popped from ``estimates``) as the governor's ``BucketState``."""
+    learned = estimates.pop(LEARNED_KEY, None) or {}
+    buckets = {}
+    for r in rows:
+        rate, gap, at = learned.get(r["name"], (None, 0.0, 0.0))
+        buckets[r["name"]] = BucketState(r["capacity"], r["tokens"], r["updated_at"], rate, gap, at)
+    return buckets
+
+
+def read_quota(engine: Engine, share: float, now: float) -> tuple[list[BucketView], float | None]:
+    """The governor's view of the stored quota at clock time ``now`` (read-only, no lock): the
+    buckets topped up to now and ``quota_left_pct`` — the figure ``erpsync status`` and ``/metrics``
+    show, computed as the governor computes it. ``([], None)`` before the governor's first use."""
+    with engine.connect() as conn:
+        state = conn.execute(select(_state.c.estimates).where(_state.c.id == 1)).mappings().first()
+        rows = conn.execute(select(_buckets)).mappings().all()
+    if not rows:
+        return [], None
+    estimates = dict((state["estimates"] if state is not None else None) or {})
+    views = bucket_views(QuotaSnapshot(buckets=_bucket_states(rows, estimates)), share, now)
+    return views, quota_left_pct(views)
 
 
 def _insert(conn: Any, table: Table) -> Any:

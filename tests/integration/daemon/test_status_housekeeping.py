@@ -33,7 +33,7 @@ def _seed(engine: Engine) -> None:
         s.add(ParkedItem(kind="stock", key="WH|1", reason="unknown EAN"))
         s.add(ParkedItem(kind="stock", key="WH|2", reason="unknown EAN", resolved_at=NOW, resolution="dropped"))
         s.add(OutboundItem(entity="stock", erp_key="WH|3", status="accepted", accepted_hash="h"))
-        s.add(QuotaBucket(name="mutations_1h", capacity=1800, tokens=900, updated_at=0.0))
+        s.add(QuotaBucket(name="mutations_1h", capacity=1800, tokens=900, updated_at=NOW.timestamp()))
         s.add(QuotaState(id=1, rate_limited_count=4))
         s.add(DaemonInstance(instance_id="h:1:a", host="h", pid=1, role="leader", state="running",
                              started_at=NOW - timedelta(hours=1), heartbeat_at=NOW - timedelta(seconds=3),
@@ -59,14 +59,17 @@ def test_status_reports_jobs_instances_backlog_parked_quota(engine: Engine) -> N
     assert st["jobs"]["push_stock"]["enabled"] is False and st["jobs"]["push_stock"]["outcome"] == "running"
     assert st["jobs"]["housekeeping"]["last_run"] is None
     assert st["inbox_backlog"] == 1 and st["parked"] == {"stock": 1}
-    assert st["quota"]["mutations_1h"] == {"remaining": 900.0, "capacity": 1800.0, "left_pct": 50.0}
+    # the governor's view: erpsync's share (1,800 × 0.8), topped up to NOW (stored at NOW: nothing to add)
+    assert st["quota"]["mutations_1h"] == {"remaining": 900.0, "capacity": 1800.0, "allowance": 1440.0,
+                                           "left_pct": 62.5}
+    assert st["quota_left_pct"] == 62.5
     assert st["rate_limited_429s"] == 4
     text = render_status(st)
     assert "daemon: leader h:1:a (running)" in text and "standby: h2:2:b" in text
     assert "(DISABLED)" in text and "push_stock disabled: AuthenticationFailed" in text
     assert "pull: sim answered 503" in text
     assert "inbox backlog (stored, not acked): 1" in text and "parked items: stock=1 (total 1)" in text
-    assert "mutations_1h 900/1800 (50 %)" in text and "429s: 4" in text
+    assert "quota: 62.5 % left; mutations_1h 900/1440 (62.5 %)" in text and "429s: 4" in text
     assert store_figures(engine)["outbound"] == {("stock", "accepted"): 1}
 
 

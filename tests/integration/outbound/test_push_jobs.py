@@ -233,22 +233,29 @@ def test_dry_run_sends_nothing_and_records_nothing(engine: Engine, port: InProce
         assert s.exec(select(OutboundItem).where(col(OutboundItem.accepted_hash).is_not(None))).first() is None  # type: ignore[call-overload]
 
 
-def test_warehouse_mapping_and_unknown_warehouse_waits(engine: Engine, port: InProcessCentra) -> None:
+def test_warehouse_mapping_and_unknown_warehouse_is_parked_at_once(engine: Engine, port: InProcessCentra) -> None:
     load_catalogue(engine, SMALL)
     wh_id = next(w.id for w in port.app.state.warehouses.values() if w.external_id == "WH-US")
     push = PushSettings(warehouses={"WH-EU": "WH-NOPE", "WH-US": f"id:{wh_id}"})
     PushProducts(engine, port, push, clock=FakeClock()).run()
     result = PushStock(engine, port, push, clock=FakeClock()).run()
     assert result.outcome == "ok"
-    assert result.counts["waiting"] == 12 * 3 * 5 and result.counts["sent"] == 2 * 12 * 3 * 5
+    # parked in the first run (not after push.max_attempts runs of waiting), the rest sent
+    assert result.counts.get("waiting", 0) == 0
+    assert result.counts["parked"] == 12 * 3 * 5 and result.counts["sent"] == 2 * 12 * 3 * 5
     stock = centra_state(port.app.state)["stock"]
     assert {wh for wh, _ in stock} == {"WH-MAIN", "WH-US"}
     expected = {k: v for k, v in expected_state(SMALL)["stock"].items() if k[0] != "WH-EU"}
     assert stock == expected
     with Session(engine) as s:
-        row = s.exec(select(OutboundItem).where(col(OutboundItem.entity) == "stock",  # type: ignore[call-overload]
-                                                col(OutboundItem.status) == "waiting")).first()[0]
-    assert "warehouse externalId:WH-NOPE not found in Centra" in (row.last_error or "")
+        rows = s.exec(select(OutboundItem).where(col(OutboundItem.entity) == "stock",  # type: ignore[call-overload]
+                                                 col(OutboundItem.status) == "parked")).scalars().all()
+        reasons = {p.reason for p in s.exec(select(ParkedItem)).scalars()}  # type: ignore[call-overload]
+    assert len(rows) == 12 * 3 * 5 and all(r.erp_key.startswith("WH-EU|") for r in rows)
+    assert reasons == {"warehouse externalId:WH-NOPE not found in Centra "
+                       "(push.warehouses.WH-EU maps ERP code WH-EU to it)"}
+    again = PushStock(engine, port, push, clock=FakeClock()).run()
+    assert again.outcome == "ok" and again.counts.get("parked", 0) == 0 and again.counts.get("sent", 0) == 0
 
 
 def test_skip_with_warning_policy_parks_only_the_skipped_lines(engine: Engine) -> None:

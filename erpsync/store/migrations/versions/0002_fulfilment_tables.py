@@ -1,6 +1,6 @@
 """fulfilment tables
 
-Revision ID: 0002_i14
+Revision ID: 0002
 Revises: 0001
 Create Date: 2026-12-01 (issue 14: the ERP's deliveries, their lines and line cancellations)
 """
@@ -12,7 +12,7 @@ from alembic import op
 
 
 
-revision: str = '0002_i14'
+revision: str = '0002'
 down_revision: str | None = '0001'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
