@@ -125,3 +125,24 @@ level = "WARNING"
         assert parked[f"variant:{tmp_path / 'variants.csv'}:4"] == (None, 1)  # untouched
     finally:
         engine.dispose()
+
+
+def test_a_field_beyond_what_the_reader_reads_rejects_its_row_too(engine: Engine, loader: StagingLoader,
+                                                                  write: Write, monkeypatch: pytest.MonkeyPatch,
+                                                                  ) -> None:
+    import csv
+
+    from erpsync.erp import readers
+
+    before = csv.field_size_limit()
+    monkeypatch.setattr(readers, "_READ_LIMIT", 1_000)
+    csv.field_size_limit(1_000)  # the reader gives up on a field this long (64 MiB in production)
+    try:
+        path = write("products.csv", f"product_number,name\nP1,One\nP2,{'y' * 5_000}\nP3,Three\n")
+        (entity,) = import_files(loader, [path]).entities
+    finally:
+        csv.field_size_limit(before)
+    assert entity.error is None
+    assert [str(p) for p in entity.problems] == [
+        f"{path}:3: a field is longer than 1,000 characters (limit 131,072 bytes)"]
+    assert _products(engine) == {"P1": "One", "P3": "Three"}
