@@ -148,7 +148,7 @@ class Wiring:
 
 
 def _build_housekeeping(w: Wiring) -> Any:
-    return HousekeepingJob(w.engine, **w.job_kwargs())
+    return HousekeepingJob(w.engine, retention=w.settings.retention, **w.job_kwargs())
 
 
 def soap_client(w: Wiring) -> Any:
