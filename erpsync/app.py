@@ -263,6 +263,10 @@ ALL_JOBS = ("pull", "push_stock", "push_prices", "push_products", "quota_refresh
 OPTIONAL_JOBS = ("import_sql",)
 
 
+#: after a run that sent something, run these at once: rows waiting for new products go out now
+WAKES = {"push_products": ("push_prices", "push_stock")}
+
+
 def default_jobs(settings: Settings) -> list[str]:
     """Every job, plus ``import_sql`` when ``[erp.sql] url`` is set."""
     return [*ALL_JOBS, *(["import_sql"] if settings.erp.sql.url else [])]
@@ -361,7 +365,7 @@ def build_app(
             _add_quota_left(job, wiring)
             built[name] = job
             specs.append(JobSpec(name, job, trig[name], entity=cap.entity,
-                                 run_at_start=name != "housekeeping"))
+                                 run_at_start=name != "housekeeping", wakes=WAKES.get(name, ())))
     except BaseException:
         wiring.close()
         lead.release()
