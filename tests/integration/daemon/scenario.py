@@ -86,9 +86,14 @@ class FirstSync:
 
 
 def start_daemon(tmp: Path, sim: ScaledSim, db_url: str, *, jobs: tuple[str, ...] = PUSH_JOBS,
-                 extra: str = "") -> Proc:
+                 extra: str = "", read_timeout: float | None = None) -> Proc:
     config = write_config(tmp / "erpsync.toml", soap_url=sim.soap_url, graphql_url=sim.graphql_url,
                           extra=extra)
+    if read_timeout is not None:  # under both [centra.soap] and [centra.graphql]
+        body = config.read_text()
+        for section in ("[centra.soap]\n", "[centra.graphql]\n"):
+            body = body.replace(section, f"{section}read_timeout = {read_timeout}\n")
+        config.write_text(body)
     args = ["--config", str(config), "run"]
     for job in jobs:
         args += ["--only", job]
