@@ -49,6 +49,8 @@ Progress = Callable[[str, str, int], None]  # (entity, source, rows so far)
 
 log = get_logger("erpsync.erp.loader")
 _LINE_MASK = (1 << 40) - 1
+#: rows written by one import after which PostgreSQL's statistics of the table are refreshed
+ANALYZE_AFTER_ROWS = 5_000
 
 
 @dataclass(frozen=True)
@@ -198,6 +200,10 @@ class StagingLoader:
             report.loaded = report.removed = report.written = 0
             log.error("import.failed", entity=entity, error=str(exc))
             return report
+        if report.written >= ANALYZE_AFTER_ROWS and self.engine.dialect.name == "postgresql":
+            # fresh statistics before the next push diffs this table (autovacuum may come later)
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql(f"ANALYZE {STAGING_TABLES[entity].__table__.name}")  # type: ignore[attr-defined]
         log.info("import.loaded", entity=entity, mode=mode, sources=report.sources, rows=report.rows,
                  loaded=report.loaded, rejected=report.rejected, removed=report.removed, written=report.written)
         return report
