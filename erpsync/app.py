@@ -37,7 +37,7 @@ from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 
-from erpsync.clock import Clock, SystemClock
+from erpsync.clock import Clock, ScaledClock, SystemClock, clock_from_environ
 from erpsync.config import Settings, load_settings, redacted_dump
 from erpsync.daemon.housekeeping import HousekeepingJob
 from erpsync.daemon.leader import AlwaysLeader, FileLock, Leadership, PgAdvisoryLeader, keepalive_for
@@ -68,21 +68,52 @@ class UnknownJob(JobFailed):
     """A job name that is not one of erpsync's jobs (``erpsync run --only``)."""
 
 
-def interval(seconds: float) -> IntervalTrigger:
-    return IntervalTrigger(seconds=seconds, timezone="UTC")
+def interval(seconds: float, factor: float = 1.0) -> IntervalTrigger:
+    """Every ``seconds`` of the jobs' clock; a clock ``factor`` times faster fires as often in real time."""
+    return IntervalTrigger(seconds=seconds / factor, timezone="UTC")
 
 
-def triggers(settings: Settings) -> dict[str, BaseTrigger]:
-    """Every job's trigger from the config (also used by SIGHUP reload)."""
+class ScaledCronTrigger(CronTrigger):
+    """A cron expression read in a ``ScaledClock``'s time: it fires at the real moment the scaled
+    clock shows the matching time (the scheduler itself runs on real time)."""
+
+    scaled: ScaledClock | None = None
+
+    def get_next_fire_time(self, previous_fire_time: datetime | None, now: datetime) -> datetime | None:
+        clock = self.scaled
+        if clock is None:
+            return super().get_next_fire_time(previous_fire_time, now)  # type: ignore[no-any-return]
+
+        def scaled(dt: datetime) -> datetime:
+            return datetime.fromtimestamp(clock.epoch + (dt.timestamp() - clock.epoch) * clock.factor, dt.tzinfo)
+
+        prev = scaled(previous_fire_time) if previous_fire_time is not None else None
+        nxt = super().get_next_fire_time(prev, scaled(now))
+        if nxt is None:
+            return None
+        return datetime.fromtimestamp(clock.epoch + (nxt.timestamp() - clock.epoch) / clock.factor, nxt.tzinfo)
+
+
+def cron(expr: str, clock: Clock | None = None) -> CronTrigger:
+    trigger = ScaledCronTrigger.from_crontab(expr, timezone="UTC")
+    if isinstance(clock, ScaledClock):
+        trigger.scaled = clock
+    return trigger
+
+
+def triggers(settings: Settings, clock: Clock | None = None) -> dict[str, BaseTrigger]:
+    """Every job's trigger from the config (also used by SIGHUP reload). With a ``ScaledClock`` (a
+    time-scaled simulator, ``ERPSYNC_SIM_TIME_SCALE``) intervals and the cron are read in its time."""
+    factor = clock.factor if isinstance(clock, ScaledClock) else 1.0
     return {
-        "pull": interval(settings.pull.interval_seconds),
-        "push_stock": interval(settings.push.stock_interval_seconds),
-        "push_prices": interval(settings.push.prices_interval_seconds),
-        "push_products": interval(settings.push.products_interval_seconds),
-        "push_fulfilment": interval(settings.fulfilment.interval_seconds),
-        "quota_refresh": interval(settings.daemon.quota_refresh_seconds),
-        "housekeeping": CronTrigger.from_crontab(settings.daemon.housekeeping_cron, timezone="UTC"),
-        "import_sql": interval(settings.erp.sql.interval_seconds),
+        "pull": interval(settings.pull.interval_seconds, factor),
+        "push_stock": interval(settings.push.stock_interval_seconds, factor),
+        "push_prices": interval(settings.push.prices_interval_seconds, factor),
+        "push_products": interval(settings.push.products_interval_seconds, factor),
+        "push_fulfilment": interval(settings.fulfilment.interval_seconds, factor),
+        "quota_refresh": interval(settings.daemon.quota_refresh_seconds, factor),
+        "housekeeping": cron(settings.daemon.housekeeping_cron, clock),
+        "import_sql": interval(settings.erp.sql.interval_seconds, factor),
     }
 
 
@@ -152,7 +183,7 @@ class Wiring:
 
 
 def _build_housekeeping(w: Wiring) -> Any:
-    return HousekeepingJob(w.engine, **w.job_kwargs())
+    return HousekeepingJob(w.engine, retention=w.settings.retention, **w.job_kwargs())
 
 
 def soap_client(w: Wiring) -> Any:
@@ -248,6 +279,8 @@ OPTIONAL_JOBS = ("import_sql",)
 #: the jobs each side of Centra's API serves: a configuration without that side runs without them
 SOAP_JOBS = ("pull",)
 GRAPHQL_JOBS = ("push_stock", "push_prices", "push_products", "push_fulfilment", "quota_refresh")
+#: after a run that sent something, run these at once: rows waiting for new products go out now
+WAKES = {"push_products": ("push_prices", "push_stock")}
 
 
 def default_jobs(settings: Settings) -> list[str]:
@@ -356,7 +389,7 @@ def build_app(
                     dict(overrides))
     built: dict[str, Any] = {}
     specs: list[JobSpec] = []
-    trig = triggers(settings)
+    trig = triggers(settings, clock)
     try:
         for name in wanted:
             cap = CAPABILITIES[name]
@@ -364,7 +397,7 @@ def build_app(
             _add_quota_left(job, wiring)
             built[name] = job
             specs.append(JobSpec(name, job, trig[name], entity=cap.entity,
-                                 run_at_start=name != "housekeeping"))
+                                 run_at_start=name != "housekeeping", wakes=WAKES.get(name, ())))
     except BaseException:
         wiring.close()
         lead.release()
@@ -382,7 +415,8 @@ def build_app(
     if "read_engine" not in opts and engine.dialect.name == "sqlite":
         opts["read_engine"] = make_read_engine(engine.url.render_as_string(hide_password=False),
                                                busy_timeout_ms=settings.database.busy_timeout_ms)
-    # the scheduler runs on real time; the injected clock (possibly a simulator's scaled one) is the jobs'
+    # the scheduler runs on real time; the injected clock (possibly a simulator's scaled one) is the
+    # jobs', and the triggers above are read in it
     daemon = Daemon(engine, specs, leadership=lead, notifier=notifier, stop_event=stop_event,
                     environ=environ, reload=reload, **opts)
     return App(settings, engine, wiring, daemon, built)
@@ -395,7 +429,15 @@ LIVE_KEYS = ("pull.interval_seconds", "push.stock_interval_seconds", "push.price
              "logging.level")
 
 
-def run_daemon(settings: Settings, config_path: Path | None, jobs: Sequence[str] | None = None) -> int:
+def run_daemon(settings: Settings, config_path: Path | None, jobs: Sequence[str] | None = None,
+               environ: Mapping[str, str] | None = None) -> int:
+    import os
+
+    # one clock for every job and trigger: the system clock, or a time-scaled simulator's
+    clock = clock_from_environ(os.environ if environ is None else environ)
+    if isinstance(clock, ScaledClock):
+        log.warning("daemon.time_scaled", factor=clock.factor, epoch=clock.epoch,
+                    detail="ERPSYNC_SIM_TIME_SCALE is set: jobs and schedules run on the simulator's clock")
     engine = make_engine(settings.database_url, busy_timeout_ms=settings.database.busy_timeout_ms,
                          echo=settings.database.echo)
     try:
@@ -424,9 +466,9 @@ def run_daemon(settings: Settings, config_path: Path | None, jobs: Sequence[str]
         if new.logging.level != old.logging.level:
             configure_logging(new.logging.level, new.logging.format, stream=sys.stderr)
         current["settings"] = new
-        return triggers(new)
+        return triggers(new, clock)
 
-    app = build_app(settings, jobs=jobs, engine=engine, reload=reload)
+    app = build_app(settings, jobs=jobs, engine=engine, clock=clock, reload=reload)
     try:
         return app.daemon.serve()
     finally:

@@ -195,6 +195,16 @@ class DaemonSettings(_Section):
     alert_after_failures: int = Field(5, gt=0)
 
 
+class RetentionSettings(_Section):
+    """What housekeeping prunes, and after how many days. Never the latest version of an object,
+    never an event that is not acknowledged and applied, never an open parked item."""
+
+    inbox_days: float = Field(90.0, gt=0)  # inbox rows of acknowledged, applied (or superseded) events
+    job_run_days: float = Field(30.0, gt=0)  # finished job runs
+    parked_days: float = Field(90.0, gt=0)  # resolved parked items
+    instance_days: float = Field(7.0, gt=0)  # daemon instances not heard from
+
+
 class Settings(_Section):
     centra: CentraSettings
     database: DatabaseSettings = DatabaseSettings()
@@ -206,6 +216,7 @@ class Settings(_Section):
     fulfilment: FulfilmentSettings = FulfilmentSettings()
     erp: ErpSettings = ErpSettings()
     daemon: DaemonSettings = DaemonSettings()
+    retention: RetentionSettings = RetentionSettings()
 
     @property
     def database_url(self) -> str:

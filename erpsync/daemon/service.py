@@ -99,6 +99,9 @@ class JobSpec:
     max_backoff_s: float = 900.0
     misfire_grace_s: int = 60
     run_at_start: bool = True  # interval jobs run as soon as this process leads
+    #: jobs to run at once (not at their next tick) after a run of this one that sent something:
+    #: prices and stock wait for the products the catalogue push just created
+    wakes: tuple[str, ...] = ()
 
 
 @dataclass
@@ -286,6 +289,8 @@ class Daemon:
             if was_degraded:
                 self.metrics.degraded.labels(name).set(0)
                 log.info("daemon.job_recovered", job=name, failed_runs=failed_before)
+            if result.counts.get("sent"):
+                self._wake_jobs(spec.wakes)
         elif result.outcome == "retry":
             with self._lock:
                 state.failures += 1
@@ -375,6 +380,15 @@ class Daemon:
                                executor="heartbeat", misfire_grace_time=None, next_run_time=now)
         self.scheduler.add_job(self._write_instance, IntervalTrigger(seconds=self.instance_interval),
                                id="_instance", executor="state", misfire_grace_time=None, next_run_time=now)
+
+    def _wake_jobs(self, names: tuple[str, ...]) -> None:
+        """Run these jobs now instead of at their next tick (one already running keeps its tick)."""
+        for name in names:
+            state = self.states.get(name)
+            if (state is None or not state.enabled or state.running or self.stop_event.is_set()
+                    or self.scheduler.get_job(name) is None):
+                continue
+            self.scheduler.modify_job(name, next_run_time=self.clock.now())
 
     def _run_now(self) -> None:
         """Leadership just won: start the interval jobs at once instead of at their next tick."""

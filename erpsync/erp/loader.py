@@ -15,6 +15,12 @@ Modes: ``incremental`` upserts what it gets (a ``removed`` column marks rows gon
 also marks every row of the entity that the sources did not mention as removed (rows that were
 present but invalid count as mentioned: a typo must not deactivate a product). An empty snapshot
 marks nothing.
+
+Only what changed is written: the upsert updates an existing row only when one of its values
+(or its removed mark) differs, so re-importing a 1M-row snapshot with 1 % changes writes 1 % of
+the rows (no dead tuples, no WAL for the rest). ``EntityReport.written`` counts the rows inserted,
+updated or marked removed; ``import_run`` / ``imported_at`` are those of the import that last
+changed the row.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Engine, and_, select, update
+from sqlalchemy import JSON, Engine, Text, and_, bindparam, cast, or_, select, update
 from sqlalchemy.orm import Session as OrmSession
 
 from erpsync.clock import Clock, SystemClock
@@ -44,6 +50,8 @@ Progress = Callable[[str, str, int], None]  # (entity, source, rows so far)
 
 log = get_logger("erpsync.erp.loader")
 _LINE_MASK = (1 << 40) - 1
+#: rows written by one import after which PostgreSQL's statistics of the table are refreshed
+ANALYZE_AFTER_ROWS = 5_000
 
 
 @dataclass(frozen=True)
@@ -66,13 +74,14 @@ class EntityReport:
     loaded: int = 0
     rejected: int = 0
     removed: int = 0
+    written: int = 0  # rows inserted, updated (values differed) or marked removed
     problems: list[Problem] = field(default_factory=list)  # the first ``max_problems``
     error: str | None = None  # set when nothing of this entity was loaded
 
     def as_dict(self) -> dict[str, Any]:
         return {"entity": self.entity, "mode": self.mode, "sources": self.sources, "rows": self.rows,
                 "loaded": self.loaded, "rejected": self.rejected, "removed": self.removed,
-                "error": self.error, "problems": [str(p) for p in self.problems]}
+                "written": self.written, "error": self.error, "problems": [str(p) for p in self.problems]}
 
 
 @dataclass
@@ -189,11 +198,15 @@ class StagingLoader:
                 self._load(session, LAYOUTS[entity], sources, mode, report)
         except ImportFileError as exc:
             report.error = str(exc)
-            report.loaded = report.removed = 0
+            report.loaded = report.removed = report.written = 0
             log.error("import.failed", entity=entity, error=str(exc))
             return report
+        if report.written >= ANALYZE_AFTER_ROWS and self.engine.dialect.name == "postgresql":
+            # fresh statistics before the next push diffs this table (autovacuum may come later)
+            with self.engine.begin() as conn:
+                conn.exec_driver_sql(f"ANALYZE {STAGING_TABLES[entity].__table__.name}")  # type: ignore[attr-defined]
         log.info("import.loaded", entity=entity, mode=mode, sources=report.sources, rows=report.rows,
-                 loaded=report.loaded, rejected=report.rejected, removed=report.removed)
+                 loaded=report.loaded, rejected=report.rejected, removed=report.removed, written=report.written)
         return report
 
     def reimport_parked(self, park_id: int) -> tuple[bool | None, str]:
@@ -242,7 +255,7 @@ class StagingLoader:
         # key -> where it was first loaded, packed as source index << 40 | line (memory: 1M keys)
         seen: dict[str, int] = {}
         names = [name for name, _ in sources]
-        seen_invalid: list[dict[str, Any]] = []  # key columns of present-but-invalid rows (snapshot)
+        seen_invalid: set[str] = set()  # keys of present-but-invalid rows (snapshot)
         buffer: list[dict[str, Any]] = []
         parked: list[tuple[str, str, str]] = []  # (key, reason, payload)
         resolved: list[int] = []
@@ -284,7 +297,7 @@ class StagingLoader:
                     refs.check(entity, row)
                 except RowError as exc:
                     if key is not None and mode == "snapshot" and key not in seen:
-                        seen_invalid.append({k: _text(raw.get(k)) for k in layout.key})
+                        seen_invalid.add(key)
                     reject(source, line, str(exc), dict(raw), key)
                     continue
                 seen[key] = source_idx << 40 | line
@@ -296,41 +309,61 @@ class StagingLoader:
                 if park_id is not None:
                     resolved.append(park_id)
                 if len(buffer) >= self.chunk_size:
-                    session.execute(stmt, buffer)
+                    report.written += _rowcount(session.execute(stmt, buffer))
                     report.loaded += len(buffer)
                     buffer = []
             if self.progress:
                 self.progress(entity, source, count)
         if buffer:
-            session.execute(stmt, buffer)
+            report.written += _rowcount(session.execute(stmt, buffer))
             report.loaded += len(buffer)
         if mode == "snapshot":
-            report.removed = self._mark_absent(session, table, layout, run, now, seen, seen_invalid)
+            report.removed = self._mark_absent(session, table, layout, now, seen, seen_invalid)
+            report.written += report.removed
         self._park(session, entity, parked, open_parked, resolved, now)
 
     @staticmethod
     def _upsert_stmt(session: OrmSession, table: Any, layout: Layout) -> Any:
         ins = insert_stmt(session, table)  # type: ignore[arg-type]
-        cols = [*layout.names, "import_run", "imported_at", "removed_at"]
+        values = [c for c in layout.names if c not in layout.key]
+        cols = [*values, "import_run", "imported_at", "removed_at"]
+        # an unchanged row is not written at all (the WHERE of ON CONFLICT DO UPDATE)
+        differs = or_(*(_comparable(table.c[c]).is_distinct_from(_comparable(ins.excluded[c])) for c in values),
+                      table.c.removed_at.is_(None) != ins.excluded.removed_at.is_(None))
         return ins.on_conflict_do_update(
             index_elements=list(layout.key),
-            set_={c: ins.excluded[c] for c in cols if c not in layout.key},
-        )
+            set_={c: ins.excluded[c] for c in cols},
+            where=differs,
+        ).returning(table.c[layout.key[0]])  # the rows written: neither driver's executemany rowcount says
 
     def _mark_absent(
-        self, session: OrmSession, table: Any, layout: Layout, run: str, now: datetime,
-        seen: dict[str, Any], seen_invalid: list[dict[str, Any]],
+        self, session: OrmSession, table: Any, layout: Layout, now: datetime,
+        seen: dict[str, Any], seen_invalid: set[str],
     ) -> int:
         if not seen and not seen_invalid:
             log.warning("import.empty_snapshot", entity=layout.entity,
                         detail="an empty snapshot marks nothing removed")
             return 0
-        for keys in seen_invalid:
-            session.execute(update(table).where(and_(*(table.c[k] == v for k, v in keys.items())))
-                            .values(import_run=run))
-        result = session.execute(
-            update(table).where(table.c.import_run != run, table.c.removed_at.is_(None)).values(removed_at=now))
-        return int(result.rowcount)  # type: ignore[attr-defined]
+        keys = [table.c[k] for k in layout.key]
+        price = layout.entity == "price"
+        absent: list[dict[str, Any]] = []
+        result = session.connection().execute(
+            select(*keys).where(table.c.removed_at.is_(None)),
+            execution_options={"yield_per": 10_000, "stream_results": True})
+        for row in result:
+            parts = ["" if v is None else str(v) for v in row]
+            if price and not parts[-1]:
+                parts.pop()
+            key = "|".join(parts)
+            if key not in seen and key not in seen_invalid:
+                absent.append({f"k_{k}": v for k, v in zip(layout.key, row, strict=True)})
+        if not absent:
+            return 0
+        mark = update(table).where(and_(*(table.c[k] == bindparam(f"k_{k}") for k in layout.key))).values(
+            removed_at=now)
+        for i in range(0, len(absent), 1_000):
+            session.execute(mark, absent[i:i + 1_000])
+        return len(absent)
 
     @staticmethod
     def _open_parked(session: OrmSession, entity: str) -> dict[str, int]:
@@ -363,5 +396,11 @@ class StagingLoader:
             log.warning("import.parked", entity=entity, count=len(parked))
 
 
-def _text(value: Any) -> str:
-    return "" if value is None else str(value).strip()
+def _comparable(column: Any) -> Any:
+    """JSON has no equality operator in PostgreSQL: compare its text."""
+    return cast(column, Text) if isinstance(column.type, JSON) else column
+
+
+def _rowcount(result: Any) -> int:
+    """Rows an executemany upsert inserted or updated (an unchanged row returns nothing)."""
+    return len(result.all())

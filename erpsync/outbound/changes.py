@@ -224,7 +224,11 @@ def _oref(row: Sequence[Any], start: int) -> OutboundRef | None:
 
 def _stream(session: OrmSession, stmt: Select[Any]) -> Iterator[Sequence[Any]]:
     # Core connection, not Session.execute: the ORM's yield_per path costs ~10 µs per row
-    result = session.connection().execute(stmt, execution_options={"yield_per": _FETCH, "stream_results": True})
+    conn = session.connection()
+    if conn.dialect.name == "postgresql":
+        # a server-side cursor is planned for its first 10 % of rows (nested loops); every row is read
+        conn.exec_driver_sql("SET LOCAL cursor_tuple_fraction = 1.0")
+    result = conn.execute(stmt, execution_options={"yield_per": _FETCH, "stream_results": True})
     try:
         for part in result.partitions():
             yield from part

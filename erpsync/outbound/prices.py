@@ -40,7 +40,7 @@ from erpsync.outbound.push import (
     user_warnings,
     warning_text,
 )
-from erpsync.outbound.state import Accepted, Rejected
+from erpsync.outbound.state import Accepted, Dependencies, Rejected
 from erpsync.outbound.stock import accepted_keys, parked_hashes
 from erpsync.outbound.transform import check_price, price_products, prices_batch, ref_key
 
@@ -69,6 +69,7 @@ class PushPrices(PushJob):
         variants = accepted_keys(self.engine, "variant")
         ready: list[PendingItem] = []
         waiting: list[Rejected] = []
+        for_product: list[tuple[Rejected, str | None, str | None, Any]] = []
         bad: list[Rejected] = []
         for item in items:
             if parked.get(item.erp_key) == item.hash:
@@ -80,7 +81,7 @@ class PushPrices(PushJob):
                 bad.append(Rejected(item.erp_key, item.hash, exc.reason, dict(item.payload)))
                 continue
             plc, pn, *vn = item.erp_key.split("|")
-            reason = None
+            reason, on_product = None, False
             if item.payload["price"].get("currencyIsoCode") is None:
                 reason = f"pricelist {plc} is not in the ERP's pricelists (no currency)"
             elif self.dry_run is None:
@@ -91,16 +92,23 @@ class PushPrices(PushJob):
                 if plc not in pricelists:
                     reason = f"pricelist {plc} is not in Centra yet"
                 elif pn not in products:
-                    reason = f"product {pn} is not in Centra yet"
+                    reason, on_product = f"product {pn} is not in Centra yet", True
                 elif vn and vn[0] not in variants:
-                    reason = f"variant {vn[0]} of product {pn} is not in Centra yet"
-            if reason is not None:
+                    reason, on_product = f"variant {vn[0]} of product {pn} is not in Centra yet", True
+            if on_product and reason is not None:
+                # waits while its product is on its way; parked only when the product cannot come
+                for_product.append((Rejected(item.erp_key, item.hash, reason, _plain(item.payload)), pn,
+                                    vn[0] if vn else None, item.outbound))
+            elif reason is not None:
                 waiting.append(Rejected(item.erp_key, item.hash, reason, _plain(item.payload)))
             else:
                 ready.append(item)
         if bad:
             self.ledger.reject("price", bad)
             run.counts["parked"] += len(bad)
+        if for_product:
+            run.counts.update(self.ledger.wait_for("price", for_product, Dependencies(self.engine, self.push.on_absent),
+                                                   self.push.max_attempts))
         if waiting:
             parked_now = self.ledger.wait("price", waiting, self.push.max_attempts)
             run.counts["waiting"] += len(waiting) - len(parked_now)
@@ -254,7 +262,6 @@ class PushPrices(PushJob):
     def _rejected(self, run: RunContext) -> Any:
         def park(item: PendingItem, reason: str) -> None:
             run.counts["parked"] += 1
-            self.log.warning("push.item_parked", entity="price", key=item.erp_key, reason=reason)
             self.ledger.reject("price", [Rejected(item.erp_key, item.hash, reason, _plain(item.payload))])
         return park
 

@@ -190,8 +190,6 @@ class PushProducts(PushJob):
         if rejected:
             self.ledger.reject("product", rejected)
             run.counts["parked"] += len(rejected)
-            for r in rejected:
-                self.log.warning("push.item_parked", entity="product", key=r.erp_key, reason=r.reason)
         self._record(accepted)
         run.counts["sent"] += len(accepted)
         self.log.info("push.batch_sent", entity="product", items=len(accepted), parked=len(rejected))

@@ -320,6 +320,7 @@ class PushJob(Job):
         try:
             self.push_once(run)
         finally:
+            self.ledger.log_parked()  # push.item_parked: a few lines per run, however many were parked
             if self.dry_run is None and self.ledger.analyze_if_grown():
                 self.log.info("push.analyzed", table="outbound_item")
 

@@ -9,6 +9,7 @@ and is parked with a clear reason after ``max_waits`` runs.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -18,8 +19,10 @@ from sqlalchemy import Engine, and_, select, update
 from sqlmodel import col
 
 from erpsync.clock import Clock
+from erpsync.logs import get_logger
 from erpsync.store.engine import transaction
 from erpsync.store.models import OutboundItem, ParkedItem
+from erpsync.store.staging import StagingProduct, StagingVariant
 from erpsync.store.upsert import insert_stmt
 
 #: OutboundItem.entity values and the ParkedItem.kind each parks as.
@@ -34,6 +37,11 @@ PARK_KIND = {
 }
 
 _CHUNK = 500
+
+#: sample keys per aggregated ``push.item_parked`` line
+PARKED_SAMPLES = 5
+
+log = get_logger("erpsync.sync.push")
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,77 @@ class Rejected:
     hash: str
     reason: str
     payload: Any = None
+    #: what kind of parking this is (the aggregation key of ``push.item_parked``): ``rejected``
+    #: (Centra refused it), ``missing_after_runs``, ``dependency_parked``, ``dependency_absent``
+    cause: str = "rejected"
+
+
+@dataclass
+class _ParkedGroup:
+    count: int = 0
+    samples: list[str] | None = None
+    reason: str = ""
+
+
+#: what a row waiting for a missing dependency should do: wait (no attempt spent), wait counting
+#: attempts (the dependency is in Centra and in sync, yet the row's part of it is not), or park
+WAIT, WAIT_COUNTED, PARK = "wait", "wait_counted", "park"
+
+
+class Dependencies:
+    """Where the products (and variants) that price and stock rows need stand, read once per run.
+
+    ``verdict(product, variant)`` for a row whose product, variant or size Centra does not have:
+    - product (or variant) absent from the ERP's staging → ``PARK`` (cause ``dependency_absent``);
+    - product parked → ``PARK`` (cause ``dependency_parked``, its reason quoted);
+    - product never pushed, pending, waiting, or accepted but changed since (in flight) → ``WAIT``;
+    - product accepted and in sync, yet the row's variant/size is not in Centra → ``WAIT_COUNTED``
+      (spends an attempt per run: something else is wrong, and it is parked after max_attempts).
+    """
+
+    def __init__(self, engine: Engine, on_absent: str = "ignore") -> None:
+        self.engine = engine
+        self.on_absent = on_absent
+        o = OutboundItem.__table__  # type: ignore[attr-defined]
+        p = StagingProduct.__table__  # type: ignore[attr-defined]
+        v = StagingVariant.__table__  # type: ignore[attr-defined]
+        with engine.connect() as conn:
+            self.products = {k: (st, err) for k, st, err in conn.execute(
+                select(o.c.erp_key, o.c.status, o.c.last_error).where(o.c.entity == "product"))}
+            self.in_erp = {k for (k,) in conn.execute(select(p.c.product_number).where(p.c.removed_at.is_(None)))}
+            self.variants_in_erp = {k for (k,) in conn.execute(
+                select(v.c.variant_number).where(v.c.removed_at.is_(None)))}
+        self._changed: dict[str, bool] = {}
+
+    def prepare(self, products: Iterable[str | None]) -> None:
+        """Find out at once which of these accepted products changed since (one diff query)."""
+        todo = {pn for pn in products if pn is not None and pn not in self._changed
+                and self.products.get(pn, ("", None))[0] == "accepted"}
+        if todo:
+            from sqlmodel import Session
+
+            from erpsync.outbound.changes import pending
+
+            with Session(self.engine) as session:
+                changed = {i.erp_key for i in pending(session, "product", on_absent=self.on_absent,  # type: ignore[arg-type]
+                                                      keys=sorted(todo), include_rejected=True)}
+            self._changed.update({pn: pn in changed for pn in todo})
+
+    def verdict(self, product: str | None, variant: str | None = None) -> tuple[str, str, str | None]:
+        """(``WAIT`` | ``WAIT_COUNTED`` | ``PARK``, cause, reason for PARK or None)."""
+        if product is None or product not in self.in_erp:
+            return PARK, "dependency_absent", f"product {product or '(none)'} is not in the ERP's products"
+        if variant is not None and variant not in self.variants_in_erp:
+            return PARK, "dependency_absent", f"variant {variant} is not in the ERP's variants"
+        status, error = self.products.get(product, ("pending", None))
+        if status == "parked":
+            return PARK, "dependency_parked", f"product {product} is parked: {error or 'see erpsync parked list'}"
+        if status == "accepted":
+            if product not in self._changed:
+                self.prepare([product])
+            if not self._changed[product]:
+                return WAIT_COUNTED, "missing_after_runs", None
+        return WAIT, "waiting", None
 
 
 class OutboundLedger:
@@ -73,6 +152,25 @@ class OutboundLedger:
         self.engine = engine
         self.clock = clock
         self.written = 0
+        self._parked_now: dict[tuple[str, str], _ParkedGroup] = {}
+
+    def _note_parked(self, entity: str, items: Sequence[Rejected]) -> None:
+        for item in items:
+            group = self._parked_now.setdefault((entity, item.cause), _ParkedGroup(samples=[], reason=item.reason))
+            group.count += 1
+            if group.samples is not None and len(group.samples) < PARKED_SAMPLES:
+                group.samples.append(item.erp_key)
+
+    def log_parked(self) -> int:
+        """One ``push.item_parked`` warning per (entity, cause) parked since the last call, with
+        the count, sample keys and the first reason; returns how many items were parked."""
+        total = 0
+        for (entity, cause), group in sorted(self._parked_now.items()):
+            total += group.count
+            log.warning("push.item_parked", entity=entity, cause=cause, items=group.count,
+                        sample_keys=group.samples, reason=group.reason)
+        self._parked_now.clear()
+        return total
 
     def analyze_if_grown(self) -> bool:
         """After a run that wrote many rows, refresh PostgreSQL's statistics of ``outbound_item``.
@@ -137,6 +235,34 @@ class OutboundLedger:
                          ["status", "rejected_hash", "last_error", "updated_at"])
             for item in items:
                 self._park(s, PARK_KIND[entity], f"{entity}:{item.erp_key}", item.reason, item.payload, now)
+        self._note_parked(entity, items)
+
+    def hold(self, entity: str, items: Sequence[Rejected]) -> None:
+        """These items wait for a dependency that is pending or in flight: ``waiting`` with no
+        attempt spent (their ``attempts`` restart at 0); a parked one's open parked row is resolved
+        as ``requeued``."""
+        if not items:
+            return
+        now = self.clock.now()
+        with transaction(self.engine) as s:
+            _upsert_many(s, [{"entity": entity, "erp_key": i.erp_key, "status": "waiting", "attempts": 0,
+                              "rejected_hash": None, "last_error": i.reason, "updated_at": now} for i in items],
+                         ["status", "attempts", "rejected_hash", "last_error", "updated_at"])
+            self._resolve_parked(s, entity, [i.erp_key for i in items], now, resolution="requeued")
+
+    def park_dependency(self, entity: str, items: Sequence[Rejected]) -> None:
+        """Park items whose dependency is itself parked or absent from the ERP. No ``rejected_hash``
+        is kept: every run looks at them again, and sends them once the dependency is accepted."""
+        if not items:
+            return
+        now = self.clock.now()
+        with transaction(self.engine) as s:
+            _upsert_many(s, [{"entity": entity, "erp_key": i.erp_key, "status": "parked", "attempts": 0,
+                              "rejected_hash": None, "last_error": i.reason, "updated_at": now} for i in items],
+                         ["status", "attempts", "rejected_hash", "last_error", "updated_at"])
+            for item in items:
+                self._park(s, PARK_KIND[entity], f"{entity}:{item.erp_key}", item.reason, item.payload, now)
+        self._note_parked(entity, items)
 
     def wait(self, entity: str, items: Sequence[Rejected], max_waits: int) -> list[Rejected]:
         """These items cannot be sent yet (their product is not in Centra). Count the wait; park and
@@ -163,10 +289,43 @@ class OutboundLedger:
             _upsert_many(s, waiting, ["status", "attempts", "last_error", "updated_at"])
             for item in to_park:
                 reason = f"{item.reason} (still missing after {max_waits} runs)"
-                parked.append(Rejected(item.erp_key, item.hash, reason, item.payload))
+                parked.append(Rejected(item.erp_key, item.hash, reason, item.payload, "missing_after_runs"))
         if parked:
             self.reject(entity, parked)
         return parked
+
+    def wait_for(self, entity: str, items: Sequence[tuple[Rejected, str | None, str | None, Any]],
+                 deps: Dependencies, max_waits: int) -> Counter[str]:
+        """Rows whose product, variant or size Centra does not have yet: each ``(row, product,
+        variant, outbound)`` (``outbound``: the row's ``OutboundRef`` or None) waits or is parked
+        per ``deps.verdict``. Only changes are written. Returns counts (waiting, parked, still_parked)."""
+        counts: Counter[str] = Counter()
+        deps.prepare(p for _, p, _, _ in items)
+        hold: list[Rejected] = []
+        park: list[Rejected] = []
+        counted: list[Rejected] = []
+        for row, product, variant, out in items:
+            verdict, cause, why = deps.verdict(product, variant)
+            status = None if out is None else out.status
+            if verdict == PARK:
+                if status == "parked" and out.rejected_hash is None:
+                    counts["still_parked"] += 1
+                else:
+                    park.append(Rejected(row.erp_key, row.hash, f"{row.reason}: {why}", row.payload, cause))
+            elif verdict == WAIT:
+                counts["waiting"] += 1
+                if status != "waiting" or out.attempts != 0:
+                    hold.append(row)
+            else:
+                counted.append(Rejected(row.erp_key, row.hash, f"{row.reason}, though product {product} is",
+                                        row.payload))
+        self.hold(entity, hold)
+        self.park_dependency(entity, park)
+        counts["parked"] += len(park)
+        parked_now = self.wait(entity, counted, max_waits)
+        counts["waiting"] += len(counted) - len(parked_now)
+        counts["parked"] += len(parked_now)
+        return counts
 
     def unpark(self, entity: str, keys: Iterable[str] | None = None) -> int:
         """Make parked items of ``entity`` eligible again (all, or ``keys``); returns how many."""
@@ -193,6 +352,8 @@ class OutboundLedger:
     def requeue_retried(self, entity: str) -> int:
         """Items an operator retried (``erpsync parked retry``: the ParkedItem is resolved as
         ``retried`` after the item was parked) become pending again; returns how many."""
+        if entity in ("stock", "price"):
+            self._requeue_legacy_waits(entity)
         kind, prefix = PARK_KIND[entity], f"{entity}:"
         retried = select(ParkedItem.key, ParkedItem.resolved_at).where(  # type: ignore[call-overload]
             col(ParkedItem.kind) == kind, col(ParkedItem.resolution) == "retried",
@@ -214,6 +375,19 @@ class OutboundLedger:
                 stuck.extend(k for k, updated in rows if _naive_utc(updated) <= when[k])
         return self.unpark(entity, stuck) if stuck else 0
 
+    def _requeue_legacy_waits(self, entity: str) -> None:
+        """Rows an earlier version parked after ``max_attempts`` runs of waiting for their product
+        (with a ``rejected_hash``, so never looked at again) are re-evaluated by the dependency rules."""
+        legacy = and_(col(OutboundItem.entity) == entity, col(OutboundItem.status) == "parked",
+                      col(OutboundItem.rejected_hash).is_not(None),
+                      col(OutboundItem.last_error).like("%is not in Centra yet (still missing after%")
+                      | col(OutboundItem.last_error).like("%not pushed) (still missing after%"))
+        with self.engine.connect() as conn:
+            if conn.execute(select(OutboundItem.id).where(legacy).limit(1)).first() is None:  # type: ignore[call-overload]
+                return
+        with transaction(self.engine) as s:
+            s.exec(update(OutboundItem).where(legacy).values(rejected_hash=None))  # type: ignore[call-overload]
+
     # ------------------------------------------------------------------ parked items
 
     def _park(self, s: Any, kind: str, key: str, reason: str, payload: Any, now: Any) -> None:
@@ -226,8 +400,8 @@ class OutboundLedger:
         else:
             s.add(ParkedItem(kind=kind, key=key, reason=reason, payload=text, created_at=now, updated_at=now))
 
-    def _resolve_parked(self, s: Any, entity: str, keys: list[str], now: Any) -> None:
-        """An accepted item's open parked row (if any) is resolved as applied."""
+    def _resolve_parked(self, s: Any, entity: str, keys: list[str], now: Any, resolution: str = "applied") -> None:
+        """An accepted item's open parked row (if any) is resolved as applied (or ``resolution``)."""
         kind = PARK_KIND[entity]
         open_rows = select(ParkedItem.id).where(  # type: ignore[call-overload]
             col(ParkedItem.kind) == kind, col(ParkedItem.key).startswith(f"{entity}:"),
@@ -239,7 +413,7 @@ class OutboundLedger:
             s.exec(update(ParkedItem).where(  # type: ignore[call-overload]
                 col(ParkedItem.kind) == kind, col(ParkedItem.key).in_(full[start:start + _CHUNK]),
                 col(ParkedItem.resolved_at).is_(None),
-            ).values(resolved_at=now, resolution="applied", updated_at=now))
+            ).values(resolved_at=now, resolution=resolution, updated_at=now))
 
 
 def _naive_utc(value: datetime) -> datetime:

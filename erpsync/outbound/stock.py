@@ -2,8 +2,10 @@
 
 Only changed levels are sent (``changes.pending``), grouped per warehouse, ``push.stock_batch_size``
 sizes (addressed by EAN) per mutation. ``setStock`` is absolute, so a batch whose outcome is unknown
-is simply sent again. A level for a size Centra does not have yet (its product was not pushed, or
-the warehouse is not found) waits, and is parked with the reason after ``push.max_attempts`` runs.
+is simply sent again. A level for a size Centra does not have yet waits while its product is on its way, without
+spending attempts, and is parked only when the product is parked or absent from the ERP (then sent
+as soon as the product is accepted); a level for a warehouse Centra does not have is parked after
+``push.max_attempts`` runs.
 A batch rejected with ``userErrors`` is bisected: the bad lines are parked, the rest lands.
 """
 
@@ -33,7 +35,7 @@ from erpsync.outbound.push import (
     user_errors,
     user_warnings,
 )
-from erpsync.outbound.state import Accepted, Rejected
+from erpsync.outbound.state import Accepted, Dependencies, Rejected
 from erpsync.outbound.transform import ref_key, stock_input
 from erpsync.store.models import OutboundItem
 
@@ -79,6 +81,7 @@ class PushStock(PushJob):
         self._warehouses: dict[str, dict[str, Any]] = {}
         ready: dict[str, list[StockLine]] = defaultdict(list)
         waiting: list[Rejected] = []
+        for_product: list[tuple[Rejected, str | None, str | None, Any]] = []
         with Session(self.engine) as session:
             for item in pending(session, "stock", refs=refs, on_absent=self.push.on_absent):
                 run.counts["changed"] += 1
@@ -91,9 +94,9 @@ class PushStock(PushJob):
                 line = StockLine(item.erp_key, item.hash, wh, item.payload["productSize"]["EAN"],
                                  int(item.payload["quantity"]), item.depends_on)
                 if known_eans is not None and line.ean not in known_eans:
-                    waiting.append(Rejected(line.erp_key, line.hash,
-                                            f"product size EAN {line.ean} is not in Centra yet "
-                                            f"(product {line.product or 'unknown'} not pushed)", self._payload(line)))
+                    for_product.append((Rejected(line.erp_key, line.hash,
+                                                 f"product size EAN {line.ean} is not in Centra yet",
+                                                 self._payload(line)), line.product, None, item.outbound))
                     continue
                 ready[wh].append(line)
         if ready and self.dry_run is None:
@@ -104,6 +107,9 @@ class PushStock(PushJob):
                            for i in ready.pop(status.ref)]
                 self.ledger.reject("stock", unknown)
                 run.counts["parked"] += len(unknown)
+        if for_product:  # waits while its product is on its way; parked only when it cannot come
+            run.counts.update(self.ledger.wait_for("stock", for_product, Dependencies(self.engine, self.push.on_absent),
+                                                   self.push.max_attempts))
         if waiting:
             parked_now = self.ledger.wait("stock", waiting, self.push.max_attempts)
             run.counts["waiting"] += len(waiting) - len(parked_now)
@@ -171,6 +177,5 @@ class PushStock(PushJob):
     def _rejected(self, run: RunContext) -> Any:
         def park(item: StockLine, reason: str) -> None:
             run.counts["parked"] += 1
-            self.log.warning("push.item_parked", entity="stock", key=item.erp_key, reason=reason)
             self.ledger.reject("stock", [Rejected(item.erp_key, item.hash, reason, self._payload(item))])
         return park

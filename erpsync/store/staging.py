@@ -11,8 +11,8 @@ Contract (read by the push jobs through ``erpsync.outbound.changes``):
   contains a row sets its ``removed_at``; a later import that contains it again clears it.
   What a removed row means for Centra (deactivate or ignore) is decided by change detection
   from ``push.on_absent``.
-- ``import_run`` is the id of the import that last wrote the row (a full snapshot marks every row
-  of that entity whose ``import_run`` differs as removed).
+- ``import_run`` is the id of the import that last changed the row (an import writes only rows
+  whose values differ; a full snapshot marks the rows of that entity it did not mention as removed).
 - Money is ``Decimal`` (``ExactDecimal``), quantities are integers, times are aware UTC.
 - Nothing here knows about Centra: the Centra-facing payloads are built in ``outbound/changes.py``.
 """

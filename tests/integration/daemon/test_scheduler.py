@@ -279,3 +279,27 @@ def test_sighup_reload_keeps_a_running_backoff(sqlite_engine: Engine) -> None:
         assert len(job.calls) == 1
         scheduled = d.scheduler.get_job("pull")
         assert scheduled is not None and scheduled.next_run_time > d.clock.now() + timedelta(seconds=40)
+
+
+def test_a_run_that_sent_something_wakes_the_jobs_waiting_for_it(sqlite_engine: Engine) -> None:
+    """push_products accepted products: push_prices / push_stock run at once, not at their next tick."""
+    from erpsync.job import RunContext
+    from tests.integration.daemon.helpers import ScriptedJob
+
+    class Products(ScriptedJob):
+        name = "push_products"
+
+        def execute(self, run: RunContext) -> None:
+            self.calls.append(time.monotonic())
+            time.sleep(0.3)  # the catalogue push ends after the stock run that started with it
+            run.counts["sent"] += 1 if len(self.calls) == 1 else 0
+
+    stop = threading.Event()
+    products = Products(sqlite_engine, [], stop_event=stop)
+    stock = scripted("push_stock", sqlite_engine, [], stop_event=stop)
+    d = make_daemon(sqlite_engine, [JobSpec("push_products", products, every(3600), wakes=("push_stock",)),
+                                    JobSpec("push_stock", stock, every(3600))], stop)
+    with running(d) as t:
+        wait_for(lambda: len(stock.calls) >= 2, 10, "the stock run woken by the catalogue push")
+        assert stock.calls[1] >= products.calls[0] + 0.3
+        assert t.stop() == 0

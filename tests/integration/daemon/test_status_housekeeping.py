@@ -137,3 +137,44 @@ def test_status_reads_while_a_job_holds_the_sqlite_write_lock(sqlite_url: str) -
     finally:
         reader.dispose()
         writer.dispose()
+
+
+def test_housekeeping_never_removes_an_unexported_unapplied_or_latest_version(engine: Engine) -> None:
+    from erpsync.config import RetentionSettings
+    from erpsync.store.models import CentraGeneric, CentraOrder
+
+    clock = FakeClock(NOW.timestamp())
+    old = NOW - timedelta(days=400)
+    with transaction(engine) as s:
+        # the latest (only) version of every object stays, exported or not, deleted or not
+        s.add(CentraOrder(centra_id="o1", last_event_id="a1", version=3, changed_at=old))  # never exported
+        s.add(CentraOrder(centra_id="o2", last_event_id="a2", version=2, changed_at=old, exported_version=2,
+                          exported_at=old, deleted=True, deleted_at=old))
+        s.add(CentraGeneric(centra_id="m1", type="market", last_event_id="a3", changed_at=old))
+        for event_id, status, acked in (("a1", "applied", old), ("a2", "superseded", old),
+                                        ("a3", "parked", old),  # acknowledged, but not applied
+                                        ("a4", "applied", None),  # applied, never acknowledged
+                                        ("a5", "applied", NOW - timedelta(hours=1))):  # within retention
+            s.add(InboxEvent(event_id=event_id, type="order", entry=event_id, mission="update", status=status,
+                             received_at=old, processed_at=old, acked_at=acked))
+        s.add(ParkedItem(kind="event", key="open", reason="r", created_at=old, updated_at=old))
+        s.add(ParkedItem(kind="stock", key="done", reason="r", resolved_at=old, resolution="applied"))
+        s.add(ParkedItem(kind="stock", key="recent", reason="r", resolved_at=NOW - timedelta(hours=1),
+                         resolution="applied"))
+        s.add(JobRun(run_id="old", job="pull", started_at=old, finished_at=old, outcome="ok"))
+        s.add(JobRun(run_id="recent", job="pull", started_at=NOW - timedelta(hours=1), outcome="ok"))
+    retention = RetentionSettings(inbox_days=1, job_run_days=1, parked_days=1, instance_days=1)
+    result = HousekeepingJob(engine, retention=retention, clock=clock).run()
+    assert result.outcome == "ok"
+    assert result.counts["inbox_pruned"] == 2 and result.counts["parked_pruned"] == 1
+    assert result.counts["job_runs_pruned"] == 1
+    with Session(engine) as s:
+        assert sorted(e.event_id for e in s.exec(select(InboxEvent)).scalars()) == ["a3", "a4", "a5"]  # type: ignore[call-overload]
+        assert sorted(o.centra_id for o in s.exec(select(CentraOrder)).scalars()) == ["o1", "o2"]  # type: ignore[call-overload]
+        assert [g.centra_id for g in s.exec(select(CentraGeneric)).scalars()] == ["m1"]  # type: ignore[call-overload]
+        assert sorted(p.key for p in s.exec(select(ParkedItem)).scalars()) == ["open", "recent"]  # type: ignore[call-overload]
+        assert {r.run_id for r in s.exec(select(JobRun)).scalars()} == {"recent", result.run_id}  # type: ignore[call-overload]
+    # the default retention keeps all of it (400 days is older than every default, so only the
+    # acknowledged-and-applied rows could go: they are gone already)
+    again = HousekeepingJob(engine, clock=clock).run()
+    assert again.counts.get("inbox_pruned", 0) == 0

@@ -118,21 +118,6 @@ def test_bad_stock_line_is_found_and_parked_the_rest_lands(engine: Engine, port:
     assert port.mutation_fields == [] and again.outcome == "ok" and again.counts.get("sent", 0) == 0
 
 
-def test_stock_for_unknown_product_waits_then_parks(engine: Engine, port: InProcessCentra) -> None:
-    load_catalogue(engine, SMALL)
-    push = PushSettings(max_attempts=3)
-    for n in range(1, 4):
-        result = PushStock(engine, port, push, clock=FakeClock()).run()
-        assert result.outcome == "ok"
-        assert port.mutation_fields == []
-        if n < 3:
-            assert result.counts["waiting"] == 12 * 3 * 5 * 3
-    assert result.counts["parked"] == 12 * 3 * 5 * 3
-    with Session(engine) as s:
-        reasons = {p[0].reason for p in s.exec(select(ParkedItem))}  # type: ignore[call-overload]
-    assert any("is not in Centra yet" in r and "after 3 runs" in r for r in reasons)
-
-
 def test_prices_wait_for_products_and_pricelists_are_created(engine: Engine) -> None:
     port = InProcessCentra(sim_app(pricelists=(("PL-SEK", "SEK"),)))  # PL-EUR, PL-USD are created
     load_catalogue(engine, SMALL)
