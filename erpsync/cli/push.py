@@ -130,8 +130,10 @@ def plan_cmd(obj: Any, entities: tuple[str, ...], as_json: bool) -> None:
         with Session(engine) as session:
             result = plan(
                 session, refs=Refs.from_settings(s.push), on_absent=s.push.on_absent,
-                batching=Batching.from_settings(s.push), tier="custom", share=s.quota.share,
+                batching=Batching.from_settings(s.push, _learnt_batch_sizes(engine)), tier="custom",
+                share=s.quota.share,
                 limits_1h=(limits["requests_1h"], limits["mutations_1h"], limits["complexity_1h"]),
+                limits_10s=(limits["requests_10s"], limits["mutations_10s"], limits["complexity_10s"]),
                 entities=entities or ENTITIES,
             )
     finally:
@@ -154,6 +156,22 @@ def plan_cmd(obj: Any, entities: tuple[str, ...], as_json: bool) -> None:
     click.echo(f"total: {result.mutations:,} mutations in {result.requests:,} requests; "
                f"{s.quota.tier} tier × share {s.quota.share} = {result.mutations_per_second:.3f} mutations/s "
                f"→ about {_duration(result.seconds)}")
+
+
+def _learnt_batch_sizes(engine: Any) -> dict[str, int]:
+    """The batch sizes the push jobs learnt (kept with the quota state), {} when none or unreadable."""
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlmodel import Session, select
+
+    from erpsync.store.models import QuotaState
+
+    try:
+        with Session(engine) as session:
+            row = session.exec(select(QuotaState.estimates)).first()
+    except SQLAlchemyError:
+        return {}
+    return {str(k)[len("batch:"):]: int(v) for k, v in (row or {}).items()
+            if str(k).startswith("batch:") and isinstance(v, int | float)}
 
 
 @click.command("resync")
