@@ -136,8 +136,10 @@ def plan_cmd(obj: Any, entities: tuple[str, ...], as_json: bool) -> None:
         with Session(engine) as session:
             result = plan(
                 session, refs=Refs.from_settings(s.push), on_absent=s.push.on_absent,
-                batching=Batching.from_settings(s.push), tier="custom", share=s.quota.share,
+                batching=Batching.from_settings(s.push, _learnt_batch_sizes(engine)), tier="custom",
+                share=s.quota.share,
                 limits_1h=(limits["requests_1h"], limits["mutations_1h"], limits["complexity_1h"]),
+                limits_10s=(limits["requests_10s"], limits["mutations_10s"], limits["complexity_10s"]),
                 entities=entities or ENTITIES,
             )
         from erpsync.outbound.fulfilment import fulfilment_plan
@@ -171,6 +173,22 @@ def plan_cmd(obj: Any, entities: tuple[str, ...], as_json: bool) -> None:
                f"{fulfil['mutations']:,} mutations → about {_duration(fulfil['seconds'])}"
                + (" (" + ", ".join(f"{k}={v}" for k, v in sorted(fulfil["by_state"].items())) + ")"
                   if fulfil["by_state"] else ""))
+
+
+def _learnt_batch_sizes(engine: Any) -> dict[str, int]:
+    """The batch sizes the push jobs learnt (kept with the quota state), {} when none or unreadable."""
+    from sqlalchemy.exc import SQLAlchemyError
+    from sqlmodel import Session, select
+
+    from erpsync.store.models import QuotaState
+
+    try:
+        with Session(engine) as session:
+            row = session.exec(select(QuotaState.estimates)).first()
+    except SQLAlchemyError:
+        return {}
+    return {str(k)[len("batch:"):]: int(v) for k, v in (row or {}).items()
+            if str(k).startswith("batch:") and isinstance(v, int | float)}
 
 
 @click.command("resync")

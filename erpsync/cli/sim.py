@@ -37,9 +37,9 @@ import click
               help="one bad item in a batch mutation: reject the whole batch, or skip it with a warning")
 @click.option("--prices-batch-limit", type=click.Choice(["total", "per_entry"]), default="total", show_default=True,
               help="[open] setPricesBatch takes 100 product prices in total, or 100 per pricelist entry")
-@click.option("--latency-base", type=float, default=0.0, show_default=True,
+@click.option("--latency-base", "latency_base_seconds", type=float, default=0.0, show_default=True,
               help="seconds (simulated) every mutation takes")
-@click.option("--latency-per-item", type=float, default=0.0, show_default=True,
+@click.option("--latency-per-item", "latency_per_item_seconds", type=float, default=0.0, show_default=True,
               help="seconds (simulated) per batch item of a mutation (e.g. 0.002: 1,000 stock levels take 2 s)")
 @click.option("--timeout-items", type=int, default=None,
               help="a mutation with more batch items than this times out: HTTP 499, nothing applied")
@@ -70,7 +70,8 @@ def sim_cmd(host: str, port: int, soap_path: str, soap_user: str, soap_password:
             token_perms: tuple[str, ...], tier: str, limits: tuple[str, ...], seed: int, time_scale: float,
             time_epoch: float | None, retry_after_format: str, generate_rate: float, initial_events: int,
             other_integration_share: float, batch_failure: str, prices_batch_limit: str,
-            latency_base: float, latency_per_item: float, timeout_items: int | None, state_file: str | None,
+            latency_base_seconds: float, latency_per_item_seconds: float, timeout_items: int | None,
+            state_file: str | None,
             autosave_seconds: float, store_timezone: str, token_ttl: float | None, soap_action_check: bool,
             unknown_ack: str, update_response: str, capture_outcome: str, capture_failed_probability: float,
             capture_pending_probability: float, capture_pending_seconds: float, log_level: str) -> None:
@@ -95,7 +96,8 @@ def sim_cmd(host: str, port: int, soap_path: str, soap_user: str, soap_password:
             time_epoch=time_epoch, retry_after_format=retry_after_format, generate_rate=generate_rate,
             initial_events=initial_events, other_integration_share=other_integration_share,
             batch_failure=batch_failure, prices_batch_limit=prices_batch_limit,
-            latency_base_seconds=latency_base, latency_per_item_seconds=latency_per_item, timeout_items=timeout_items,
+            latency_base_seconds=latency_base_seconds, latency_per_item_seconds=latency_per_item_seconds,
+            timeout_items=timeout_items,
             state_file=state_file, autosave_seconds=autosave_seconds,
             store_timezone=store_timezone, token_ttl_seconds=token_ttl, soap_action_check=soap_action_check,
             unknown_ack=unknown_ack, update_response=update_response, capture_outcome=capture_outcome,

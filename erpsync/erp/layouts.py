@@ -47,7 +47,7 @@ class RowError(ValueError):
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: str = "str"  # str | int | decimal | status | product_status | sizes | bool | datetime
+    kind: str = "str"  # str | int | decimal | status | product_status | sizes | bool | datetime | gtin | upc
     required: bool = False
     default: Any = None
     max_length: int = 128
@@ -89,10 +89,11 @@ LAYOUTS: dict[str, Layout] = {
     "size": Layout("size", ("variant_number", "size"), (
         Column("variant_number", required=True),
         Column("size", required=True, max_length=64),
-        Column("ean", required=True, max_length=64),
-        Column("upc", max_length=64),
+        Column("ean", "gtin", required=True, max_length=64),
+        Column("upc", "upc", max_length=64),
         Column("size_number", max_length=64),
-    ), "one row per size of a variant; size must be in the variant's size chart; EAN unique"),
+    ), "one row per size of a variant; size must be in the variant's size chart; EAN unique "
+       "(EAN-13, EAN-8 or UPC-A 12 digits, GS1 check digit); UPC 12 digits"),
     "pricelist": Layout("pricelist", ("code",), (
         Column("code", required=True),
         Column("name", required=True, max_length=256),
@@ -216,6 +217,28 @@ def _decimal(col: str, value: Any) -> Decimal:
     return dec
 
 
+#: digits a GTIN column may have: EAN-8, UPC-A, EAN-13
+_GTIN_LENGTHS = {"gtin": (8, 12, 13), "upc": (12,)}
+
+
+def gs1_check_digit(body: str) -> int:
+    """The GS1 check digit for the digits before it (weights 3, 1, 3 … from the right)."""
+    total = sum(int(d) * (3 if i % 2 == 0 else 1) for i, d in enumerate(reversed(body)))
+    return (10 - total % 10) % 10
+
+
+def _gtin(col: str, kind: str, value: Any) -> str:
+    text = _text(value)
+    lengths = _GTIN_LENGTHS[kind]
+    label = "EAN" if kind == "gtin" else "UPC"
+    if not (text.isascii() and text.isdigit()) or len(text) not in lengths:
+        raise RowError(f"bad {label} in {col}: {text!r} (expected {' or '.join(map(str, lengths))} digits)")
+    expected = gs1_check_digit(text[:-1])
+    if int(text[-1]) != expected:
+        raise RowError(f"bad {label} in {col}: {text!r} has a wrong check digit (expected {expected})")
+    return text
+
+
 def _sizes(value: Any) -> list[str]:
     if isinstance(value, list | tuple):
         items = [_text(v) for v in value]
@@ -325,6 +348,8 @@ def convert(layout: Layout, raw: Mapping[str, Any]) -> dict[str, Any]:
             out[col.name] = _flag(col.name, value)
         elif col.kind == "datetime":
             out[col.name] = _datetime(col.name, value)
+        elif col.kind in ("gtin", "upc"):
+            out[col.name] = _gtin(col.name, col.kind, value)
         else:  # pragma: no cover - layouts are declared above
             raise AssertionError(col.kind)
     if layout.entity == "stock" and out["quantity"] < 0:

@@ -50,6 +50,7 @@ class BatchSizer:
     #: every change, for benchmarks and logs: (kind, old, new, why)
     changes: list[tuple[str, int, int, str]] = field(default_factory=list)
     on_change: Callable[[str, int], None] | None = None
+    log_changes: bool = True  # False for a plan's simulation
     _ceiling: int | None = field(default=None, repr=False)  # the smallest size that failed lately
     _good: int = field(default=0, repr=False)  # the largest full batch answered well since then
     _streak: int = field(default=0, repr=False)
@@ -97,6 +98,7 @@ class BatchSizer:
             return
         old, self.size = self.size, new
         self.changes.append((self.kind, old, new, why))
-        log.info("push.batch_size", mutation=self.kind, old=old, new=new, reason=why)
+        if self.log_changes:
+            log.info("push.batch_size", mutation=self.kind, old=old, new=new, reason=why)
         if self.store is not None:
             self.store.learn_batch_size(self.kind, new)

@@ -538,6 +538,8 @@ class Plan:
     entities: list[EntityPlan]
     mutations_per_second: float
     requests_per_second: float
+    #: (allowance at the start, refill per second) of erpsync's mutation and request buckets, 10 s and 1 h
+    buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def mutations(self) -> int:
@@ -549,8 +551,17 @@ class Plan:
 
     @property
     def seconds(self) -> float:
-        """Sustained time under the tier's hourly buckets × share (the binding limit on Growth)."""
-        return max(self.mutations / self.mutations_per_second, self.requests / self.requests_per_second)
+        """The push's time under the quota, as the governor's work-conserving lanes spend it: every
+        bucket of erpsync's share starts full and refills continuously, so ``n`` tokens take
+        ``(n − allowance) / refill`` (the slowest bucket rules). Without bucket figures: the
+        sustained time under the hourly buckets × share."""
+        if not self.buckets:
+            return max(self.mutations / self.mutations_per_second, self.requests / self.requests_per_second)
+        worst = 0.0
+        for name, (allowance, refill) in self.buckets.items():
+            n = self.mutations if name.startswith("mutations") else self.requests
+            worst = max(worst, max(0.0, n - allowance) / refill if refill > 0 else 0.0)
+        return worst
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -565,13 +576,40 @@ class Plan:
 
 @dataclass(frozen=True)
 class Batching:
+    """Batch sizes as the push jobs start them; stock and prices grow as ``BatchSizer`` does on a
+    store that answers fast (``stock_max`` / ``prices_max`` are their caps)."""
+
     stock: int = 500
-    prices: int = 200
+    prices: int = 100
     products: int = 20
+    stock_max: int = 0  # 0: fixed at ``stock``
+    prices_max: int = 0  # 0: fixed at ``prices``
 
     @classmethod
-    def from_settings(cls, push: Any) -> Batching:
-        return cls(push.stock_batch_size, push.prices_batch_size, push.products_batch_size)
+    def from_settings(cls, push: Any, learnt: dict[str, int] | None = None) -> Batching:
+        """From ``[push]``; ``learnt`` (the governor's learnt sizes) replaces the first sizes."""
+        learnt = learnt or {}
+        return cls(learnt.get("setStock", push.stock_batch_size), learnt.get("setPricesBatch", push.prices_batch_size),
+                   push.products_batch_size, push.stock_batch_max, 100)
+
+
+def _adaptive_batches(groups: Sequence[int], start: int, maximum: int) -> int:
+    """Batches the push sends for ``groups`` (items per group, in order) with one sizer that starts at
+    ``start`` and grows on every full batch up to ``maximum`` (a store answering fast)."""
+    from erpsync.outbound.batching import BatchSizer
+
+    if maximum <= 0:
+        return sum(math.ceil(n / start) for n in groups)
+    sizer = BatchSizer("plan", start, max(start, maximum), log_changes=False)
+    batches = 0
+    for group in groups:
+        left = group
+        while left > 0:
+            size = min(left, sizer.size)
+            sizer.answered(size, 0.0)
+            left -= size
+            batches += 1
+    return batches
 
 
 def tier_rates(tier: str, share: float, limits_1h: tuple[int, int, int] | None = None) -> tuple[float, float]:
@@ -595,14 +633,17 @@ def plan(
     share: float = 1.0,
     limits_1h: tuple[int, int, int] | None = None,
     entities: Sequence[str] = ENTITIES,
+    limits_10s: tuple[int, int, int] | None = None,
 ) -> Plan:
     """Count what a push would send, without sending anything.
 
     Mutations: one ``createSizeChart`` / ``createPricelist`` per new one; one ``createProduct``
     (variants and sizes inline) per new product, and for a changed product ``updateProduct`` plus
-    one ``updateProductVariant`` per variant (an upper bound); one ``setPrices`` per pricelist per
-    ``prices`` batch of products; one ``setStock`` per warehouse per ``stock`` batch of sizes.
+    one ``updateProductVariant`` per variant (an upper bound); one ``setPricesBatch`` per batch of
+    ``prices`` product prices across every pricelist; one ``setStock`` per warehouse per batch of
+    sizes (batches grow as the push's adaptive sizes do on a fast store).
     Requests: one per mutation plus one externalId lookup per ``products`` batch of creates.
+    With ``limits_10s`` (and the hourly limits) ``Plan.seconds`` follows the quota buckets.
     """
     batching = batching or Batching()
     mps, rps = tier_rates(tier, share, limits_1h)
@@ -650,9 +691,16 @@ def plan(
         ep.items, ep.parked = items, parked
         if entity == "stock":
             ep.operations["set"] = sum(groups.values())
-            ep.mutations = sum(math.ceil(n / batching.stock) for n in groups.values())
+            ep.mutations = _adaptive_batches([groups[k] for k in sorted(groups)], batching.stock, batching.stock_max)
         elif entity == "price":
-            ep.mutations = sum(math.ceil(len(ps) / batching.prices) for ps in price_products.values())
+            ep.mutations = _adaptive_batches([sum(len(ps) for ps in price_products.values())], batching.prices,
+                                             batching.prices_max)
         ep.requests = ep.mutations + math.ceil(creates / batching.products)
         out.append(ep)
-    return Plan(out, mps, rps)
+    buckets: dict[str, tuple[float, float]] = {}
+    if limits_10s is not None:
+        hour = limits_1h if limits_1h is not None else TIERS[tier][1]
+        for window, seconds, lim in (("10s", 10.0, limits_10s), ("1h", 3600.0, hour)):
+            buckets[f"requests_{window}"] = (lim[0] * share, lim[0] * share / seconds)
+            buckets[f"mutations_{window}"] = (lim[1] * share, lim[1] * share / seconds)
+    return Plan(out, mps, rps, buckets)

@@ -1,6 +1,7 @@
 """Benchmark of the push jobs against the simulator over HTTP (prints figures, asserts correctness only).
 
     .venv/bin/python -m tests.bench.bench_push [--products 2000] [--time-scale 100] [--db sqlite|postgres]
+        [--latency-per-item 0.001] [--timeout-items 2500] [--stock-changes-per-second 2]
 
 Imports the sample catalogue (default 2,000 products × 3 variants × 5 sizes, 3 warehouses, 3
 pricelists), starts ``erpsync sim`` with Growth limits on a scaled clock, and pushes products,
@@ -11,17 +12,29 @@ default config). Prints:
 - the push's wall time in simulated seconds, and the quota-bound minimum: the least time in which
   Growth's buckets (full quota, and erpsync's configured share of it) allow that many mutations,
   starting from full buckets — wall ÷ minimum is the efficiency figure;
-- that the sim equals the ERP, that there are zero duplicates, and that a second push sends 0.
+- that the sim equals the ERP, that there are zero duplicates, and that a second push sends 0;
+- ``erpsync plan``'s mutation count and ETA (same lane model) next to what the push did;
+- the batch sizes learnt (the simulator has a latency per item and a size above which it answers
+  499) and how many 499s that cost;
+- stock freshness while the catalogue backlog drains: a feeder changes stock levels of sizes
+  already in Centra; a stock pusher runs every W seconds, W derived from the quota so that stock
+  spends at most 25 % of the hourly mutation share; staging → Centra p50/p99, stock's share of the
+  mutations, and how long stock calls waited behind the catalogue (sleeps per acquire).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import random
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 import uuid
@@ -30,7 +43,7 @@ from typing import Any
 
 from pydantic import SecretStr
 from sqlalchemy import create_engine, text
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 
 import erpsync.store.tables  # noqa: F401
 from erpsync.clock import ScaledClock
@@ -38,6 +51,7 @@ from erpsync.config import PushSettings, QuotaSettings
 from erpsync.graphql.client import CentraGraphql
 from erpsync.graphql.quota import QuotaGovernor, tier_limits
 from erpsync.logs import configure_logging
+from erpsync.outbound.changes import Batching, plan
 from erpsync.outbound.port import GraphqlPort
 from erpsync.outbound.prices import PushPrices
 from erpsync.outbound.products import PushProducts
@@ -48,7 +62,9 @@ from erpsync.store.engine import make_engine
 from erpsync.store.quota_repo import SqlQuotaStore
 from tests.unit.outbound.helpers import assert_same, centra_state, expected_state, load_catalogue
 
-PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+PG_URL = os.environ.get("ERPSYNC_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+#: stock may spend at most this fraction of the hourly mutation share (freshness target: p99 ≤ 30 s)
+STOCK_SHARE = 0.25
 
 
 def quota_bound_seconds(mutations: int, requests: int, limits: dict[str, int], share: float) -> float:
@@ -65,7 +81,7 @@ def quota_bound_seconds(mutations: int, requests: int, limits: dict[str, int], s
 class SimProcess:
     """``erpsync sim`` in its own process (its CPU is not the client's), Growth tier, scaled clock."""
 
-    def __init__(self, time_scale: float, state_file: Path) -> None:
+    def __init__(self, time_scale: float, state_file: Path, extra: list[str] | None = None) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             self.port = sock.getsockname()[1]
@@ -76,7 +92,7 @@ class SimProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "erpsync", "sim", "--port", str(self.port), "--tier", "growth",
              "--time-scale", str(time_scale), "--time-epoch", str(self.epoch), "--state-file", str(state_file),
-             "--log-level", "WARNING"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+             "--log-level", "WARNING", *(extra or [])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -111,6 +127,9 @@ def main() -> None:
     ap.add_argument("--products", type=int, default=2000)
     ap.add_argument("--time-scale", type=float, default=100.0)
     ap.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    ap.add_argument("--latency-per-item", type=float, default=0.001, help="sim seconds per batch item")
+    ap.add_argument("--timeout-items", type=int, default=2500, help="the sim answers 499 above this")
+    ap.add_argument("--stock-changes-per-second", type=float, default=2.0, help="stock level changes (sim time)")
     args = ap.parse_args()
     configure_logging("WARNING", "console")
 
@@ -131,29 +150,45 @@ def main() -> None:
     load_catalogue(engine, catalogue)
     print(f"import: {args.products} products, {time.perf_counter() - t0:.1f} s")
 
-    sim = SimProcess(args.time_scale, tmp / "sim-state.json")
+    sim = SimProcess(args.time_scale, tmp / "sim-state.json",
+                     ["--latency-per-item", str(args.latency_per_item), "--timeout-items", str(args.timeout_items)])
     clock = sim.client_clock()
     quota = QuotaSettings(tier="growth")
     governor = QuotaGovernor.from_settings(quota, clock=clock, store=SqlQuotaStore(engine))
     port = GraphqlPort(CentraGraphql(sim.graphql_url, SecretStr(sim.token), governor=governor, clock=clock))
     push = PushSettings()
+    limits = tier_limits("growth")
+    with Session(engine) as session:
+        planned = plan(session, batching=Batching.from_settings(push), tier="growth", share=quota.share,
+                       limits_10s=(limits["requests_10s"], limits["mutations_10s"], limits["complexity_10s"]))
+    stock_lock = threading.Lock()  # the stock jobs of the feeder and of the main push never overlap
+    freshness = Freshness(engine, port, push, clock, stock_lock, limits, quota.share, args.stock_changes_per_second)
     try:
         started_sim, started_real = clock.time(), time.perf_counter()
         counts = {}
+        freshness.start()
         for cls in (PushProducts, PushPrices, PushStock):
             t_sim, t_real = clock.time(), time.perf_counter()
-            result = cls(engine, port, push, clock=clock).run()
+            if cls is PushStock:
+                freshness.stop()
+            with stock_lock if cls is PushStock else contextlib.nullcontext():
+                result = cls(engine, port, push, clock=clock).run()
             assert result.outcome == "ok", result
             counts[cls.name] = result.counts
             print(f"{cls.name:14s} {result.counts.get('sent', 0):>7} items  {result.counts.get('mutations', 0):>5} "
                   f"mutations  {clock.time() - t_sim:8.1f} sim-s  {time.perf_counter() - t_real:6.1f} real-s")
         wall_sim, wall_real = clock.time() - started_sim, time.perf_counter() - started_real
         state = sim.inspect()
-        assert_same(expected_state(catalogue), centra_state(sim.gql_state()))
+        expected = expected_state(catalogue)
+        with engine.connect() as conn:  # the feeder changed levels in staging: those are the ERP's now
+            expected["stock"] = {(w, e): int(q) for w, e, q in conn.execute(
+                text("SELECT warehouse, ean, quantity FROM staging_stock"))}
+        assert_same(expected, centra_state(sim.gql_state()))
         assert all(not d for d in state["duplicates"].values()), state["duplicates"]
         mutations = state["counts"]["mutationsApplied"]
         requests = state["requests"]["total"]
         rejected_429 = state["requests"]["byStatus"].get("429", 0)
+        gave_up_499 = state["requests"]["byStatus"].get("499", 0)
 
         before = mutations
         for cls in (PushProducts, PushPrices, PushStock):
@@ -167,8 +202,12 @@ def main() -> None:
         print(f"  catalogue: {products['sent'] / products['mutations']:.2f} products "
               f"({sizes / products['mutations']:.1f} sizes; size charts included)")
         print(f"  prices:    {prices['sent'] / prices['mutations']:.1f} prices per setPricesBatch")
-        print(f"  stock:     {stock['sent'] / stock['mutations']:.1f} levels per setStock")
-        limits = tier_limits("growth")
+        stock_sent, stock_mut = stock["sent"] + freshness.levels, stock["mutations"] + freshness.mutations
+        print(f"  stock:     {stock_sent / max(1, stock_mut):.1f} levels per setStock (main push: "
+              f"{stock['sent'] / max(1, stock['mutations']):.1f})")
+        print(f"batch sizes learnt: {governor.batch_sizes()} (start: setStock {push.stock_batch_size}, "
+              f"setPricesBatch {push.prices_batch_size}); the store answered 499 {gave_up_499} times "
+              f"(sim: {args.latency_per_item:g} s per item, 499 above {args.timeout_items} items)")
         full = quota_bound_seconds(mutations, requests, limits, 1.0)
         shared = quota_bound_seconds(mutations, requests, limits, quota.share)
         print(f"mutations {mutations}, requests {requests} (429s: {rejected_429})")
@@ -178,6 +217,11 @@ def main() -> None:
         print(f"quota-bound minimum (Growth × share {quota.share}):         {shared:.0f} s -> "
               f"wall/minimum = {wall_sim / shared:.2f}")
         print(f"sim equals ERP: yes; duplicates: 0; second push mutations: {second}")
+        main_mutations = mutations - freshness.mutations
+        print(f"plan: {planned.mutations} mutations, ETA {planned.seconds:.0f} s; push: {main_mutations} mutations "
+              f"(+{freshness.mutations} by the stock feeder), {wall_sim:.0f} s -> ETA/actual = "
+              f"{planned.seconds / wall_sim:.2f}")
+        freshness.report(wall_sim, mutations)
         st = governor.stats
         print(f"governor: waits {st.waits}, waited {st.waited_seconds:.0f} s, first wait by {st.first_wait}, "
               f"lane max sleeps {st.lane_max_sleeps}, lane max wait {st.lane_max_wait}")
@@ -189,6 +233,87 @@ def main() -> None:
             with admin.connect() as c:
                 c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
             admin.dispose()
+
+
+class Freshness:
+    """While the catalogue pushes: change stock levels of sizes already in Centra, push them every W s."""
+
+    def __init__(self, engine: Any, port: Any, push: PushSettings, clock: ScaledClock, lock: threading.Lock,
+                 limits: dict[str, int], share: float, changes_per_second: float) -> None:
+        self.engine, self.port, self.push, self.clock, self.lock = engine, port, push, clock, lock
+        self.rate = changes_per_second
+        # one setStock per run (one warehouse changes); STOCK_SHARE of the hourly mutation refill
+        per_second = STOCK_SHARE * limits["mutations_1h"] * share / 3600
+        self.window = 1.0 / per_second
+        self.stop_event = threading.Event()
+        self.latencies: list[float] = []
+        self.mutations = 0
+        self.levels = 0
+        self.runs = 0
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> None:
+        self.threads = [threading.Thread(target=self._feed), threading.Thread(target=self._push)]
+        for t in self.threads:
+            t.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        for t in self.threads:
+            t.join()
+
+    def _feed(self) -> None:
+        from erpsync.outbound.stock import accepted_keys
+
+        rng = random.Random(7)
+        self.changed: dict[str, float] = {}
+        while not self.stop_event.is_set():
+            self.clock.sleep(1.0 / self.rate)
+            eans = sorted(accepted_keys(self.engine, "size"))
+            if not eans:
+                continue
+            ean = rng.choice(eans)
+            with self.engine.begin() as conn:
+                conn.execute(text("UPDATE staging_stock SET quantity = quantity + 1 "
+                                  "WHERE warehouse = 'WH-MAIN' AND ean = :ean"), {"ean": ean})
+            with self.lock_changed:
+                self.changed.setdefault(ean, self.clock.time())
+
+    lock_changed = threading.Lock()
+
+    def _push(self) -> None:
+        while not self.stop_event.is_set():
+            self.clock.sleep(self.window)
+            with self.lock_changed:
+                batch, self.changed = dict(getattr(self, "changed", {})), {}
+            if not batch:
+                continue
+            with self.lock:
+                # levels of sizes whose product is not in Centra yet wait for it (never parked here)
+                push = self.push.model_copy(update={"max_attempts": 10**6})
+                result = PushStock(self.engine, self.port, push, clock=self.clock).run()
+            done = self.clock.time()
+            self.runs += 1
+            self.mutations += result.counts.get("mutations", 0)
+            self.levels += result.counts.get("sent", 0)
+            self.latencies.extend(done - t0 for t0 in batch.values())
+
+    def report(self, wall: float, total_mutations: int) -> None:
+        gov = self.port.client.governor
+        lat = sorted(self.latencies)
+        if lat:
+            p50 = statistics.median(lat)
+            p99 = lat[min(len(lat) - 1, int(0.99 * len(lat)))]
+            print(f"stock freshness while the catalogue drained: {len(lat)} changes, p50 {p50:.1f} s, "
+                  f"p99 {p99:.1f} s (target ≤ 30 s: p99/target = {p99 / 30:.2f}); window {self.window:.1f} s")
+        hourly = 1800 * 0.8 / 3600 * wall
+        share_all = self.mutations / max(1, total_mutations)
+        print(f"stock's mutations: {self.mutations} in {self.runs} runs = {share_all:.1%} of all mutations, "
+              f"{self.mutations / hourly:.1%} of the hourly share over the run (target ≤ 25 %)")
+        st = gov.stats
+        print(f"stock calls behind the catalogue: {st.lane_waited.get('stock', 0)} of "
+              f"{st.lane_acquires.get('stock', 0)} waited, at most {st.lane_max_sleeps.get('stock', 0)} governor "
+              f"wait(s) per call, longest {st.lane_max_wait.get('stock', 0.0):.1f} s")
 
 
 if __name__ == "__main__":

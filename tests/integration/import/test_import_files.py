@@ -82,7 +82,7 @@ def test_bad_rows_are_reported_with_file_line_reason_parked_and_never_block_good
     ]) + "\n")
     variants = write("variants.csv", "variant_number,product_number,name,size_chart\n"
                                      "VX-1,P000001,Red,APPAREL\nVX-2,NOPE,Red,APPAREL\nVX-3,P000001,Red,NOCHART\n")
-    sizes = write("sizes.csv", "variant_number,size,ean\nVX-1,S,7399999999990\nVX-1,XXXL,7399999999983\n"
+    sizes = write("sizes.csv", "variant_number,size,ean\nVX-1,S,7399999999994\nVX-1,XXXL,7399999999987\n"
                                "VX-1,M,7300000000011\n")
     prices = write("prices.csv", "pricelist,product_number,variant_number,price\n"
                                  "PL-SEK,P000002,P000001-01,10\nPL-XXX,P000001,,10\nPL-SEK,P000001,,12.50\n")
@@ -238,3 +238,19 @@ def test_sizes_keep_upc_and_size_number(engine: Engine, loader: StagingLoader, e
     with Session(engine) as s:
         size = s.get(StagingSize, ("P000001-01", "XS"))
         assert size is not None and (size.upc, size.size_number) == ("012345678905", "X1")
+
+
+def test_malformed_eans_are_rejected_with_file_and_line_the_rest_load(
+        engine: Engine, loader: StagingLoader, examples: Path, write: Write) -> None:
+    import_files(loader, [examples])
+    sizes = write("sizes.csv", "variant_number,size,ean\nP000001-01,XS,7300000000011\nP000001-01,S,73ABC0000000X\n"
+                               "P000001-01,M,7300000000012\nP000001-02,XS,123\n")
+    report = import_files(loader, [sizes])
+    problems = [str(p) for e in report.entities for p in e.problems]
+    assert problems == [
+        f"{sizes}:3: bad EAN in ean: '73ABC0000000X' (expected 8 or 12 or 13 digits)",
+        f"{sizes}:4: bad EAN in ean: '7300000000012' has a wrong check digit (expected 1)",
+        f"{sizes}:5: bad EAN in ean: '123' (expected 8 or 12 or 13 digits)",
+    ]
+    with Session(engine) as s:
+        assert s.get(StagingSize, ("P000001-01", "XS")) is not None

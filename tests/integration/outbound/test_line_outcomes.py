@@ -166,3 +166,22 @@ def test_price_batches_stay_within_centra_per_call_limit(engine: Engine, limit: 
         assert sizes == [100, 35]
     else:
         assert len(batches) == 1 and max(len(e["productPrices"]) for e in batches[0]["input"]) <= 100
+
+
+def test_plan_counts_the_mutations_push_sends(engine: Engine) -> None:
+    from erpsync.outbound.changes import Batching, plan
+
+    catalogue = Catalogue(products=40, variants=3, sizes=5)  # 120 product prices, 600 sizes per warehouse
+    load_catalogue(engine, catalogue)
+    push = PushSettings(stock_batch_size=100, stock_batch_max=1000)
+    with Session(engine) as s:
+        planned = plan(s, batching=Batching.from_settings(push))
+    port = InProcessCentra(sim_app(pricelists=()))  # a pricelist Centra already has is only looked up
+    for job in (PushProducts, PushPrices, PushStock):
+        assert job(engine, port, push, clock=FakeClock()).run().outcome == "ok"
+    by_entity = {e.entity: e.mutations for e in planned.entities}
+    sent = port.mutation_fields
+    assert by_entity["price"] == sent.count("setPricesBatch") == 2
+    assert by_entity["stock"] == sent.count("setStock")
+    assert by_entity["product"] + by_entity["sizechart"] == sent.count("createProduct") + sent.count("createSizeChart")
+    assert planned.mutations == len(sent)

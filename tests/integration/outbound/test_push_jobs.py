@@ -93,7 +93,7 @@ def expected_state_with(changed: list[tuple[str, str, int]]) -> dict:
 
 def test_bad_stock_line_is_found_and_parked_the_rest_lands(engine: Engine, port: InProcessCentra) -> None:
     load_catalogue(engine, SMALL)
-    push = PushSettings(stock_batch_size=64)
+    push = PushSettings(stock_batch_size=64, stock_batch_max=64)  # a fixed size
     PushProducts(engine, port, push, clock=FakeClock()).run()
     with Session(engine) as s, s.begin():
         bad = s.exec(select(StagingStock).where(col(StagingStock.warehouse) == "WH-EU")).first()[0]  # type: ignore[call-overload,index]

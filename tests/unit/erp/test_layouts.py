@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -87,3 +88,29 @@ def test_keys_and_removed_flag() -> None:
     assert not is_removed({}) and not is_removed({"removed": "0"})
     with pytest.raises(RowError, match="bad flag"):
         is_removed({"removed": "maybe"})
+
+
+@pytest.mark.parametrize("ean", ["7300000000011", "4006381333931", "73513537", "036000291452"])
+def test_valid_eans_load(ean: str) -> None:
+    row = convert(LAYOUTS["size"], {"variant_number": "V", "size": "S", "ean": f" {ean} "})
+    assert row["ean"] == ean
+
+
+@pytest.mark.parametrize(("ean", "reason"), [
+    ("73ABC0000000X", "bad EAN in ean: '73ABC0000000X' (expected 8 or 12 or 13 digits)"),
+    ("7300000000012", "bad EAN in ean: '7300000000012' has a wrong check digit (expected 1)"),
+    ("123", "bad EAN in ean: '123' (expected 8 or 12 or 13 digits)"),
+    ("73513538", "wrong check digit (expected 7)"),
+    ("036000291453", "wrong check digit (expected 2)"),
+    ("７３００００００００００１１", "expected 8 or 12 or 13 digits"),  # full-width digits
+])
+def test_malformed_eans_are_rejected_with_the_reason(ean: str, reason: str) -> None:
+    with pytest.raises(RowError, match=re.escape(reason)):
+        convert(LAYOUTS["size"], {"variant_number": "V", "size": "S", "ean": ean})
+
+
+def test_upc_must_be_twelve_digits_with_its_check_digit() -> None:
+    assert convert(LAYOUTS["size"], {"variant_number": "V", "size": "S", "ean": "7300000000011",
+                                     "upc": "036000291452"})["upc"] == "036000291452"
+    with pytest.raises(RowError, match="bad UPC in upc"):
+        convert(LAYOUTS["size"], {"variant_number": "V", "size": "S", "ean": "7300000000011", "upc": "7300000000011"})
