@@ -50,7 +50,7 @@ from erpsync.outbound.stock import PushStock
 from erpsync.sample import Catalogue
 from erpsync.sim.server import SimOptions, SimServer
 from erpsync.store.engine import make_engine
-from erpsync.store.fulfilment import ErpDelivery, ErpDeliveryLine
+from erpsync.store.fulfilment import ErpDelivery, ErpDeliveryLine, ErpLineCancellation
 from erpsync.store.models import JobRun
 from erpsync.store.quota_repo import SqlQuotaStore
 from erpsync.store.staging import StagingStock
@@ -138,9 +138,13 @@ def acceptance(kind: str, n: int, tmp: Path) -> None:
         cfg_dir = tmp / f"cfg-{uuid.uuid4().hex[:6]}"
         cfg_dir.mkdir()
         cfg = write_config(cfg_dir, sim.graphql_url)
-        cancel_orders = confirmed_orders(sim, 3)
-        for k, order in enumerate(cancel_orders):
-            x = max(order_items(sim, order), key=lambda i: i["qty"])
+        cancel_orders: list[tuple[str, dict[str, Any]]] = []
+        while len(cancel_orders) < 3:  # a line of 2 units or more: two cancellations of 1
+            order = confirmed_orders(sim, 1)[0]
+            big = max(order_items(sim, order), key=lambda i: i["qty"])
+            if big["qty"] >= 2:
+                cancel_orders.append((order, big))
+        for k, (order, x) in enumerate(cancel_orders):
             write_cancellation(engine, f"C-{k}-a", order, 1, order_line_id=x["id"])
             write_cancellation(engine, f"C-{k}-b", order, 1, sku=x["sku"])
         rng = random.Random(14)
@@ -194,8 +198,11 @@ def acceptance(kind: str, n: int, tmp: Path) -> None:
         assert len(ships) == written and not book["doubleCaptures"] and completed_after_failed == 0
         assert set(states) <= {"shipped", "parked"}, states
         cancelled = book["cancelledLines"]
+        with Session(engine) as s:
+            c_states = s.exec(select(ErpLineCancellation.state, func.count())  # type: ignore[call-overload]
+                              .group_by(ErpLineCancellation.state)).all()
         print(f"acceptance[{kind}]: cancellations: 6 rows of 1 unit on 3 lines → cancelledQuantity "
-              f"{sorted(cancelled.values())} (expected [2, 2, 2])")
+              f"{sorted(cancelled.values())} (expected [2, 2, 2]); rows {dict(c_states)}")
         assert sorted(cancelled.values()) == [2, 2, 2]
     finally:
         sim.stop()

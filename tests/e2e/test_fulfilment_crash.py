@@ -72,8 +72,11 @@ def test_kill_9_at_every_step_under_faults_converges_exactly_once(
                             {"order_line_id": x["id"], "quantity": x["qty"]} for x in part],
                            capture=(i + j) % 3 != 2, paid_outside=(i + j) % 3 == 2)
             expected += 1
-    cancel_order = confirmed_orders(sim, 1)[0]
-    big = max(order_items(sim, cancel_order), key=lambda x: x["qty"])
+    while True:  # an order with a line of 2 units or more: two cancellations of 1
+        cancel_order = confirmed_orders(sim, 1)[0]
+        big = max(order_items(sim, cancel_order), key=lambda x: x["qty"])
+        if big["qty"] >= 2:
+            break
     write_cancellation(engine, "C-1", cancel_order, 1, order_line_id=big["id"])
     write_cancellation(engine, "C-2", cancel_order, 1, order_line_id=big["id"])
     engine.dispose()
