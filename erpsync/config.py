@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from erpsync.errors import ConfigError, ConfigProblem
+from erpsync.logs import REDACTED, redact, register_secrets, scrub
 
 DEFAULT_CONFIG_PATH = Path("/etc/erpsync/erpsync.toml")
 ENV_PREFIX = "ERPSYNC_"
@@ -180,6 +181,25 @@ class Settings(_Section):
     def store_tz(self) -> ZoneInfo:
         return ZoneInfo(self.centra.store_timezone)
 
+    def secret_values(self) -> list[str]:
+        """Every secret value in play: the credentials (``SECRETS``) and the passwords inside every
+        configured URL (``user:pw@``, ``?password=``), raw and percent-decoded. ``erpsync.logs``
+        scrubs them from every output once registered (``register_settings_secrets``)."""
+        values: list[str] = []
+        for spec in SECRETS:
+            v = _get_attr(self, spec.dotted)
+            if isinstance(v, SecretStr):
+                values.append(v.get_secret_value())
+            elif isinstance(v, str) and v:
+                values.append(v)
+        for url in self.urls():
+            values.extend(url_secrets(url))
+        return [v for v in values if v]
+
+    def urls(self) -> list[str]:
+        """Every configured URL that may carry a password."""
+        return [self.database_url, self.erp.sql.url, self.centra.soap.url, self.centra.graphql.url]
+
     def missing_secrets(self, only: Collection[str] | None = None) -> list[ConfigProblem]:
         """Secrets that are not set (``only``: the dotted names to consider; default all)."""
         problems = []
@@ -283,24 +303,62 @@ def env_name(dotted: str) -> str:
     return ENV_PREFIX + dotted.replace(".", "_").upper()
 
 
+def register_settings_secrets(settings: Settings) -> None:
+    """Make every secret value of ``settings`` unprintable on every channel (``erpsync.logs.scrub``)."""
+    register_secrets(settings.secret_values())
+
+
 def redacted_dump(settings: Settings) -> dict[str, Any]:
-    """The effective settings as plain data, secrets shown as ``**********``."""
+    """The effective settings as plain data, secrets shown as ``**********``: the credentials, and
+    every secret value wherever it appears (URL passwords in any form included)."""
+    register_settings_secrets(settings)
     data = settings.model_dump(mode="json")
     for spec in SECRETS:
         if _get(data, spec.dotted) is not None:
-            _set(data, spec.dotted, "**********")
-    data["database"]["url"] = redact_url(settings.database_url)
-    return data
+            _set(data, spec.dotted, REDACTED)
+    data["database"]["url"] = settings.database_url
+    redacted: dict[str, Any] = redact(data)
+    return redacted
 
 
 def redact_url(url: str) -> str:
-    """Hide a password embedded in a URL (``scheme://user:pw@host``)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    creds, _, host = rest.rpartition("@")
-    user, colon, _pw = creds.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+    """Hide a password embedded in a URL (``scheme://user:pw@host``, ``?password=``)."""
+    return scrub(url)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The passwords inside ``url``: the userinfo password and ``password``-like query values,
+    as written and percent-decoded."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    out: list[str] = []
+    if not url:
+        return out
+    _scheme, sep, rest = url.partition("://")
+    if not sep:
+        return out
+    netloc = rest.split("/", 1)[0].split("?", 1)[0]
+    if "@" in netloc:
+        creds = netloc.rpartition("@")[0]
+        _user, colon, pw = creds.partition(":")
+        if colon and pw:
+            out += [pw, unquote(pw)]
+    try:
+        query = urlsplit(url).query
+    except ValueError:
+        query = rest.partition("?")[2]
+    for k, v in parse_qsl(query, keep_blank_values=False):
+        if k.lower() in ("password", "passwd", "pwd", "token", "secret", "api_key", "apikey", "access_token"):
+            out += [v]
+    return [v for v in dict.fromkeys(out) if v]
+
+
+def _get_attr(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
 
 
 def _leaf_keys(model: type[BaseModel], prefix: str = "") -> Iterator[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from erpsync.cli.base import Ctx, print_json
+from erpsync.cli.base import Ctx, echo, print_json
 from erpsync.config import redacted_dump
 
 
@@ -25,8 +25,8 @@ def config_check(obj: Ctx, require_secrets: bool) -> None:
     """
     settings = obj.settings(require_secrets=require_secrets)
     for problem in settings.missing_secrets():
-        click.echo(f"warning: {problem}", err=True)
-    click.echo(f"configuration OK: {obj.config_path}")
+        echo(f"warning: {problem}", err=True)
+    echo(f"configuration OK: {obj.config_path}")
 
 
 @config_group.command("show")

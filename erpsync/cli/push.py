@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from erpsync.cli.base import EXIT_RETRY, open_engine, open_read_engine
+from erpsync.cli.base import EXIT_RETRY, echo, open_engine, open_read_engine
 from erpsync.clock import clock_from_environ
 
 ORDER = ("products", "prices", "stock")
@@ -68,7 +68,7 @@ def push_cmd(obj: Any, what: str, once: bool, dry_run: bool) -> None:
         if stop.is_set():  # a second signal: stop now (what Centra accepted is read back next run)
             raise SystemExit(128 + signum)
         stop.set()  # the first: finish the current batch, then exit
-        click.echo("erpsync: stopping after the current batch (signal again to stop now)", err=True)
+        echo("erpsync: stopping after the current batch (signal again to stop now)", err=True)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
@@ -82,7 +82,7 @@ def push_cmd(obj: Any, what: str, once: bool, dry_run: bool) -> None:
                     break
                 result = cls(engine, port, settings.push, clock=clock, stop_event=stop, dry_run=sink).run()
                 counts = ", ".join(f"{k}={v}" for k, v in sorted(result.counts.items()))
-                click.echo(f"{result.job}: {result.outcome}" + (f" ({counts})" if counts else "")
+                echo(f"{result.job}: {result.outcome}" + (f" ({counts})" if counts else "")
                            + (f": {result.error}" if result.error else ""), err=dry_run)
                 if result.outcome == "retry":
                     worst = max(worst, EXIT_RETRY)
@@ -97,7 +97,7 @@ def push_cmd(obj: Any, what: str, once: bool, dry_run: bool) -> None:
             port.close()
         engine.dispose()
     if sink is not None:
-        click.echo(json.dumps([{"operation": c.operation, "lane": c.lane, "variables": _jsonable(c.variables)}
+        echo(json.dumps([{"operation": c.operation, "lane": c.lane, "variables": _jsonable(c.variables)}
                                for c in sink.calls], indent=2))
     sys.exit(worst)
 
@@ -142,16 +142,16 @@ def plan_cmd(obj: Any, entities: tuple[str, ...], as_json: bool) -> None:
         data = result.as_dict()
         data["tier"] = s.quota.tier
         data["share"] = s.quota.share
-        click.echo(json.dumps(data, indent=2))
+        echo(json.dumps(data, indent=2))
         return
     ops = ("create", "update", "deactivate", "set")
-    click.echo(f"{'entity':<10} {'items':>9} {'changed':>9} " + " ".join(f"{o:>10}" for o in ops)
+    echo(f"{'entity':<10} {'items':>9} {'changed':>9} " + " ".join(f"{o:>10}" for o in ops)
                + f" {'parked':>7} {'mutations':>10} {'requests':>9}")
     for e in result.entities:
-        click.echo(f"{e.entity:<10} {e.items:>9,} {e.changed:>9,} "
+        echo(f"{e.entity:<10} {e.items:>9,} {e.changed:>9,} "
                    + " ".join(f"{e.operations.get(o, 0):>10,}" for o in ops)
                    + f" {e.parked:>7,} {e.mutations:>10,} {e.requests:>9,}")
-    click.echo(f"total: {result.mutations:,} mutations in {result.requests:,} requests; "
+    echo(f"total: {result.mutations:,} mutations in {result.requests:,} requests; "
                f"{s.quota.tier} tier × share {s.quota.share} = {result.mutations_per_second:.3f} mutations/s "
                f"→ about {_duration(result.seconds)}")
 
@@ -174,4 +174,4 @@ def resync_cmd(obj: Any, entity: str, ids: tuple[str, ...]) -> None:
             n = resync(session, entity, keys)
     finally:
         engine.dispose()
-    click.echo(f"{entity}: {n:,} item(s) will be re-sent by the next push")
+    echo(f"{entity}: {n:,} item(s) will be re-sent by the next push")

@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from erpsync.cli.base import echo
 from erpsync.errors import ConfigError, ConfigProblem, SchemaMismatch
 
 
@@ -48,6 +49,6 @@ def quota_cmd(obj: Any, remote: bool, as_json: bool) -> None:
     finally:
         engine.dispose()
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        echo(json.dumps(report, indent=2))
     else:
-        click.echo(format_quota_report(report))
+        echo(format_quota_report(report))

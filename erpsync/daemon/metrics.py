@@ -21,7 +21,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
-from erpsync.logs import get_logger
+from erpsync.logs import get_logger, scrub
 from erpsync.store.models import InboxEvent, JobRun, OutboundItem, ParkedItem, QuotaBucket, QuotaState
 
 log = get_logger("erpsync.daemon.metrics")
@@ -233,6 +233,7 @@ def _handler(registry: CollectorRegistry, healthz: HealthCheck,
                 self._send(404, b"not found\n", "text/plain")
 
         def _send(self, code: int, body: bytes, ctype: str) -> None:
+            body = scrub(body.decode("utf-8", "replace")).encode()  # label values come from data
             self.send_response(code)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))

@@ -54,7 +54,7 @@ from erpsync.daemon.metrics import DaemonMetrics, MetricsServer, StoreCollector,
 from erpsync.daemon.notify import SystemdNotifier, watchdog_interval
 from erpsync.errors import ConfigError, ConfigProblem, JobFailed
 from erpsync.job import JobResult
-from erpsync.logs import get_logger
+from erpsync.logs import get_logger, scrub
 from erpsync.store.daemon_state import DaemonInstance
 from erpsync.store.engine import transaction
 
@@ -304,6 +304,7 @@ class Daemon:
                     retry_in_s=round(delay, 1))
 
     def _disable(self, name: str, reason: str) -> None:
+        reason = scrub(reason)  # shown by status and kept in daemon_instance.jobs
         with self._lock:
             state = self.states[name]
             state.enabled = False
