@@ -484,7 +484,16 @@ class Daemon:
         self._wake.set()
 
     def _apply_reload(self) -> None:
+        """SIGHUP: systemd hears ``RELOADING=1`` (+ ``MONOTONIC_USEC``) now and ``READY=1`` once the
+        new configuration is applied or refused, so ``systemctl reload`` returns when it is done."""
         self._reload_requested = False
+        self.notifier.reloading()
+        try:
+            self._reload()
+        finally:
+            self.notifier.ready(self.status_text())
+
+    def _reload(self) -> None:
         if self.reload_fn is None:
             log.warning("daemon.reload_unsupported", hint="restart erpsync to apply a new configuration")
             return
