@@ -291,12 +291,114 @@ def load_settings(
             elif err["type"] == "missing":
                 msg = "required value is missing"
             problems.append(ConfigProblem(dotted, msg, origins.get(dotted, source)))
+    if settings is not None:
+        for dotted, msg in semantic_problems(settings):
+            problems.append(ConfigProblem(dotted, msg, origins.get(dotted, source)))
     if settings is not None and require_secrets:
         problems.extend(settings.missing_secrets(None if require_secrets is True else require_secrets))
     if problems:
         raise ConfigError(problems)
     assert settings is not None
     return settings
+
+
+def semantic_problems(settings: Settings) -> list[tuple[str, str]]:
+    """What the commands and the daemon check when they start, checked here once for all of them
+    (so `config check` finds it too): ``(dotted key, message)`` per problem."""
+    out: list[tuple[str, str]] = []
+    cron = settings.daemon.housekeeping_cron
+    try:
+        from apscheduler.triggers.cron import CronTrigger
+
+        CronTrigger.from_crontab(cron, timezone="UTC")  # the scheduler's own parser
+    except ValueError as exc:
+        out.append(("daemon.housekeeping_cron", f"not a crontab expression ({exc}): e.g. \"17 3 * * *\""))
+    q = settings.quota
+    if (q.limits_10s is None) != (q.limits_1h is None):
+        missing = "quota.limits_1h" if q.limits_1h is None else "quota.limits_10s"
+        out.append((missing, "give both quota.limits_10s and quota.limits_1h, or neither"))
+    elif q.tier == "custom" and q.limits_10s is None:
+        out.append(("quota.tier", "tier \"custom\" needs quota.limits_10s and quota.limits_1h "
+                                  "([requests, mutations, complexity] per window)"))
+    for key, limits in (("quota.limits_10s", q.limits_10s), ("quota.limits_1h", q.limits_1h)):
+        if limits is not None and any(v <= 0 for v in limits):
+            out.append((key, "every limit must be > 0"))
+    if q.stock_reserve + q.prices_reserve >= 1:
+        out.append(("quota.prices_reserve", f"quota.stock_reserve + quota.prices_reserve must be below 1 "
+                                            f"(is {q.stock_reserve + q.prices_reserve:g}): nothing would be "
+                                            "left for the catalogue"))
+    out += _database_url_problems("database.url", settings.database_url, backends=("sqlite", "postgresql"))
+    if settings.erp.sql.url:
+        out += _database_url_problems("erp.sql.url", settings.erp.sql.url, backends=None)
+    centra = settings.centra
+    for key, url in (("centra.soap.url", centra.soap.url), ("centra.graphql.url", centra.graphql.url)):
+        out += _http_url_problems(key, url)
+    if settings.daemon.metrics_port:  # 0: no listener
+        out += _host_problems("daemon.metrics_host", settings.daemon.metrics_host)
+    return out
+
+
+def _database_url_problems(key: str, url: str, backends: tuple[str, ...] | None) -> list[tuple[str, str]]:
+    """URL syntax, a known dialect and its driver installed (the engine would fail at first use)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    shown = scrub(url)
+    try:
+        parsed = make_url(url)
+        _port = parsed.port
+    except (ArgumentError, ValueError) as exc:
+        return [(key, f"not a valid database URL ({scrub(str(exc))}): {shown}")]
+    backend = parsed.get_backend_name()
+    if backends is not None and backend not in backends:
+        return [(key, f"erpsync keeps its state in SQLite or PostgreSQL, not {backend!r}: {shown}")]
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")  # what erpsync's engines use
+    try:
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:
+        return [(key, f"unknown database dialect {parsed.drivername!r}: {shown}")]
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        return [(key, f"the driver for {parsed.drivername!r} is not installed ({exc.name or exc}); "
+                      + ("use postgresql+psycopg://" if backend == "postgresql" else "install it or pick another"))]
+    return []
+
+
+def _http_url_problems(key: str, url: str) -> list[tuple[str, str]]:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        _port = parts.port
+    except ValueError as exc:
+        return [(key, f"not a valid URL ({exc})")]
+    if not parts.hostname:
+        return [(key, "the URL names no host")]
+    return []
+
+
+def _host_problems(key: str, host: str) -> list[tuple[str, str]]:
+    import ipaddress
+    import socket
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not host or any(c in host for c in "/:@ "):
+            return [(key, f"not a host name or IP address: {host!r}")]
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        return [(key, f"cannot resolve {host!r} ({exc})")]
+    family, _type, _proto, _name, addr = infos[0]
+    try:  # what the metrics listener will do, on a port the system picks
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((addr[0], 0, *addr[2:]))
+    except OSError as exc:
+        return [(key, f"cannot listen on {host!r}: {exc.strerror or exc} (not an address of this host)")]
+    return []
 
 
 def env_name(dotted: str) -> str:

@@ -26,6 +26,7 @@ log level); see ``docs/operations.md``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import random
@@ -533,6 +534,10 @@ class Daemon:
                                             self.health, self.readiness)
             except OSError as exc:
                 host, port = self.metrics_address
+                if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+                    raise ConfigError([ConfigProblem(
+                        "daemon.metrics_host", f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                        "(not an address of this host)", "configuration")]) from exc
                 raise ConfigError([ConfigProblem(
                     "daemon.metrics_port", f"cannot listen on {host}:{port}: {exc.strerror or exc} "
                     "(another erpsync on this host? give each its own port; 0 disables the listener)",
