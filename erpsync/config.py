@@ -1,7 +1,10 @@
 """Settings: one frozen, validated object built from a TOML file, environment and credentials.
 
 Order of precedence (highest first): ``ERPSYNC_<SECTION>_<KEY>`` environment variables, the TOML
-file, the defaults below. Secrets (``centra.soap.password``, ``centra.graphql.token``) are never
+file, the defaults below. The URLs that may hold a password (``database.url``, ``erp.sql.url``)
+may also come from the credential files ``database_url`` / ``erp_sql_url`` in
+``$CREDENTIALS_DIRECTORY`` (after the environment, before the file).
+Secrets (``centra.soap.password``, ``centra.graphql.token``) are never
 read from the file: they come from ``ERPSYNC_CENTRA_SOAP_PASSWORD`` /
 ``ERPSYNC_CENTRA_GRAPHQL_TOKEN`` or from the files ``centra_soap_password`` /
 ``centra_graphql_token`` in ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``).
@@ -42,6 +45,14 @@ class SecretSpec:
 SECRETS = (
     SecretSpec("centra.soap.password", "ERPSYNC_CENTRA_SOAP_PASSWORD", "centra_soap_password"),
     SecretSpec("centra.graphql.token", "ERPSYNC_CENTRA_GRAPHQL_TOKEN", "centra_graphql_token"),
+)
+
+
+#: URLs that may carry a password: besides the file, from ``ERPSYNC_<KEY>`` or the credential file
+#: of this name in ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``), the environment first
+URL_CREDENTIALS = (
+    SecretSpec("database.url", "ERPSYNC_DATABASE_URL", "database_url"),
+    SecretSpec("erp.sql.url", "ERPSYNC_ERP_SQL_URL", "erp_sql_url"),
 )
 
 
@@ -271,6 +282,12 @@ def load_settings(
         origins[dotted] = f"environment ({name})"
 
     cred_dir = environ.get("CREDENTIALS_DIRECTORY")
+    for spec in URL_CREDENTIALS:
+        if spec.env in environ:
+            continue
+        if cred_dir and (Path(cred_dir) / spec.credential).is_file():
+            _set(data, spec.dotted, (Path(cred_dir) / spec.credential).read_text(encoding="utf-8").strip())
+            origins[spec.dotted] = f"credential {spec.credential}"
     for spec in SECRETS:
         if spec.env in environ:
             continue
@@ -403,6 +420,28 @@ def _host_problems(key: str, host: str) -> list[tuple[str, str]]:
 
 def env_name(dotted: str) -> str:
     return ENV_PREFIX + dotted.replace(".", "_").upper()
+
+
+def file_permission_warnings(path: Path | None) -> list[str]:
+    """Warnings for a config file that holds a URL with a password and that others can read."""
+    if path is None:
+        return []
+    try:
+        mode = path.stat().st_mode & 0o777
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return []
+    if not mode & 0o077:
+        return []
+    out = []
+    for key in ("database.url", "erp.sql.url", "centra.soap.url", "centra.graphql.url"):
+        url = _get(data, key)
+        if isinstance(url, str) and url_secrets(url):
+            cred = next((c.credential for c in URL_CREDENTIALS if c.dotted == key), None)
+            out.append(f"{path}: {key}: holds a password and the file is readable by group or others "
+                       f"(mode {mode:04o}): chmod 600 it"
+                       + (f", or move the URL to the credential {cred} / {env_name(key)}" if cred else ""))
+    return out
 
 
 def register_settings_secrets(settings: Settings) -> None:

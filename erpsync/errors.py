@@ -131,7 +131,8 @@ def describe_os_error(exc: BaseException) -> str:
 
 
 def _host_of(exc: BaseException) -> str:
-    pool = getattr(exc, "pool", None) or getattr(exc, "conn", None)
+    attrs = getattr(exc, "__dict__", {})  # urllib3: `conn` / `pool` (never its deprecated properties)
+    pool = attrs.get("conn") or attrs.get("pool")
     host, port = getattr(pool, "host", None), getattr(pool, "port", None)
     if host:
         return f"{host}:{port}" if port else str(host)

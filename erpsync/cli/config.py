@@ -23,9 +23,13 @@ def config_check(obj: Ctx, require_secrets: bool) -> None:
     Secrets are looked up too; their absence is a warning unless --require-secrets (the commands
     that talk to Centra always require them).
     """
+    from erpsync.config import file_permission_warnings
+
     settings = obj.settings(require_secrets=require_secrets)
     for problem in settings.missing_secrets():
         echo(f"warning: {problem}", err=True)
+    for warning in file_permission_warnings(obj.config_path):
+        echo(f"warning: {warning}", err=True)
     echo(f"configuration OK: {obj.config_path}")
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from erpsync.cli.base import EXIT_FATAL, Ctx, echo
+from erpsync.cli.base import Ctx, echo
+from erpsync.errors import SchemaMismatch
 
 
 @click.group("db")
@@ -48,4 +47,5 @@ def db_status(obj: Ctx) -> None:
         engine.dispose()
     echo(f"database: {current or 'empty'}; required: {head}; {'current' if current == head else 'OUT OF DATE'}")
     if current != head:
-        sys.exit(EXIT_FATAL)
+        raise SchemaMismatch(f"the database schema is at {current or 'none (empty)'}, this erpsync needs {head}: "
+                             "run `erpsync db upgrade`")

@@ -26,7 +26,6 @@ from typing import Any
 import click
 
 from erpsync.cli.base import EXIT_RETRY, echo
-from erpsync.errors import RetryLater
 
 
 def _engine(settings: Any) -> Any:
@@ -37,16 +36,11 @@ def _engine(settings: Any) -> Any:
 
 @contextmanager
 def _database(settings: Any) -> Iterator[Any]:
-    """The engine for one command, disposed at the end. A database that cannot be reached (down,
-    restarting, refusing connections) is ``RetryLater``: one clear line and exit 75, no traceback."""
-    from sqlalchemy.exc import InterfaceError, OperationalError
-
+    """The engine for one command, disposed at the end. A database that cannot be reached or has no
+    schema is told by the CLI's one error translator (``erpsync.cli.base.translate``: 75 / 2)."""
     engine = _engine(settings)
     try:
         yield engine
-    except (OperationalError, InterfaceError) as exc:
-        detail = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc).strip() else ""
-        raise RetryLater(f"the database is unavailable ({type(exc.orig or exc).__name__}: {detail})") from exc
     finally:
         engine.dispose()
 

@@ -1,7 +1,7 @@
 """``erpsync push stock|prices|products|all [--once] [--dry-run]``, ``erpsync plan`` and ``erpsync resync``.
 
 ``all`` runs products, then prices, then stock (Centra needs the product before its prices and
-stock). ``--once`` runs one pass and exits (0 ok, 75 a transient fault stopped it, 2 fatal);
+stock). ``--once`` runs one pass and exits (0 ok, 75 a transient fault stopped it, 2 fatal, 130 Ctrl-C);
 without it the pass repeats at ``push.<entity>_interval_seconds`` until SIGINT/SIGTERM.
 ``--dry-run`` prints, as JSON, every mutation a pass would send and sends nothing (no lookups
 either: a product without a recorded Centra id is shown as a create).
@@ -64,10 +64,13 @@ def push_cmd(obj: Any, what: str, once: bool, dry_run: bool) -> None:
     engine = make_engine(settings.database_url, busy_timeout_ms=settings.database.busy_timeout_ms)
     stop = threading.Event()
 
+    signalled: list[int] = []
+
     def on_signal(signum: int, _frame: Any) -> None:
         if stop.is_set():  # a second signal: stop now (what Centra accepted is read back next run)
             raise SystemExit(128 + signum)
-        stop.set()  # the first: finish the current batch, then exit
+        signalled.append(signum)
+        stop.set()  # the first: finish the current batch, then exit (128 + signal: interrupted)
         echo("erpsync: stopping after the current batch (signal again to stop now)", err=True)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -75,18 +78,25 @@ def push_cmd(obj: Any, what: str, once: bool, dry_run: bool) -> None:
     sink = DryRunSink() if dry_run else None
     port = None if dry_run else centra_port(settings, engine, clock)
     worst = 0
+    token_checked = False
     try:
         while True:
+            sent = 0
             for cls in job_classes(what):
                 if stop.is_set():
                     break
                 result = cls(engine, port, settings.push, clock=clock, stop_event=stop, dry_run=sink).run()
+                sent += sum(result.counts.values())
                 counts = ", ".join(f"{k}={v}" for k, v in sorted(result.counts.items()))
                 echo(f"{result.job}: {result.outcome}" + (f" ({counts})" if counts else "")
                            + (f": {result.error}" if result.error else ""), err=dry_run)
                 if result.outcome == "retry":
                     worst = max(worst, EXIT_RETRY)
                     break  # later entities depend on this one
+            if port is not None and not token_checked and not sent and worst == 0 and not stop.is_set():
+                # nothing to send means no request was made: a rejected token would pass unnoticed
+                port.client.rate_limits()  # AuthenticationFailed → exit 2
+            token_checked = True
             if once or dry_run or stop.is_set():
                 break
             interval = min(getattr(settings.push, f"{w}_interval_seconds") for w in
@@ -99,7 +109,9 @@ def push_cmd(obj: Any, what: str, once: bool, dry_run: bool) -> None:
     if sink is not None:
         echo(json.dumps([{"operation": c.operation, "lane": c.lane, "variables": _jsonable(c.variables)}
                                for c in sink.calls], indent=2))
-    sys.exit(worst)
+    # --once cut short by a signal did not do its work: 128 + signal (130 for Ctrl-C); without --once
+    # a signal is the way to stop the loop: 0
+    sys.exit(128 + signalled[0] if signalled and once else worst)
 
 
 def _duration(seconds: float) -> str:
