@@ -430,7 +430,10 @@ LIVE_KEYS = ("pull.interval_seconds", "push.stock_interval_seconds", "push.price
 
 
 def run_daemon(settings: Settings, config_path: Path | None, jobs: Sequence[str] | None = None,
-               environ: Mapping[str, str] | None = None) -> int:
+               environ: Mapping[str, str] | None = None, *, upgrade_schema: bool = False) -> int:
+    """Run the daemon until stopped. ``upgrade_schema``: create or migrate the schema first, in this
+    process (the systemd unit's way: its exit status reaches ``RestartPreventExitStatus=``, which an
+    ``ExecStartPre=`` command's does not)."""
     import os
 
     # one clock for every job and trigger: the system clock, or a time-scaled simulator's
@@ -441,6 +444,12 @@ def run_daemon(settings: Settings, config_path: Path | None, jobs: Sequence[str]
     engine = make_engine(settings.database_url, busy_timeout_ms=settings.database.busy_timeout_ms,
                          echo=settings.database.echo)
     try:
+        if upgrade_schema:
+            before = migrate.current_revision(engine)
+            migrate.upgrade(engine)
+            after = migrate.current_revision(engine)
+            if before != after:
+                log.info("daemon.schema_upgraded", revision=after, previous=before or "empty")
         migrate.ensure_current(engine)  # SchemaMismatch: an operator must run `erpsync db upgrade`
     except (OperationalError, InterfaceError) as exc:
         engine.dispose()

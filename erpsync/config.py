@@ -1,7 +1,10 @@
 """Settings: one frozen, validated object built from a TOML file, environment and credentials.
 
 Order of precedence (highest first): ``ERPSYNC_<SECTION>_<KEY>`` environment variables, the TOML
-file, the defaults below. Secrets (``centra.soap.password``, ``centra.graphql.token``) are never
+file, the defaults below. The URLs that may hold a password (``database.url``, ``erp.sql.url``)
+may also come from the credential files ``database_url`` / ``erp_sql_url`` in
+``$CREDENTIALS_DIRECTORY`` (after the environment, before the file).
+Secrets (``centra.soap.password``, ``centra.graphql.token``) are never
 read from the file: they come from ``ERPSYNC_CENTRA_SOAP_PASSWORD`` /
 ``ERPSYNC_CENTRA_GRAPHQL_TOKEN`` or from the files ``centra_soap_password`` /
 ``centra_graphql_token`` in ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``).
@@ -22,6 +25,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from erpsync.errors import ConfigError, ConfigProblem
+from erpsync.logs import REDACTED, redact, register_secrets, scrub
 
 DEFAULT_CONFIG_PATH = Path("/etc/erpsync/erpsync.toml")
 ENV_PREFIX = "ERPSYNC_"
@@ -41,6 +45,14 @@ class SecretSpec:
 SECRETS = (
     SecretSpec("centra.soap.password", "ERPSYNC_CENTRA_SOAP_PASSWORD", "centra_soap_password"),
     SecretSpec("centra.graphql.token", "ERPSYNC_CENTRA_GRAPHQL_TOKEN", "centra_graphql_token"),
+)
+
+
+#: URLs that may carry a password: besides the file, from ``ERPSYNC_<KEY>`` or the credential file
+#: of this name in ``$CREDENTIALS_DIRECTORY`` (systemd ``LoadCredential=``), the environment first
+URL_CREDENTIALS = (
+    SecretSpec("database.url", "ERPSYNC_DATABASE_URL", "database_url"),
+    SecretSpec("erp.sql.url", "ERPSYNC_ERP_SQL_URL", "erp_sql_url"),
 )
 
 
@@ -226,6 +238,26 @@ class Settings(_Section):
     def store_tz(self) -> ZoneInfo:
         return ZoneInfo(self.centra.store_timezone)
 
+    def secret_values(self) -> list[str]:
+        """Every secret value in play: the credentials (``SECRETS``) and the passwords inside every
+        configured URL (``user:pw@``, ``?password=``), raw and percent-decoded. ``erpsync.logs``
+        scrubs them from every output once registered (``register_settings_secrets``)."""
+        values: list[str] = []
+        for spec in SECRETS:
+            v = _get_attr(self, spec.dotted)
+            if isinstance(v, SecretStr):
+                values.append(v.get_secret_value())
+            elif isinstance(v, str) and v:
+                values.append(v)
+        for url in self.urls():
+            values.extend(url_secrets(url))
+        return [v for v in values if v]
+
+    def urls(self) -> list[str]:
+        """Every configured URL that may carry a password."""
+        sides = [side.url for side in (self.centra.soap, self.centra.graphql) if side is not None]
+        return [self.database_url, self.erp.sql.url, *sides]
+
     def missing_secrets(self, only: Collection[str] | None = None) -> list[ConfigProblem]:
         """Secrets that are not set (``only``: the dotted names to consider; default all)."""
         problems = []
@@ -299,6 +331,12 @@ def load_settings(
         origins[dotted] = f"environment ({name})"
 
     cred_dir = environ.get("CREDENTIALS_DIRECTORY")
+    for spec in URL_CREDENTIALS:
+        if spec.env in environ:
+            continue
+        if cred_dir and (Path(cred_dir) / spec.credential).is_file():
+            _set(data, spec.dotted, (Path(cred_dir) / spec.credential).read_text(encoding="utf-8").strip())
+            origins[spec.dotted] = f"credential {spec.credential}"
     for spec in SECRETS:
         if spec.env in environ:
             continue
@@ -324,6 +362,9 @@ def load_settings(
             elif err["type"] == "missing":
                 msg = "required value is missing"
             problems.append(ConfigProblem(dotted, msg, origins.get(dotted, source)))
+    if settings is not None:
+        for dotted, msg in semantic_problems(settings):
+            problems.append(ConfigProblem(dotted, msg, origins.get(dotted, source)))
     if settings is not None and require_secrets:
         problems.extend(settings.missing_secrets(None if require_secrets is True else require_secrets))
     if problems:
@@ -332,28 +373,188 @@ def load_settings(
     return settings
 
 
+def semantic_problems(settings: Settings) -> list[tuple[str, str]]:
+    """What the commands and the daemon check when they start, checked here once for all of them
+    (so `config check` finds it too): ``(dotted key, message)`` per problem."""
+    out: list[tuple[str, str]] = []
+    cron = settings.daemon.housekeeping_cron
+    try:
+        from apscheduler.triggers.cron import CronTrigger
+
+        CronTrigger.from_crontab(cron, timezone="UTC")  # the scheduler's own parser
+    except ValueError as exc:
+        out.append(("daemon.housekeeping_cron", f"not a crontab expression ({exc}): e.g. \"17 3 * * *\""))
+    q = settings.quota
+    if (q.limits_10s is None) != (q.limits_1h is None):
+        missing = "quota.limits_1h" if q.limits_1h is None else "quota.limits_10s"
+        out.append((missing, "give both quota.limits_10s and quota.limits_1h, or neither"))
+    elif q.tier == "custom" and q.limits_10s is None:
+        out.append(("quota.tier", "tier \"custom\" needs quota.limits_10s and quota.limits_1h "
+                                  "([requests, mutations, complexity] per window)"))
+    for key, limits in (("quota.limits_10s", q.limits_10s), ("quota.limits_1h", q.limits_1h)):
+        if limits is not None and any(v <= 0 for v in limits):
+            out.append((key, "every limit must be > 0"))
+    if q.stock_reserve + q.prices_reserve >= 1:
+        out.append(("quota.prices_reserve", f"quota.stock_reserve + quota.prices_reserve must be below 1 "
+                                            f"(is {q.stock_reserve + q.prices_reserve:g}): nothing would be "
+                                            "left for the catalogue"))
+    out += _database_url_problems("database.url", settings.database_url, backends=("sqlite", "postgresql"))
+    if settings.erp.sql.url:
+        out += _database_url_problems("erp.sql.url", settings.erp.sql.url, backends=None)
+    centra = settings.centra
+    for key, side in (("centra.soap.url", centra.soap), ("centra.graphql.url", centra.graphql)):
+        if side is not None:
+            out += _http_url_problems(key, side.url)
+    if settings.daemon.metrics_port:  # 0: no listener
+        out += _host_problems("daemon.metrics_host", settings.daemon.metrics_host)
+    return out
+
+
+def _database_url_problems(key: str, url: str, backends: tuple[str, ...] | None) -> list[tuple[str, str]]:
+    """URL syntax, a known dialect and its driver installed (the engine would fail at first use)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    shown = scrub(url)
+    try:
+        parsed = make_url(url)
+        _port = parsed.port
+    except (ArgumentError, ValueError) as exc:
+        return [(key, f"not a valid database URL ({scrub(str(exc))}): {shown}")]
+    backend = parsed.get_backend_name()
+    if backends is not None and backend not in backends:
+        return [(key, f"erpsync keeps its state in SQLite or PostgreSQL, not {backend!r}: {shown}")]
+    if parsed.drivername == "postgresql":
+        parsed = parsed.set(drivername="postgresql+psycopg")  # what erpsync's engines use
+    try:
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:
+        return [(key, f"unknown database dialect {parsed.drivername!r}: {shown}")]
+    try:
+        dialect.import_dbapi()
+    except ImportError as exc:
+        return [(key, f"the driver for {parsed.drivername!r} is not installed ({exc.name or exc}); "
+                      + ("use postgresql+psycopg://" if backend == "postgresql" else "install it or pick another"))]
+    return []
+
+
+def _http_url_problems(key: str, url: str) -> list[tuple[str, str]]:
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        _port = parts.port
+    except ValueError as exc:
+        return [(key, f"not a valid URL ({exc})")]
+    if not parts.hostname:
+        return [(key, "the URL names no host")]
+    return []
+
+
+def _host_problems(key: str, host: str) -> list[tuple[str, str]]:
+    import ipaddress
+    import socket
+
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if not host or any(c in host for c in "/:@ "):
+            return [(key, f"not a host name or IP address: {host!r}")]
+    try:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as exc:
+        return [(key, f"cannot resolve {host!r} ({exc})")]
+    family, _type, _proto, _name, addr = infos[0]
+    try:  # what the metrics listener will do, on a port the system picks
+        with socket.socket(family, socket.SOCK_STREAM) as probe:
+            probe.bind((addr[0], 0, *addr[2:]))
+    except OSError as exc:
+        return [(key, f"cannot listen on {host!r}: {exc.strerror or exc} (not an address of this host)")]
+    return []
+
+
 def env_name(dotted: str) -> str:
     return ENV_PREFIX + dotted.replace(".", "_").upper()
 
 
+def file_permission_warnings(path: Path | None) -> list[str]:
+    """Warnings for a config file that holds a URL with a password and that others can read."""
+    if path is None:
+        return []
+    try:
+        mode = path.stat().st_mode & 0o777
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return []
+    if not mode & 0o077:
+        return []
+    out = []
+    for key in ("database.url", "erp.sql.url", "centra.soap.url", "centra.graphql.url"):
+        url = _get(data, key)
+        if isinstance(url, str) and url_secrets(url):
+            cred = next((c.credential for c in URL_CREDENTIALS if c.dotted == key), None)
+            out.append(f"{path}: {key}: holds a password and the file is readable by group or others "
+                       f"(mode {mode:04o}): chmod 600 it"
+                       + (f", or move the URL to the credential {cred} / {env_name(key)}" if cred else ""))
+    return out
+
+
+def register_settings_secrets(settings: Settings) -> None:
+    """Make every secret value of ``settings`` unprintable on every channel (``erpsync.logs.scrub``)."""
+    register_secrets(settings.secret_values())
+
+
 def redacted_dump(settings: Settings) -> dict[str, Any]:
-    """The effective settings as plain data, secrets shown as ``**********``."""
+    """The effective settings as plain data, secrets shown as ``**********``: the credentials, and
+    every secret value wherever it appears (URL passwords in any form included)."""
+    register_settings_secrets(settings)
     data = settings.model_dump(mode="json")
     for spec in SECRETS:
         if _get(data, spec.dotted) is not None:
-            _set(data, spec.dotted, "**********")
-    data["database"]["url"] = redact_url(settings.database_url)
-    return data
+            _set(data, spec.dotted, REDACTED)
+    data["database"]["url"] = settings.database_url
+    redacted: dict[str, Any] = redact(data)
+    return redacted
 
 
 def redact_url(url: str) -> str:
-    """Hide a password embedded in a URL (``scheme://user:pw@host``)."""
-    scheme, sep, rest = url.partition("://")
-    if not sep or "@" not in rest:
-        return url
-    creds, _, host = rest.rpartition("@")
-    user, colon, _pw = creds.partition(":")
-    return f"{scheme}://{user}{':***' if colon else ''}@{host}"
+    """Hide a password embedded in a URL (``scheme://user:pw@host``, ``?password=``)."""
+    return scrub(url)
+
+
+def url_secrets(url: str) -> list[str]:
+    """The passwords inside ``url``: the userinfo password and ``password``-like query values,
+    as written and percent-decoded."""
+    from urllib.parse import parse_qsl, unquote, urlsplit
+
+    out: list[str] = []
+    if not url:
+        return out
+    _scheme, sep, rest = url.partition("://")
+    if not sep:
+        return out
+    netloc = rest.split("/", 1)[0].split("?", 1)[0]
+    if "@" in netloc:
+        creds = netloc.rpartition("@")[0]
+        _user, colon, pw = creds.partition(":")
+        if colon and pw:
+            out += [pw, unquote(pw)]
+    try:
+        query = urlsplit(url).query
+    except ValueError:
+        query = rest.partition("?")[2]
+    for k, v in parse_qsl(query, keep_blank_values=False):
+        if k.lower() in ("password", "passwd", "pwd", "token", "secret", "api_key", "apikey", "access_token"):
+            out += [v]
+    return [v for v in dict.fromkeys(out) if v]
+
+
+def _get_attr(obj: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
 
 
 def _leaf_keys(model: type[BaseModel], prefix: str = "") -> Iterator[str]:

@@ -106,3 +106,61 @@ class ConfigError(ErpsyncError):
     def __init__(self, problems: Sequence[ConfigProblem]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+def describe_os_error(exc: BaseException) -> str:
+    """One line naming the cause of a network or file error found anywhere in ``exc``'s chain (its
+    ``__cause__``/``__context__``, urllib3's ``reason``, requests' ``args``): DNS, refused, TLS,
+    timeout, reset, disk full, permission; with the host or file when known."""
+    import errno
+    import socket
+    import ssl
+
+    seen: list[BaseException] = []
+    todo: list[object] = [exc]
+    while todo:
+        cur = todo.pop(0)
+        if not isinstance(cur, BaseException) or any(cur is s for s in seen) or len(seen) > 20:
+            continue
+        seen.append(cur)
+        todo += [cur.__cause__, cur.__context__, getattr(cur, "reason", None), *getattr(cur, "args", ())]
+    host = next((h for e in seen for h in [_host_of(e)] if h), "")
+    at = f" ({host})" if host else ""
+    for e in seen:
+        if isinstance(e, socket.gaierror) or type(e).__name__ == "NameResolutionError":
+            return f"DNS lookup failed{at}: the host name does not resolve"
+    for e in seen:
+        if isinstance(e, ssl.SSLError) or type(e).__name__ in ("SSLError", "SSLCertVerificationError"):
+            return f"TLS handshake failed{at}: {_first_line(e)}"
+    for e in seen:
+        if isinstance(e, ConnectionRefusedError):
+            return f"connection refused{at}: nothing listens there"
+    for e in seen:
+        if isinstance(e, TimeoutError) or "Timeout" in type(e).__name__:
+            return f"timed out{at}"
+    for e in seen:
+        if isinstance(e, ConnectionResetError) or type(e).__name__ in ("RemoteDisconnected", "ProtocolError"):
+            return f"connection reset{at}"
+        if isinstance(e, OSError) and e.errno == errno.ENOSPC:
+            return f"disk full{f' ({e.filename})' if e.filename else ''}: {_first_line(e)}"
+        if isinstance(e, PermissionError):
+            return f"permission denied{f' ({e.filename})' if e.filename else ''}"
+    return f"{type(exc).__name__}: {_first_line(exc)}{at}"
+
+
+def _host_of(exc: BaseException) -> str:
+    attrs = getattr(exc, "__dict__", {})  # urllib3: `conn` / `pool` (never its deprecated properties)
+    pool = attrs.get("conn") or attrs.get("pool")
+    host, port = getattr(pool, "host", None), getattr(pool, "port", None)
+    if host:
+        return f"{host}:{port}" if port else str(host)
+    request = getattr(exc, "request", None)
+    url = getattr(request, "url", None)
+    if isinstance(url, str) and "://" in url:
+        return url.split("://", 1)[1].split("/", 1)[0].rpartition("@")[2]
+    return ""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

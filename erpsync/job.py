@@ -23,7 +23,7 @@ from sqlmodel import col
 
 from erpsync.clock import Clock, SystemClock
 from erpsync.errors import ErpsyncError, JobFailed, RetryLater
-from erpsync.logs import get_logger
+from erpsync.logs import get_logger, scrub
 from erpsync.store.engine import transaction
 from erpsync.store.models import JobRun
 
@@ -117,6 +117,7 @@ class Job(ABC):
     ) -> JobResult:
         duration = self.clock.monotonic() - t0
         counts = dict(ctx.counts)
+        error = None if error is None else scrub(error)  # a server may echo a token back
         with transaction(self.engine) as s:
             s.exec(update(JobRun).where(col(JobRun.run_id) == run_id).values(  # type: ignore[call-overload]
                 finished_at=self.clock.now(), outcome=outcome, counts=counts, error=error))

@@ -1,9 +1,16 @@
 """Logging: structlog for erpsync, stdlib loggers (zeep, gql, apscheduler, sqlalchemy) routed in.
 
-JSON lines on stdout when not on a TTY (journald: one object per line, ``timestamp`` in UTC
-ISO-8601, ``level``, ``event``, ``logger``), a readable console renderer on a TTY. The
-``redact_secrets`` processor scrubs every registered secret value from every string in the event
-dict, whatever key it hides under, plus passwords embedded in URLs and SOAP ``<password>`` elements.
+JSON lines on stderr (the CLI and the daemon pass ``sys.stderr``; stdout is for command output)
+when not on a TTY (journald: one object per line, ``timestamp`` in UTC ISO-8601, ``level``,
+``event``, ``logger``), a readable console renderer on a TTY.
+
+Redaction lives here, in one place, for every channel (log lines, the CLI's error lines and JSON
+output, ``job_run.error`` and parked reasons in the database, ``status``, ``/metrics``,
+``config show``): ``scrub(text)`` removes every registered secret value (``register_secret``:
+credentials, passwords taken out of every configured URL) wherever it appears, plus passwords
+embedded in URLs (``user:pw@``, ``?password=``, ``&password=``), SOAP ``<password>`` elements and
+bearer tokens; ``redact(obj)`` applies it to every string of a nested structure and blanks values
+under secret-looking keys. The ``redact_secrets`` processor applies ``redact`` to every event dict.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import os
 import re
 import sys
 import threading
-from collections.abc import Iterable, Mapping, MutableMapping
+from collections.abc import Iterable, Mapping
 from typing import Any, TextIO
 
 import structlog
@@ -21,7 +28,11 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 REDACTED = "**********"
 _SENSITIVE_KEYS = re.compile(r"pass(word)?|secret|token|authorization|credential|api[_-]?key", re.I)
-_URL_PASSWORD = re.compile(r"(?P<pre>[a-z][a-z0-9+.-]*://[^/\s:@]+:)[^@/\s]+(?=@)", re.I)
+_URL_PASSWORD = re.compile(r"(?P<pre>[a-z][a-z0-9+.-]*://[^/\s:@]*:)[^@/\s]+(?=@)", re.I)
+#: a password as a URL query parameter (libpq / SQLAlchemy accept ``?password=``) or a DSN keyword
+_QUERY_PASSWORD = re.compile(
+    r"(?P<pre>[?&;](?:password|passwd|pwd|token|secret|api[_-]?key|access_token)=)[^&\s#;'\"]+", re.I)
+_DSN_PASSWORD = re.compile(r"(?P<pre>\bpassword\s*=\s*)(?:'[^']*'|[^\s'\"]+)", re.I)
 _XML_PASSWORD = re.compile(r"(<(?:[\w-]+:)?password>)[^<]*(</)", re.I)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._~+/=-]+", re.I)
 
@@ -36,29 +47,46 @@ def register_secret(value: str | None) -> None:
             _secrets.add(value)
 
 
+def register_secrets(values: Iterable[str | None]) -> None:
+    for v in values:
+        register_secret(v)
+
+
 def scrub(text: str) -> str:
-    for secret in sorted(_secrets, key=len, reverse=True):
+    """``text`` with every secret replaced by ``**********`` (the one redaction function)."""
+    with _secrets_lock:
+        known = sorted(_secrets, key=len, reverse=True)
+    for secret in known:
         if secret in text:
             text = text.replace(secret, REDACTED)
     text = _URL_PASSWORD.sub(lambda m: m.group("pre") + REDACTED, text)
+    text = _QUERY_PASSWORD.sub(lambda m: m.group("pre") + REDACTED, text)
+    text = _DSN_PASSWORD.sub(lambda m: m.group("pre") + REDACTED, text)
     text = _XML_PASSWORD.sub(lambda m: m.group(1) + REDACTED + m.group(2), text)
     return _BEARER.sub(lambda m: m.group(1) + REDACTED, text)
 
 
-def _scrub_value(key: str | None, value: Any) -> Any:
-    if key is not None and _SENSITIVE_KEYS.search(key) and value not in (None, ""):
+def _scrub_value(key: str | None, value: Any, by_key: bool = True) -> Any:
+    if by_key and key is not None and _SENSITIVE_KEYS.search(key) and value not in (None, ""):
         return REDACTED
     if isinstance(value, str):
         return scrub(value)
     if isinstance(value, bytes):
         return scrub(value.decode("utf-8", "replace"))
-    if isinstance(value, MutableMapping):
-        return {k: _scrub_value(str(k), v) for k, v in value.items()}
+    if isinstance(value, Mapping):
+        return {k: _scrub_value(str(k), v, by_key) for k, v in value.items()}
     if isinstance(value, list | tuple | set):
-        return [_scrub_value(None, v) for v in value]
+        return [_scrub_value(None, v, by_key) for v in value]
     if isinstance(value, int | float | bool) or value is None:
         return value
-    return scrub(repr(value)) if not isinstance(value, str) else value
+    return scrub(repr(value))
+
+
+def redact(value: Any, *, by_key: bool = False) -> Any:
+    """``value`` (a string, or dicts/lists of them) with every secret value scrubbed; with
+    ``by_key`` also every value under a key that names a secret (``password``, ``token``…) blanked.
+    Numbers, booleans and None pass through; other objects become their scrubbed ``repr``."""
+    return _scrub_value(None, value, by_key)
 
 
 def redact_secrets(_logger: WrappedLogger, _name: str, event_dict: EventDict) -> EventDict:
@@ -165,6 +193,10 @@ def configure_logging(
     # chatty libraries: their INFO is noise for operators, DEBUG only when asked
     for noisy in ("zeep", "gql", "urllib3", "sqlalchemy.engine", "apscheduler"):
         logging.getLogger(noisy).setLevel(level if level == "DEBUG" else "WARNING")
+    # SQLAlchemy's DEBUG logs every result row (customer e-mails, addresses): statements at most;
+    # their bound values are hidden by the engines (``hide_parameters``)
+    if level == "DEBUG":
+        logging.getLogger("sqlalchemy.engine").setLevel("INFO")
 
 
 def get_logger(name: str = "erpsync") -> Any:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from erpsync.cli.base import Ctx, print_json
+from erpsync.cli.base import Ctx, echo, print_json
 from erpsync.config import redacted_dump
 
 
@@ -23,15 +23,19 @@ def config_check(obj: Ctx, require_secrets: bool) -> None:
     Secrets are looked up too; their absence is a warning unless --require-secrets (the commands
     that talk to Centra always require them).
     """
+    from erpsync.config import file_permission_warnings
+
     settings = obj.settings(require_secrets=require_secrets)
     for problem in settings.missing_secrets():
-        click.echo(f"warning: {problem}", err=True)
-    click.echo(f"configuration OK: {obj.config_path}")
+        echo(f"warning: {problem}", err=True)
+    for warning in file_permission_warnings(obj.config_path):
+        echo(f"warning: {warning}", err=True)
+    echo(f"configuration OK: {obj.config_path}")
     from erpsync.app import default_jobs, jobs_off
 
-    click.echo("jobs enabled: " + ", ".join(default_jobs(settings)))
+    echo("jobs enabled: " + ", ".join(default_jobs(settings)))
     for job, why in jobs_off(settings).items():
-        click.echo(f"job off: {job} ({why})")
+        echo(f"job off: {job} ({why})")
 
 
 @config_group.command("show")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
-from erpsync.cli.base import EXIT_FATAL, Ctx
+from erpsync.cli.base import Ctx, echo
+from erpsync.errors import SchemaMismatch
 
 
 @click.group("db")
@@ -24,10 +23,13 @@ def db_upgrade(obj: Ctx, revision: str) -> None:
 
     s = obj.settings(require_secrets=False)
     engine = make_engine(s.database_url, busy_timeout_ms=s.database.busy_timeout_ms)
-    before = migrate.current_revision(engine)
-    migrate.upgrade(engine, revision)
-    after = migrate.current_revision(engine)
-    click.echo(f"schema at {after}" + (" (already current)" if before == after else f" (was {before or 'empty'})"))
+    try:
+        before = migrate.current_revision(engine)
+        migrate.upgrade(engine, revision)
+        after = migrate.current_revision(engine)
+    finally:
+        engine.dispose()
+    echo(f"schema at {after}" + (" (already current)" if before == after else f" (was {before or 'empty'})"))
 
 
 @db_group.command("status")
@@ -39,7 +41,11 @@ def db_status(obj: Ctx) -> None:
 
     s = obj.settings(require_secrets=False)
     engine = make_engine(s.database_url, busy_timeout_ms=s.database.busy_timeout_ms)
-    current, head = migrate.current_revision(engine), migrate.head_revision()
-    click.echo(f"database: {current or 'empty'}; required: {head}; {'current' if current == head else 'OUT OF DATE'}")
+    try:
+        current, head = migrate.current_revision(engine), migrate.head_revision()
+    finally:
+        engine.dispose()
+    echo(f"database: {current or 'empty'}; required: {head}; {'current' if current == head else 'OUT OF DATE'}")
     if current != head:
-        sys.exit(EXIT_FATAL)
+        raise SchemaMismatch(f"the database schema is at {current or 'none (empty)'}, this erpsync needs {head}: "
+                             "run `erpsync db upgrade`")

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from erpsync.cli.base import open_engine
+from erpsync.cli.base import echo, open_engine
 
 EXIT_DATAERR = 65
 _SHOWN_PROBLEMS = 20
@@ -23,7 +23,7 @@ def _tty_progress() -> Any:
         return None
 
     def show(entity: str, source: str, rows: int) -> None:
-        click.echo(f"\r{entity}: {source}: {rows:,} rows", nl=False, err=True)
+        echo(f"\r{entity}: {source}: {rows:,} rows", nl=False, err=True)
 
     return show
 
@@ -69,24 +69,24 @@ def import_cmd(obj: Any, paths: tuple[Path, ...], entity: str | None, mode: str,
     finally:
         engine.dispose()
     if progress:
-        click.echo("", err=True)
+        echo("", err=True)
     if as_json:
         import json
 
-        click.echo(json.dumps(report.as_dict(), indent=2))
+        echo(json.dumps(report.as_dict(), indent=2))
     else:
         for e in report.entities:
             if e.error:
-                click.echo(f"{e.entity}: NOT LOADED: {e.error}")
+                echo(f"{e.entity}: NOT LOADED: {e.error}")
                 continue
             line = f"{e.entity}: {e.loaded:,} loaded, {e.rejected:,} rejected"
             if e.mode == "snapshot":
                 line += f", {e.removed:,} marked removed"
-            click.echo(line)
+            echo(line)
             for p in e.problems[:_SHOWN_PROBLEMS]:
-                click.echo(f"  {p}")
+                echo(f"  {p}")
             if e.rejected > _SHOWN_PROBLEMS:
-                click.echo(f"  … {e.rejected - _SHOWN_PROBLEMS:,} more (parked: kind=import)")
+                echo(f"  … {e.rejected - _SHOWN_PROBLEMS:,} more (parked: kind=import)")
     if report.rejected or report.failed:
         click.get_current_context().exit(EXIT_DATAERR)
 
@@ -109,7 +109,7 @@ def sample_generate(directory: Path, products: int, variants: int, sizes: int, f
 
     written = generate(directory, Catalogue(products, variants, sizes, seed=seed), fmt=fmt)
     for entity, path in written.items():
-        click.echo(f"{entity}: {path}")
+        echo(f"{entity}: {path}")
 
 
 @sample_group.command("path")
@@ -117,7 +117,7 @@ def sample_path() -> None:
     """Print the directory holding the small example files (one per entity)."""
     from erpsync.sample import EXAMPLES_DIR
 
-    click.echo(str(EXAMPLES_DIR))
+    echo(str(EXAMPLES_DIR))
 
 
 COMMANDS = (import_cmd, sample_group)

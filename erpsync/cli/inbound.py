@@ -25,8 +25,8 @@ from typing import Any
 
 import click
 
-from erpsync.cli.base import EXIT_RETRY, config_exit
-from erpsync.errors import ConfigError, ConfigProblem, RetryLater
+from erpsync.cli.base import EXIT_RETRY, config_exit, echo
+from erpsync.errors import ConfigError, ConfigProblem
 
 
 def _engine(settings: Any) -> Any:
@@ -37,16 +37,11 @@ def _engine(settings: Any) -> Any:
 
 @contextmanager
 def _database(settings: Any) -> Iterator[Any]:
-    """The engine for one command, disposed at the end. A database that cannot be reached (down,
-    restarting, refusing connections) is ``RetryLater``: one clear line and exit 75, no traceback."""
-    from sqlalchemy.exc import InterfaceError, OperationalError
-
+    """The engine for one command, disposed at the end. A database that cannot be reached or has no
+    schema is told by the CLI's one error translator (``erpsync.cli.base.translate``: 75 / 2)."""
     engine = _engine(settings)
     try:
         yield engine
-    except (OperationalError, InterfaceError) as exc:
-        detail = str(exc.orig or exc).strip().splitlines()[0] if str(exc.orig or exc).strip() else ""
-        raise RetryLater(f"the database is unavailable ({type(exc.orig or exc).__name__}: {detail})") from exc
     finally:
         engine.dispose()
 
@@ -95,7 +90,7 @@ def pull_cmd(obj: Any, once: bool, as_json: bool) -> None:
                           malformed_retries=settings.pull.malformed_retries)
             while True:
                 result = job.run()  # JobFailed propagates: erpsync.cli.main prints it and exits 2
-                click.echo(json.dumps({"outcome": result.outcome, "duration_s": round(result.duration_s, 3),
+                echo(json.dumps({"outcome": result.outcome, "duration_s": round(result.duration_s, 3),
                                        "error": result.error, **result.counts}) if as_json else _summary(result))
                 code = EXIT_RETRY if result.outcome == "retry" else 0
                 if once or stop.wait(settings.pull.interval_seconds):
@@ -124,13 +119,13 @@ def events_stats(obj: Any, as_json: bool) -> None:
             rows = InboxRepository().stats(session)
             parked_open = len(InboxRepository().parked(session, kind="event"))
     if as_json:
-        click.echo(json.dumps({"rows": rows, "total": sum(r["count"] for r in rows),
+        echo(json.dumps({"rows": rows, "total": sum(r["count"] for r in rows),
                                "parked_open": parked_open}, indent=2))
         return
-    click.echo(f"{'type':<14} {'status':<11} {'count':>8} {'acked':>8}")
+    echo(f"{'type':<14} {'status':<11} {'count':>8} {'acked':>8}")
     for r in rows:
-        click.echo(f"{r['type']:<14} {r['status']:<11} {r['count']:>8} {r['acked']:>8}")
-    click.echo(f"total {sum(r['count'] for r in rows)} events; {parked_open} parked event(s) open")
+        echo(f"{r['type']:<14} {r['status']:<11} {r['count']:>8} {r['acked']:>8}")
+    echo(f"total {sum(r['count'] for r in rows)} events; {parked_open} parked event(s) open")
 
 
 @click.command("export")
@@ -154,9 +149,9 @@ def export_cmd(obj: Any, out_dir: str, since: datetime | None, statuses: tuple[s
                                since=since.replace(tzinfo=UTC) if since else None, statuses=statuses,
                                include_deleted=not no_deleted, move_cursor=not dry_run)
     if not result.orders:
-        click.echo("export: nothing new")
+        echo("export: nothing new")
         return
-    click.echo(f"export: {result.orders} order(s) -> {result.orders_file}; {result.lines} line(s) -> "
+    echo(f"export: {result.orders} order(s) -> {result.orders_file}; {result.lines} line(s) -> "
                f"{result.lines_file}" + (" (dry run: cursor not moved)" if dry_run else ""))
 
 
@@ -184,12 +179,12 @@ def parked_list(obj: Any, kind: str | None, include_resolved: bool, as_json: boo
             rows = [{"id": p.id, "kind": p.kind, "key": p.key, "reason": p.reason, "attempts": p.attempts,
                      "created_at": p.created_at.isoformat(), "resolution": p.resolution} for p in items]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        echo(json.dumps(rows, indent=2))
         return
     for r in rows:
-        click.echo(f"#{r['id']} {r['kind']} {r['key']} (attempts {r['attempts']}"
+        echo(f"#{r['id']} {r['kind']} {r['key']} (attempts {r['attempts']}"
                    + (f", {r['resolution']}" if r["resolution"] else "") + f"): {r['reason']}")
-    click.echo(f"{len(rows)} parked item(s)")
+    echo(f"{len(rows)} parked item(s)")
 
 
 def _select(session: Any, ids: tuple[int, ...], all_: bool, kind: str | None) -> list[Any]:
@@ -228,13 +223,13 @@ def parked_retry(obj: Any, ids: tuple[int, ...], all_: bool, kind: str | None) -
                 if item.kind == "event":
                     res = replay_parked_event(session, repo, item, settings.store_tz, now)
                     still += res.status == "parked"
-                    click.echo(f"#{item.id} event {item.key}: {res.status}" + (f": {res.reason}" if res.reason else ""))
+                    echo(f"#{item.id} event {item.key}: {res.status}" + (f": {res.reason}" if res.reason else ""))
                 elif item.kind == "import":
                     assert item.id is not None
                     imports.append((item.id, item.key))  # re-imported below, each in its own transaction
                 else:
                     repo.resolve_parked(session, item, "retried", now)
-                    click.echo(f"#{item.id} {item.kind} {item.key}: marked for retry")
+                    echo(f"#{item.id} {item.kind} {item.key}: marked for retry")
         if imports:
             from erpsync.erp.loader import StagingLoader
 
@@ -244,7 +239,7 @@ def parked_retry(obj: Any, ids: tuple[int, ...], all_: bool, kind: str | None) -
                 loaded, detail = loader.reimport_parked(park_id)
                 still += loaded is not True
                 status = {True: "re-imported", False: "still parked", None: "not retried"}[loaded]
-                click.echo(f"#{park_id} import {key}: {status}" + ("" if loaded else f": {detail}"))
+                echo(f"#{park_id} import {key}: {status}" + ("" if loaded else f": {detail}"))
     if still:
         click.get_current_context().exit(1)
 
@@ -264,7 +259,7 @@ def parked_drop(obj: Any, ids: tuple[int, ...], all_: bool, kind: str | None) ->
             items = _select(session, ids, all_, kind)
             for item in items:
                 InboxRepository().resolve_parked(session, item, "dropped", datetime.now(UTC))
-                click.echo(f"#{item.id} {item.kind} {item.key}: dropped")
+                echo(f"#{item.id} {item.kind} {item.key}: dropped")
 
 
 INBOUND_COMMANDS = (pull_cmd, events_group, export_cmd, parked_group)

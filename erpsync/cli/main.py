@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from erpsync.cli import config, db, demo, erp, inbound, push, quota, run, sim, status
-from erpsync.cli.base import Ctx, ErpsyncGroup, config_exit, fail
+from erpsync.cli.base import Ctx, ErpsyncGroup, report
 from erpsync.errors import ConfigError, ErpsyncError
 
 
@@ -29,7 +29,5 @@ for _command in (config.config_group, db.db_group, run.run_cmd, status.status_cm
 def main() -> None:
     try:
         cli(standalone_mode=True)
-    except ConfigError as exc:
-        config_exit(exc)
-    except ErpsyncError as exc:
-        fail(exc)
+    except (ConfigError, ErpsyncError, KeyboardInterrupt) as exc:  # raised outside a command
+        report(exc)

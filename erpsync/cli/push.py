@@ -3,7 +3,7 @@
 
 ``all`` runs products, then prices, then stock (Centra needs the product before its prices and
 stock), then fulfilment (the ERP's deliveries and line cancellations, docs/erp-tables.md).
-``--once`` runs one pass and exits (0 ok, 75 a transient fault stopped it, 2 fatal);
+``--once`` runs one pass and exits (0 ok, 75 a transient fault stopped it, 2 fatal, 130 Ctrl-C);
 without it the pass repeats at ``push.<entity>_interval_seconds`` until SIGINT/SIGTERM.
 ``--dry-run`` prints, as JSON, every mutation a pass would send and sends nothing (no lookups
 either: a product without a recorded Centra id is shown as a create).
@@ -23,7 +23,7 @@ from typing import Any
 
 import click
 
-from erpsync.cli.base import EXIT_RETRY, open_engine, open_read_engine
+from erpsync.cli.base import EXIT_RETRY, echo, open_engine, open_read_engine
 from erpsync.clock import clock_from_environ
 
 ORDER = ("products", "prices", "stock", "fulfilment")
@@ -67,31 +67,41 @@ def push_cmd(obj: Any, what: str, once: bool, dry_run: bool) -> None:
     engine = make_engine(settings.database_url, busy_timeout_ms=settings.database.busy_timeout_ms)
     stop = threading.Event()
 
+    signalled: list[int] = []
+
     def on_signal(signum: int, _frame: Any) -> None:
         if stop.is_set():  # a second signal: stop now (what Centra accepted is read back next run)
             raise SystemExit(128 + signum)
-        stop.set()  # the first: finish the current batch, then exit
-        click.echo("erpsync: stopping after the current batch (signal again to stop now)", err=True)
+        signalled.append(signum)
+        stop.set()  # the first: finish the current batch, then exit (128 + signal: interrupted)
+        echo("erpsync: stopping after the current batch (signal again to stop now)", err=True)
 
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, on_signal)
     sink = DryRunSink() if dry_run else None
     port = None if dry_run else centra_port(settings, engine, clock)
     worst = 0
+    token_checked = False
     try:
         while True:
+            sent = 0
             for cls in job_classes(what):
                 if stop.is_set():
                     break
                 extra = (settings.fulfilment,) if cls.name == "push_fulfilment" else ()
                 result = cls(engine, port, settings.push, *extra, clock=clock, stop_event=stop, dry_run=sink).run()
+                sent += sum(result.counts.values())
                 counts = ", ".join(f"{k}={v}" for k, v in sorted(result.counts.items()))
-                click.echo(f"{result.job}: {result.outcome}" + (f" ({counts})" if counts else "")
+                echo(f"{result.job}: {result.outcome}" + (f" ({counts})" if counts else "")
                            + (f": {result.error}" if result.error else ""), err=dry_run)
                 if result.outcome == "retry":
                     worst = max(worst, EXIT_RETRY)
                     if cls.name != "push_fulfilment":
                         break  # later entities depend on this one
+            if port is not None and not token_checked and not sent and worst == 0 and not stop.is_set():
+                # nothing to send means no request was made: a rejected token would pass unnoticed
+                port.client.rate_limits()  # AuthenticationFailed → exit 2
+            token_checked = True
             if once or dry_run or stop.is_set():
                 break
             interval = min(settings.fulfilment.interval_seconds if w == "fulfilment" else
@@ -103,9 +113,11 @@ def push_cmd(obj: Any, what: str, once: bool, dry_run: bool) -> None:
             port.close()
         engine.dispose()
     if sink is not None:
-        click.echo(json.dumps([{"operation": c.operation, "lane": c.lane, "variables": _jsonable(c.variables)}
+        echo(json.dumps([{"operation": c.operation, "lane": c.lane, "variables": _jsonable(c.variables)}
                                for c in sink.calls], indent=2))
-    sys.exit(worst)
+    # --once cut short by a signal did not do its work: 128 + signal (130 for Ctrl-C); without --once
+    # a signal is the way to stop the loop: 0
+    sys.exit(128 + signalled[0] if signalled and once else worst)
 
 
 def _duration(seconds: float) -> str:
@@ -156,20 +168,20 @@ def plan_cmd(obj: Any, entities: tuple[str, ...], as_json: bool) -> None:
         data["tier"] = s.quota.tier
         data["share"] = s.quota.share
         data["fulfilment"] = fulfil
-        click.echo(json.dumps(data, indent=2))
+        echo(json.dumps(data, indent=2))
         return
     ops = ("create", "update", "deactivate", "set")
-    click.echo(f"{'entity':<10} {'items':>9} {'changed':>9} " + " ".join(f"{o:>10}" for o in ops)
+    echo(f"{'entity':<10} {'items':>9} {'changed':>9} " + " ".join(f"{o:>10}" for o in ops)
                + f" {'parked':>7} {'mutations':>10} {'requests':>9}")
     for e in result.entities:
-        click.echo(f"{e.entity:<10} {e.items:>9,} {e.changed:>9,} "
+        echo(f"{e.entity:<10} {e.items:>9,} {e.changed:>9,} "
                    + " ".join(f"{e.operations.get(o, 0):>10,}" for o in ops)
                    + f" {e.parked:>7,} {e.mutations:>10,} {e.requests:>9,}")
-    click.echo(f"total: {result.mutations:,} mutations in {result.requests:,} requests; "
+    echo(f"total: {result.mutations:,} mutations in {result.requests:,} requests; "
                f"{s.quota.tier} tier × share {s.quota.share} = {result.mutations_per_second:.3f} mutations/s "
                f"→ about {_duration(result.seconds)}")
     # the fulfilment lane goes first in the governor: its ETA does not wait for the catalogue backlog
-    click.echo(f"fulfilment: {fulfil['deliveries']:,} pending deliveries, {fulfil['cancellations']:,} cancellations, "
+    echo(f"fulfilment: {fulfil['deliveries']:,} pending deliveries, {fulfil['cancellations']:,} cancellations, "
                f"{fulfil['mutations']:,} mutations → about {_duration(fulfil['seconds'])}"
                + (" (" + ", ".join(f"{k}={v}" for k, v in sorted(fulfil["by_state"].items())) + ")"
                   if fulfil["by_state"] else ""))
@@ -209,4 +221,4 @@ def resync_cmd(obj: Any, entity: str, ids: tuple[str, ...]) -> None:
             n = resync(session, entity, keys)
     finally:
         engine.dispose()
-    click.echo(f"{entity}: {n:,} item(s) will be re-sent by the next push")
+    echo(f"{entity}: {n:,} item(s) will be re-sent by the next push")

@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from erpsync.errors import ConfigError, ConfigProblem, SchemaMismatch
+from erpsync.cli.base import echo
+from erpsync.errors import ConfigError, ConfigProblem
 
 
 @click.command("quota")
@@ -18,8 +19,6 @@ from erpsync.errors import ConfigError, ConfigProblem, SchemaMismatch
 @click.pass_obj
 def quota_cmd(obj: Any, remote: bool, as_json: bool) -> None:
     """Show the GraphQL quota: per bucket the quota, erpsync's share, its tokens now, 429s, blocks."""
-    from sqlalchemy.exc import DBAPIError
-
     from erpsync.clock import clock_from_environ
     from erpsync.graphql.client import CentraGraphql
     from erpsync.graphql.quota import QuotaGovernor
@@ -45,12 +44,9 @@ def quota_cmd(obj: Any, remote: bool, as_json: bool) -> None:
                                connect_timeout=gql.connect_timeout, read_timeout=gql.read_timeout) as client:
                 rows = client.rate_limits()
         report = quota_report(governor, rows)
-    except DBAPIError as exc:
-        raise SchemaMismatch(
-            f"cannot read the quota tables ({type(exc.orig).__name__}): run `erpsync db upgrade`") from exc
-    finally:
+    finally:  # a database down (75) or without the schema (2): erpsync.cli.base.translate says which
         engine.dispose()
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        echo(json.dumps(report, indent=2))
     else:
-        click.echo(format_quota_report(report))
+        echo(format_quota_report(report))

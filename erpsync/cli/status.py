@@ -6,7 +6,7 @@ import sys
 
 import click
 
-from erpsync.cli.base import Ctx, print_json
+from erpsync.cli.base import Ctx, echo, print_json
 
 
 @click.command("status")
@@ -40,7 +40,7 @@ def status_cmd(obj: Ctx, as_json: bool) -> None:
     if as_json:
         print_json(st)
     else:
-        click.echo(render_status(st))
+        echo(render_status(st))
     if not st["daemon"]["running"]:
         sys.exit(3)
     if any(j.get("enabled") is False for j in st["jobs"].values()):

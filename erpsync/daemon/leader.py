@@ -157,7 +157,7 @@ class PgAdvisoryLeader:
         if parsed.drivername == "postgresql":
             parsed = parsed.set(drivername="postgresql+psycopg")
         self._engine: Engine = create_engine(
-            parsed, poolclass=NullPool,
+            parsed, poolclass=NullPool, hide_parameters=True,
             connect_args={
                 "application_name": f"erpsync leader {identity()}"[:63],
                 "connect_timeout": 5,

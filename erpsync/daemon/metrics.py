@@ -23,7 +23,7 @@ from sqlmodel import Session, col
 
 from erpsync.clock import Clock, SystemClock
 from erpsync.config import QuotaSettings
-from erpsync.logs import get_logger
+from erpsync.logs import get_logger, scrub
 from erpsync.store.fulfilment import DELIVERY_STATES, ErpDelivery
 from erpsync.store.models import InboxEvent, JobRun, MappingCheck, OutboundItem, ParkedItem, QuotaState
 from erpsync.store.quota_repo import read_quota
@@ -298,6 +298,7 @@ def _handler(registry: CollectorRegistry, healthz: HealthCheck,
                 self._send(404, b"not found\n", "text/plain")
 
         def _send(self, code: int, body: bytes, ctype: str) -> None:
+            body = scrub(body.decode("utf-8", "replace")).encode()  # label values come from data
             self.send_response(code)
             self.send_header("Content-Type", ctype)
             self.send_header("Content-Length", str(len(body)))

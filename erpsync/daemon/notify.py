@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import threading
+import time
 from collections.abc import Mapping
 
 from erpsync.logs import get_logger
@@ -62,6 +63,13 @@ class SystemdNotifier:
             fields["STATUS"] = status
         fields["MAINPID"] = os.getpid()
         return self.send(**fields)
+
+    def reloading(self, monotonic_usec: int | None = None) -> bool:
+        """``RELOADING=1`` with ``MONOTONIC_USEC`` (CLOCK_MONOTONIC now, as systemd ≥ 253 requires
+        for ``Type=notify-reload`` and ``systemctl reload`` correlation); send ``ready()`` when the
+        reload is done (applied or refused)."""
+        usec = monotonic_usec if monotonic_usec is not None else time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        return self.send(RELOADING=1, MONOTONIC_USEC=usec)
 
     def status(self, text: str) -> bool:
         return self.send(STATUS=text)

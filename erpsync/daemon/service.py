@@ -30,6 +30,7 @@ log level); see ``docs/operations.md``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import random
@@ -58,7 +59,7 @@ from erpsync.daemon.metrics import DEFAULT_QUOTA_SHARE, DaemonMetrics, MetricsSe
 from erpsync.daemon.notify import SystemdNotifier, watchdog_interval
 from erpsync.errors import ConfigError, ConfigProblem, JobFailed
 from erpsync.job import JobResult
-from erpsync.logs import get_logger
+from erpsync.logs import get_logger, scrub
 from erpsync.store.daemon_state import DaemonInstance
 from erpsync.store.engine import transaction
 
@@ -345,6 +346,7 @@ class Daemon:
                   hint="the job keeps retrying with backoff; look at the cause (Centra, network, database)")
 
     def _disable(self, name: str, reason: str) -> None:
+        reason = scrub(reason)  # shown by status and kept in daemon_instance.jobs
         with self._lock:
             state = self.states[name]
             state.enabled = False
@@ -538,7 +540,16 @@ class Daemon:
         self._wake.set()
 
     def _apply_reload(self) -> None:
+        """SIGHUP: systemd hears ``RELOADING=1`` (+ ``MONOTONIC_USEC``) now and ``READY=1`` once the
+        new configuration is applied or refused, so ``systemctl reload`` returns when it is done."""
         self._reload_requested = False
+        self.notifier.reloading()
+        try:
+            self._reload()
+        finally:
+            self.notifier.ready(self.status_text())
+
+    def _reload(self) -> None:
         if self.reload_fn is None:
             log.warning("daemon.reload_unsupported", hint="restart erpsync to apply a new configuration")
             return
@@ -578,6 +589,10 @@ class Daemon:
                                             self.health, self.readiness)
             except OSError as exc:
                 host, port = self.metrics_address
+                if isinstance(exc, socket.gaierror) or exc.errno == errno.EADDRNOTAVAIL:
+                    raise ConfigError([ConfigProblem(
+                        "daemon.metrics_host", f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+                        "(not an address of this host)", "configuration")]) from exc
                 raise ConfigError([ConfigProblem(
                     "daemon.metrics_port", f"cannot listen on {host}:{port}: {exc.strerror or exc} "
                     "(another erpsync on this host? give each its own port; 0 disables the listener)",

@@ -62,6 +62,7 @@ from erpsync.errors import (
     RetryLater,
     SchemaMismatch,
     SourceUnavailable,
+    describe_os_error,
 )
 from erpsync.graphql.complexity import upper_bound
 from erpsync.graphql.quota import LANES, Permit, QuotaGovernor, parse_retry_after
@@ -299,8 +300,9 @@ class CentraGraphql:
         except TransportConnectionFailed as exc:
             cause = exc.__cause__ or exc
             if _never_sent(cause):
-                raise SourceUnavailable(f"cannot connect to Centra GraphQL: {type(cause).__name__}") from exc
-            kind = "timeout" if isinstance(cause, requests.Timeout) else "connection lost"
+                raise SourceUnavailable(f"cannot connect to Centra GraphQL: {describe_os_error(cause)}") from exc
+            kind = (("timeout" if isinstance(cause, requests.Timeout) else "connection lost")
+                    + f" ({describe_os_error(cause)})")
             if doc.is_mutation:
                 raise OutcomeUnknown(f"mutation {doc.op_key}: {kind} after sending") from exc
             raise SourceUnavailable(f"query {doc.op_key}: {kind}") from exc

@@ -49,12 +49,18 @@ def _plain(value: Any) -> Any:
 
 
 def _fsync_write(path: Path, write: Any) -> None:
+    """Write ``path`` whole or not at all: a ``.part`` file renamed when complete, removed on any
+    error (a full disk leaves nothing behind)."""
     tmp = path.with_name(path.name + ".part")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        write(fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def export_orders(
@@ -96,7 +102,11 @@ def export_orders(
                                  for c in LINE_COLUMNS])
 
         _fsync_write(orders_file, write_orders)
-        _fsync_write(lines_file, write_lines)
+        try:
+            _fsync_write(lines_file, write_lines)
+        except BaseException:
+            orders_file.unlink(missing_ok=True)  # both files or neither; the cursor does not move
+            raise
         if move_cursor:
             repo.mark_exported(session, versions, now)
     return ExportResult(len(orders), len(lines), orders_file, lines_file)

@@ -14,7 +14,7 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from zeep.transports import Transport
 
-from erpsync.errors import AuthenticationFailed, RateLimited, SourceUnavailable
+from erpsync.errors import AuthenticationFailed, RateLimited, SourceUnavailable, describe_os_error
 from erpsync.logs import get_logger
 
 log = get_logger("erpsync.soap")
@@ -107,11 +107,11 @@ class ClassifyingTransport(Transport):
             finally:
                 response.close()
         except requests.exceptions.Timeout as exc:
-            raise SourceUnavailable(f"{op}: timed out talking to Centra SOAP ({type(exc).__name__})") from exc
+            raise SourceUnavailable(f"{op}: Centra SOAP {describe_os_error(exc)}") from exc
         except requests.exceptions.ConnectionError as exc:
-            raise SourceUnavailable(f"{op}: connection to Centra SOAP failed ({type(exc).__name__})") from exc
+            raise SourceUnavailable(f"{op}: cannot reach Centra SOAP: {describe_os_error(exc)}") from exc
         except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError) as exc:
-            raise SourceUnavailable(f"{op}: HTTP error talking to Centra SOAP ({type(exc).__name__})") from exc
+            raise SourceUnavailable(f"{op}: HTTP error talking to Centra SOAP: {describe_os_error(exc)}") from exc
         status = response.status_code
         log.info(
             "soap.call", op=op, status=status, duration_ms=round((time.monotonic() - t0) * 1000, 1),
@@ -119,6 +119,15 @@ class ClassifyingTransport(Transport):
             request_id=response.headers.get("X-Centra-Request-ID"),
             correlation_id=response.headers.get("X-Correlation-ID"),
         )
+        head = response.content[:4096]
+        if status not in (408, 429) and status < 500 and b"Envelope" not in head:
+            ctype = response.headers.get("Content-Type", "").split(";")[0].strip() or "no content type"
+            if "xml" not in ctype or not head.strip():
+                # e.g. centra.soap.url pointing at the GraphQL endpoint or a web page: not a login problem.
+                # Transient all the same (a proxy's error page looks the same): retried, and said clearly
+                raise SourceUnavailable(
+                    f"{op}: {address.rpartition('@')[2] if '@' in address else address} answered HTTP {status} "
+                    f"with {ctype}, not SOAP: is centra.soap.url Centra's SOAP endpoint (…/soap/api)?")
         if 200 <= status < 300:
             return response
         looks_like_fault = b"Fault" in response.content[:4096] and b"Envelope" in response.content[:4096]
@@ -130,7 +139,8 @@ class ClassifyingTransport(Transport):
         if looks_like_fault and status < 500:
             return response
         if status in (401, 403):
-            raise AuthenticationFailed(f"{op}: HTTP {status} from Centra SOAP: check the username and password")
+            raise AuthenticationFailed(f"{op}: HTTP {status} from Centra SOAP: check the username and password "
+                                       "(centra.soap.username and the SOAP password)")
         # 5xx, 408, 499, 520, 418, a proxy's page …: whatever it is, a later call may succeed
         raise SourceUnavailable(
             f"{op}: HTTP {status} from Centra SOAP",

@@ -16,7 +16,10 @@ from sqlmodel import Session
 
 
 def make_engine(url: str, *, busy_timeout_ms: int = 10_000, echo: bool = False, **kwargs: Any) -> Engine:
-    """Build the engine for ``url``. Nothing connects until first use."""
+    """Build the engine for ``url``. Nothing connects until first use. Bound parameters (customer
+    e-mails, addresses, payloads) are never logged nor put in error messages, at any log level
+    (``hide_parameters``): the statement is enough to diagnose."""
+    kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -37,7 +40,7 @@ def make_read_engine(url: str, *, busy_timeout_ms: int = 10_000) -> Engine:
     """
     if make_url(url).get_backend_name() != "sqlite":
         return make_engine(url, busy_timeout_ms=busy_timeout_ms)
-    return create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+    return create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000}, hide_parameters=True)
 
 
 def _sqlite_pragmas(engine: Engine, busy_timeout_ms: int) -> None:

@@ -25,11 +25,26 @@ def _config() -> Config:
     return cfg
 
 
+#: PostgreSQL advisory lock key held while migrating: instances starting together upgrade one at a time
+UPGRADE_LOCK_KEY = 0x65727073796E63  # "erpsync"
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Migrate to ``revision`` (a no-op when there). Concurrent upgrades on PostgreSQL wait for each
+    other (a transaction-level advisory lock): the second finds the schema current. A database at a
+    revision this erpsync does not know (newer) is ``SchemaMismatch``."""
+    from alembic.util import CommandError
+    from sqlalchemy import text
+
     cfg = _config()
-    with engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": UPGRADE_LOCK_KEY})
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, revision)
+    except CommandError as exc:
+        raise SchemaMismatch(f"cannot migrate the database schema: {exc} (is it newer than this erpsync?)") from exc
 
 
 def revision(engine: Engine, message: str, rev_id: str | None = None) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from erpsync.store.types import ExactDecimal
+from erpsync.store.types import ExactDecimal, ScrubbedText
 
 
 def utcnow() -> datetime:
@@ -187,7 +187,7 @@ class OutboundItem(SQLModel, table=True):
     rejected_hash: str | None = Field(default=None, max_length=64)
     status: str = Field(default="pending", max_length=16, index=True)
     attempts: int = 0
-    last_error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    last_error: str | None = Field(default=None, sa_column=Column(ScrubbedText, nullable=True))
     accepted_at: datetime | None = None
     updated_at: datetime = Field(default_factory=utcnow)
 
@@ -203,7 +203,7 @@ class ParkedItem(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     kind: str = Field(max_length=32)  # event | stock | price | product | import
     key: str = Field(max_length=256)
-    reason: str = Field(sa_column=Column(Text, nullable=False))
+    reason: str = Field(sa_column=Column(ScrubbedText, nullable=False))
     payload: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
     attempts: int = 1
     created_at: datetime = Field(default_factory=utcnow)
@@ -222,7 +222,7 @@ class JobRun(SQLModel, table=True):
     finished_at: datetime | None = None
     outcome: str = Field(default="running", max_length=16)  # running | ok | retry | failed
     counts: dict[str, Any] | None = _json()
-    error: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    error: str | None = Field(default=None, sa_column=Column(ScrubbedText, nullable=True))
 
 
 class QuotaBucket(SQLModel, table=True):

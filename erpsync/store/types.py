@@ -5,9 +5,11 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Numeric, String
+from sqlalchemy import Numeric, String, Text
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
+
+from erpsync.logs import scrub
 
 
 class ExactDecimal(TypeDecorator[Decimal]):
@@ -35,3 +37,18 @@ class ExactDecimal(TypeDecorator[Decimal]):
         if value is None:
             return None
         return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+class ScrubbedText(TypeDecorator[str]):
+    """TEXT whose value is scrubbed of every secret (``erpsync.logs.scrub``) on the way in: the
+    error and reason columns (``job_run.error``, ``parked_item.reason``, ``outbound_item.last_error``)
+    hold messages from servers that may echo a token or password back."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> Any:
+        return scrub(value) if isinstance(value, str) else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> Any:
+        return value

@@ -22,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "errors": set(),
     "clock": set(),
     "logs": set(),
-    "config": {"errors"},
+    "config": {"errors", "logs"},  # one redaction function, also for `config show`
     "soap": FOUNDATION,
     "graphql": FOUNDATION,
     "store": FOUNDATION | {"graphql"},  # quota_repo persists the governor's bucket types

@@ -249,3 +249,32 @@ def test_sigterm_during_a_retry_after_wait_stops_at_once_and_exits_0(tmp_path: P
         row = s.exec(select(JobRun)).scalars().one()  # type: ignore[call-overload]
     assert row.outcome == "stopped"
     eng.dispose()
+
+
+@pytest.mark.parametrize("reload_ok", [True, False])
+def test_sighup_reload_speaks_reloading_then_ready(sqlite_engine: Engine, notify_socket: NotifySocket,
+                                                   reload_ok: bool) -> None:
+    """systemd (Type=notify, `systemctl reload`) hears RELOADING=1 with MONOTONIC_USEC when the
+    reload starts and READY=1 when it is done — also when the new config is refused."""
+    stop = threading.Event()
+
+    def reload() -> dict[str, IntervalTrigger]:
+        if not reload_ok:
+            raise ValueError("bad config")
+        return {}
+
+    d = Daemon(sqlite_engine, [], stop_event=stop, environ={"NOTIFY_SOCKET": str(notify_socket.path)},
+               loop_interval=0.02, reload=reload)
+    with running(d) as t:
+        wait_for(lambda: any(m.get("READY") == "1" for m in notify_socket.drain()), 5, "READY=1 at start")
+        before = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        notify_socket.messages.clear()
+        d._on_sighup(signal.SIGHUP, None)
+        wait_for(lambda: any(m.get("READY") == "1" for m in notify_socket.drain()), 5, "READY=1 after reload")
+        t.stop()
+    msgs = notify_socket.drain()
+    reloading = [i for i, m in enumerate(msgs) if m.get("RELOADING") == "1"]
+    ready = [i for i, m in enumerate(msgs) if m.get("READY") == "1"]
+    assert len(reloading) == 1 and ready and reloading[0] < ready[0]
+    usec = int(msgs[reloading[0]]["MONOTONIC_USEC"])
+    assert before <= usec <= time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000

@@ -58,7 +58,7 @@ def test_unit_declares_what_the_daemon_relies_on() -> None:
     for cred in ("centra_soap_password", "centra_graphql_token"):
         assert f"LoadCredential={cred}:" in text
     assert "SystemCallFilter=@system-service" in text
-    assert "ExecStartPre=/opt/erpsync/bin/erpsync db upgrade" in text
+    assert "ExecStart=/opt/erpsync/bin/erpsync run --upgrade-schema" in text
     # the stop timeout must leave room for the default 30 s shutdown grace
     assert int(svc["TimeoutStopSec"]) > 30
 
@@ -85,3 +85,17 @@ def test_a_long_database_outage_does_not_end_in_start_limit_hit() -> None:
     restart_every = _seconds(svc.get("RestartSec", "0.1"))
     assert interval == 0 or restart_every * burst > interval, (interval, burst, restart_every)
     assert set(svc["RestartPreventExitStatus"].split()) >= {"2", "78"}
+
+
+#: what an ExecStartPre= may run: nothing of erpsync's (each of its commands can exit 2 or 78)
+def test_no_exec_start_pre_can_exit_with_a_permanent_code() -> None:
+    """systemd applies RestartPreventExitStatus= to the main process only: an ExecStartPre= that
+    exits 78 (bad config) or 2 (schema newer) is restarted every RestartSec forever (systemd
+    issue #11868). Every check that can fail permanently runs in ExecStart (``run --upgrade-schema``)."""
+    lines = [ln.strip() for ln in UNIT.read_text().splitlines() if not ln.strip().startswith("#")]
+    pre = [ln for ln in lines if ln.startswith(("ExecStartPre=", "ExecStartPost=", "ExecCondition="))]
+    assert [ln for ln in pre if "erpsync" in ln] == []
+    start = [ln for ln in lines if ln.startswith("ExecStart=")]
+    assert start == ["ExecStart=/opt/erpsync/bin/erpsync run --upgrade-schema"]
+    prevent = next(ln for ln in lines if ln.startswith("RestartPreventExitStatus="))
+    assert {"2", "78"} <= set(prevent.split("=", 1)[1].split())

@@ -169,3 +169,38 @@ def test_a_configuration_with_neither_side_is_refused(tmp_path: Path) -> None:
         load_settings(write(tmp_path, "[centra]\nstore_timezone = \"Europe/Stockholm\"\n"), {})
     [problem] = err.value.problems
     assert problem.key == "centra" and "[centra.soap]" in problem.message
+def test_database_and_erp_urls_come_from_credentials_or_env(tmp_path: Path) -> None:
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "database_url").write_text("postgresql+psycopg://erpsync:db-pw-77@db/erpsync\n")
+    (creds / "erp_sql_url").write_text("postgresql+psycopg://erp:erp-pw-88@erp/erp")
+    path = write(tmp_path, MINIMAL + '[database]\nurl = "sqlite:///from-file.db"\n')
+    s = load_settings(path, {**SECRETS, "CREDENTIALS_DIRECTORY": str(creds)})
+    assert s.database_url == "postgresql+psycopg://erpsync:db-pw-77@db/erpsync"  # the credential beats the file
+    assert s.erp.sql.url == "postgresql+psycopg://erp:erp-pw-88@erp/erp"
+    assert {"db-pw-77", "erp-pw-88"} <= set(s.secret_values())
+    env = load_settings(path, {**SECRETS, "CREDENTIALS_DIRECTORY": str(creds),
+                               "ERPSYNC_DATABASE_URL": "sqlite:///from-env.db"})
+    assert env.database_url == "sqlite:///from-env.db"  # the environment beats the credential
+    shown = repr(redacted_dump(s))
+    assert "db-pw-77" not in shown and "erp-pw-88" not in shown
+
+
+@pytest.mark.parametrize(("url", "mode", "warned"), [
+    ("postgresql+psycopg://u:pw-123@db/x", 0o644, True),
+    ("postgresql+psycopg://u@db/x?password=pw-123", 0o640, True),
+    ("postgresql+psycopg://u:pw-123@db/x", 0o600, False),
+    ("postgresql+psycopg://u@db/x", 0o644, False),
+])
+def test_config_check_warns_about_a_readable_file_with_a_password(tmp_path: Path, url: str, mode: int,
+                                                                   warned: bool) -> None:
+    from click.testing import CliRunner
+
+    from erpsync.cli.main import cli
+
+    path = write(tmp_path, MINIMAL + f'[database]\nurl = "{url}"\n')
+    path.chmod(mode)
+    r = CliRunner().invoke(cli, ["--config", str(path), "config", "check"], env=SECRETS)
+    assert r.exit_code == 0, r.output
+    assert ("database.url: holds a password" in r.stderr) is warned, r.stderr
+    assert "pw-123" not in r.output
