@@ -43,6 +43,7 @@ from erpsync.daemon.leader import AlwaysLeader, FileLock, Leadership, PgAdvisory
 from erpsync.daemon.notify import SystemdNotifier
 from erpsync.daemon.quota_refresh import QuotaRefreshJob
 from erpsync.daemon.service import Daemon, JobSpec
+from erpsync.daemon.webhook import WebhookConfig
 from erpsync.erp.job import SqlImportJob
 from erpsync.errors import ConfigError, ConfigProblem, DatabaseUnavailable, ErpsyncError, JobFailed
 from erpsync.graphql.quota import QuotaGovernor
@@ -232,6 +233,10 @@ ALL_JOBS = ("pull", "push_stock", "push_prices", "push_products", "quota_refresh
 OPTIONAL_JOBS = ("import_sql",)
 
 
+#: the jobs an accepted webhook runs at once (those configured; the scheduled runs stay the safety net)
+WEBHOOK_JOBS = ("pull",)
+
+
 def default_jobs(settings: Settings) -> list[str]:
     """Every job, plus ``import_sql`` when ``[erp.sql] url`` is set."""
     return [*ALL_JOBS, *(["import_sql"] if settings.erp.sql.url else [])]
@@ -341,6 +346,11 @@ def build_app(
         "takeover_seconds": settings.daemon.leader_takeover_seconds,
         "metrics_address": (host, port) if port else None,
     }
+    hook = settings.centra.webhook
+    if hook.port and hook.secret is not None:
+        opts["webhook"] = WebhookConfig(
+            hook.host, hook.port, hook.secret.get_secret_value(), jobs=WEBHOOK_JOBS, path=hook.path,
+            tolerance_s=hook.tolerance_seconds, max_body=hook.max_body_bytes)
     opts.update(daemon_options or {})
     if "read_engine" not in opts and engine.dialect.name == "sqlite":
         opts["read_engine"] = make_read_engine(engine.url.render_as_string(hide_password=False),

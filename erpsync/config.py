@@ -41,6 +41,8 @@ class SecretSpec:
 SECRETS = (
     SecretSpec("centra.soap.password", "ERPSYNC_CENTRA_SOAP_PASSWORD", "centra_soap_password"),
     SecretSpec("centra.graphql.token", "ERPSYNC_CENTRA_GRAPHQL_TOKEN", "centra_graphql_token"),
+    # needed only when the webhook listener is on (centra.webhook.port > 0), see Settings.missing_secrets
+    SecretSpec("centra.webhook.secret", "ERPSYNC_CENTRA_WEBHOOK_SECRET", "centra_webhook_secret"),
 )
 
 
@@ -76,10 +78,29 @@ class GraphqlSettings(_Section):
         return v
 
 
+class WebhookSettings(_Section):
+    """Centra's webhook (PROTOCOL.md §2.3) as a trigger for an immediate pull; port 0 = off."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(0, ge=0, le=65535)
+    path: str = "/centra/webhook"
+    secret: SecretStr | None = None
+    tolerance_seconds: float = Field(300.0, gt=0)
+    max_body_bytes: int = Field(65536, ge=256)
+
+    @field_validator("path")
+    @classmethod
+    def _abs_path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("must start with /")
+        return v
+
+
 class CentraSettings(_Section):
     store_timezone: str = "Europe/Stockholm"
     soap: SoapSettings
     graphql: GraphqlSettings
+    webhook: WebhookSettings = WebhookSettings()
 
     @field_validator("store_timezone")
     @classmethod
@@ -186,6 +207,8 @@ class Settings(_Section):
         for spec in SECRETS:
             if only is not None and spec.dotted not in only:
                 continue
+            if spec.dotted == "centra.webhook.secret" and not self.centra.webhook.port:
+                continue  # the listener is off: no secret needed
             if _get(self.model_dump(), spec.dotted) is None:
                 problems.append(ConfigProblem(
                     spec.dotted,

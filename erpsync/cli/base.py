@@ -40,7 +40,8 @@ class Ctx:
             s = self._settings
             configure_logging(
                 s.logging.level, s.logging.format, stream=sys.stderr,
-                secrets=[v.get_secret_value() for v in (s.centra.soap.password, s.centra.graphql.token) if v],
+                secrets=[v.get_secret_value() for v in (s.centra.soap.password, s.centra.graphql.token,
+                                                         s.centra.webhook.secret) if v],
             )
         return self._settings
 

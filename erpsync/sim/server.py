@@ -22,6 +22,8 @@ connection) serving
                                         lowers (or raises) bucket capacities now → the quota
   ``POST /_sim/reset``                  empty queue, generated objects, GraphQL state, faults
   ``POST /_sim/save``                   write the ``state_file`` now
+  ``POST /_sim/webhook``                ``{"kind": "good"|"bad_signature"|"stale"|…, "size": N}``:
+                                        send one webhook to ``webhook_url`` now → ``{"status": N}``
   ====================================  ==========================================================
 
 Every response carries ``X-Centra-Request-ID`` and ``X-Correlation-ID`` (echoed when the request sent
@@ -54,6 +56,7 @@ from erpsync.sim.faults import FaultInjector, FaultRule
 from erpsync.sim.generator import EventGenerator
 from erpsync.sim.gql import ALL_PERMISSIONS, DEFAULT_TOKEN, GqlOptions, GraphqlApp
 from erpsync.sim.soap import SoapEndpoint, fault_body, operation_of
+from erpsync.sim.webhooks import WebhookSender
 
 log = get_logger("erpsync.sim")
 
@@ -110,6 +113,8 @@ class SimOptions:
     unknown_ack: str = "ignore"  # [open] events_Done with an unknown/acked id: "ignore" or "fault"
     update_response: str = "result"  # [open] *_Update answer: "result" or "ok" (<ordersUpdateResponse>OK)
     store_timezone: str = "Europe/Stockholm"  # the Centra store's zone: dates without an offset are in it
+    webhook_url: str | None = None  # POST signed webhooks here when events are emitted (§2.3)
+    webhook_secret: str = "sim-webhook-secret"  # noqa: S105 - the documented default of a local simulator
 
     def gql_options(self) -> GqlOptions:
         tokens = {self.token: ALL_PERMISSIONS, **dict(self.tokens)}
@@ -169,6 +174,11 @@ class SimServer:
                                  update_response=o.update_response)
         self.gql = GraphqlApp(o.gql_options(), clock)
         self.faults = FaultInjector(seed=o.seed)
+        self.webhooks: WebhookSender | None = None
+        if o.webhook_url:
+            self.webhooks = WebhookSender(o.webhook_url, o.webhook_secret, clock)
+            sender = self.webhooks
+            self.queue.listeners.append(lambda e: sender.notify(e.type, e.entry, e.mission, e.date))
         self.stopping = threading.Event()
         self.requests: Counter[str] = Counter()
         self._counter_lock = threading.Lock()
@@ -191,6 +201,8 @@ class SimServer:
                                  name="sim-http", daemon=True)
         serve.start()
         self._threads.append(serve)
+        if self.webhooks is not None:
+            self.webhooks.start()
         if self.options.generate_rate > 0:
             gen = threading.Thread(target=self._generate_loop, name="sim-generator", daemon=True)
             gen.start()
@@ -215,6 +227,8 @@ class SimServer:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
         httpd.server_close()  # joins the handler threads
+        if self.webhooks is not None:
+            self.webhooks.stop()
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads.clear()
@@ -361,6 +375,7 @@ class SimServer:
             "graphql": self.gql.inspect(),
             "faults": self.faults.inspect(),
             "requests": requests,
+            "webhooks": self.webhooks.inspect() if self.webhooks is not None else None,
         }
 
     def snapshot(self) -> dict[str, Any]:
@@ -574,6 +589,11 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/_sim/reset":
                 sim.reset()
                 self._json(200, {"ok": True})
+            elif path == "/_sim/webhook":
+                if sim.webhooks is None:
+                    raise ValueError("no webhook URL configured (--webhook-url)")
+                self._json(200, {"status": sim.webhooks.send(str(payload.get("kind", "good")),
+                                                            size=int(payload.get("size", 1_000_000)))})
             elif path == "/_sim/save":
                 self._json(200, {"saved": str(sim.save_state())})
             else:
