@@ -49,6 +49,9 @@ import click
               help="[open] events_Done with an unknown or already acked id: ignore it, or answer a fault")
 @click.option("--update-response", type=click.Choice(["result", "ok"]), default="result", show_default=True,
               help="[open] answer of *_Update: result{success,errors,notices}, or <…UpdateResponse>OK")
+@click.option("--schema-rename", "schema_renames", multiple=True, metavar="TYPE.FIELD=NEW",
+              help="serve a schema that differs from the contract, e.g. Pricelist.currencyIsoCode=currency "
+                   "(repeatable; for erpsync check)")
 @click.option("--webhook-url", default=None,
               help="POST Centra-style signed webhooks (PROTOCOL.md §2.3) here when events are emitted")
 @click.option("--webhook-secret", default="sim-webhook-secret", show_default=True,
@@ -59,8 +62,8 @@ def sim_cmd(host: str, port: int, soap_path: str, soap_user: str, soap_password:
             time_epoch: float | None, retry_after_format: str, generate_rate: float, initial_events: int,
             other_integration_share: float, batch_failure: str, state_file: str | None,
             autosave_seconds: float, store_timezone: str, token_ttl: float | None, soap_action_check: bool,
-            unknown_ack: str, update_response: str, webhook_url: str | None, webhook_secret: str,
-            log_level: str) -> None:
+            unknown_ack: str, update_response: str, schema_renames: tuple[str, ...], webhook_url: str | None,
+            webhook_secret: str, log_level: str) -> None:
     """Run the Centra simulator (SOAP event queue + GraphQL Integration API with quota and faults).
 
     Quick start, no flags: SOAP at http://127.0.0.1:8765/ams/system/service/module/soap/api (login
@@ -84,7 +87,7 @@ def sim_cmd(host: str, port: int, soap_path: str, soap_user: str, soap_password:
             batch_failure=batch_failure, state_file=state_file, autosave_seconds=autosave_seconds,
             store_timezone=store_timezone, token_ttl_seconds=token_ttl, soap_action_check=soap_action_check,
             unknown_ack=unknown_ack, update_response=update_response, webhook_url=webhook_url,
-            webhook_secret=webhook_secret)
+            webhook_secret=webhook_secret, schema_renames=schema_renames)
         options.gql_options()  # validate tier/limits/share now, with a readable message
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc

@@ -93,6 +93,8 @@ class GqlResult:
     user_warnings: list[PayloadWarning] = field(default_factory=list)
     #: Centra's request id (``X-Centra-Request-ID``), for logs and support tickets
     request_id: str | None = None
+    #: ``extensions.permissionsUsed``: the token permissions this request needed (``erpsync check``)
+    permissions_used: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -312,8 +314,10 @@ class CentraGraphql:
         if reseed and gov is not None:
             gov.reseed(data.get("rateLimits") or [], at=sent_at)
         errors, warnings = _payload_messages(doc, data)
+        used = ext.get("permissionsUsed")
         return GqlResult(data=data, complexity=complexity, user_errors=errors, user_warnings=warnings,
-                         request_id=request_id)
+                         request_id=request_id,
+                         permissions_used=tuple(str(p) for p in used) if isinstance(used, list) else ())
 
     def _raise_for_status(self, doc: Document, response: requests.Response | None, exc: Exception | None) -> None:
         if response is None:

@@ -113,6 +113,7 @@ class SimOptions:
     unknown_ack: str = "ignore"  # [open] events_Done with an unknown/acked id: "ignore" or "fault"
     update_response: str = "result"  # [open] *_Update answer: "result" or "ok" (<ordersUpdateResponse>OK)
     store_timezone: str = "Europe/Stockholm"  # the Centra store's zone: dates without an offset are in it
+    schema_renames: tuple[str, ...] = ()  # serve a changed schema: ("Type.field=newName", …)
     webhook_url: str | None = None  # POST signed webhooks here when events are emitted (§2.3)
     webhook_secret: str = "sim-webhook-secret"  # noqa: S105 - the documented default of a local simulator
 
@@ -123,6 +124,7 @@ class SimOptions:
             tier=self.tier, limits=self.limits,
             retry_after_format=self.retry_after_format, other_integration_share=self.other_integration_share,
             batch_failure=self.batch_failure, warehouses=self.warehouses, pricelists=self.pricelists,
+            schema_renames=tuple(self.schema_renames),
         )
 
 

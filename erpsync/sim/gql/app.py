@@ -34,6 +34,7 @@ from graphql import (
     GraphQLFormattedError,
     GraphQLSchema,
     OperationType,
+    build_ast_schema,
     build_schema,
     execute,
     get_operation_ast,
@@ -77,6 +78,36 @@ def contract_schema() -> GraphQLSchema:
         return _schema_cache
 
 
+def renamed_schema(renames: tuple[str, ...]) -> GraphQLSchema:
+    """The contract schema with fields renamed, ``("Type.field=newName", …)``: a store whose schema
+    differs from the contract (for ``erpsync check`` to name). Resolvers are unchanged, so a renamed
+    field answers null."""
+    sdl = contract_sdl()
+    document = parse(sdl)
+    wanted: dict[tuple[str, str], str] = {}
+    for item in renames:
+        coord, sep, new = item.partition("=")
+        typ, dot, fld = coord.strip().partition(".")
+        if not sep or not dot or not new.strip():
+            raise ValueError(f"schema rename {item!r}: expected Type.field=newName")
+        wanted[(typ, fld)] = new.strip()
+    done = set()
+    spans: list[tuple[int, int, str]] = []  # AST nodes are frozen: edit the SDL text at their locations
+    for definition in document.definitions:
+        type_name = getattr(getattr(definition, "name", None), "value", None)
+        for fld_node in getattr(definition, "fields", None) or ():
+            key = (str(type_name), fld_node.name.value)
+            if key in wanted and fld_node.name.loc is not None:
+                spans.append((fld_node.name.loc.start, fld_node.name.loc.end, wanted[key]))
+                done.add(key)
+    missing = sorted(f"{t}.{f}" for t, f in set(wanted) - done)
+    if missing:
+        raise ValueError(f"schema rename: no such field(s) {missing} in the contract")
+    for start, end, new in sorted(spans, reverse=True):
+        sdl = sdl[:start] + new + sdl[end:]
+    return build_ast_schema(parse(sdl))
+
+
 Response = tuple[int, dict[str, str], bytes]
 
 
@@ -86,7 +117,7 @@ class GraphqlApp:
     def __init__(self, options: GqlOptions, clock: Clock) -> None:
         self.options = options
         self.clock = clock
-        self.schema = contract_schema()
+        self.schema = contract_schema() if not options.schema_renames else renamed_schema(options.schema_renames)
         self._lock = threading.RLock()
         self._expired: set[str] = set(options.expired_tokens)
         self._issued_at = clock.time()  # token_ttl_seconds counts from here
@@ -221,7 +252,7 @@ class GraphqlApp:
         if not isinstance(variables, dict) or not (op_name is None or isinstance(op_name, str)):
             return 400, _errors("'variables' must be an object, 'operationName' a string", "bad_request"), {}
 
-        document = _prepare(request["query"])
+        document = _prepare(request["query"], self.schema)
         if isinstance(document, tuple):
             return 400, {"errors": list(document)}, {}
         operation = get_operation_ast(document, op_name)
@@ -343,13 +374,13 @@ def _errors(message: str, category: str) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=512)
-def _prepare(query: str) -> DocumentNode | tuple[GraphQLFormattedError, ...]:
+def _prepare(query: str, schema: GraphQLSchema) -> DocumentNode | tuple[GraphQLFormattedError, ...]:
     """The parsed document, or its syntax / validation errors (cached: clients resend documents)."""
     try:
         document = parse(query)
     except GraphQLError as exc:
         return (exc.formatted,)
-    problems = validate(contract_schema(), document)
+    problems = validate(schema, document)
     if problems:
         return tuple(e.formatted for e in problems)
     return document

@@ -80,6 +80,8 @@ class GqlOptions:
     batch_failure: str = "reject"
     warehouses: tuple[str, ...] = ("WH-MAIN", "WH-EU", "WH-US")
     pricelists: tuple[tuple[str, str], ...] = (("PL-SEK", "SEK"), ("PL-EUR", "EUR"), ("PL-USD", "USD"))
+    #: serve a schema that differs from the contract: ("Type.field=newName", …)
+    schema_renames: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         problems: list[str] = []
