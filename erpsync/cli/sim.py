@@ -56,6 +56,14 @@ import click
               help="POST Centra-style signed webhooks (PROTOCOL.md §2.3) here when events are emitted")
 @click.option("--webhook-secret", default="sim-webhook-secret", show_default=True,
               help="secret the webhooks are signed with (bad ones on request: POST /_sim/webhook)")
+@click.option("--capture-outcome", type=click.Choice(["success", "pending", "failed"]), default="success",
+              show_default=True, help="how a shipment capture ends (per order: POST /_sim/orders/<n>/capture)")
+@click.option("--capture-failed-probability", type=float, default=0.0, show_default=True,
+              help="share (0–1) of captures that fail (seeded)")
+@click.option("--capture-pending-probability", type=float, default=0.0, show_default=True,
+              help="share (0–1) of captures left PENDING at an asynchronous payment provider (seeded)")
+@click.option("--capture-pending-seconds", type=float, default=5.0, show_default=True,
+              help="a PENDING capture becomes captured this many simulated seconds later")
 @click.option("--log-level", type=click.Choice(["DEBUG", "INFO", "WARNING"]), default="INFO", show_default=True)
 def sim_cmd(host: str, port: int, soap_path: str, soap_user: str, soap_password: str, token: str,
             token_perms: tuple[str, ...], tier: str, limits: tuple[str, ...], seed: int, time_scale: float,
@@ -63,7 +71,8 @@ def sim_cmd(host: str, port: int, soap_path: str, soap_user: str, soap_password:
             other_integration_share: float, batch_failure: str, state_file: str | None,
             autosave_seconds: float, store_timezone: str, token_ttl: float | None, soap_action_check: bool,
             unknown_ack: str, update_response: str, schema_renames: tuple[str, ...], webhook_url: str | None,
-            webhook_secret: str, log_level: str) -> None:
+            webhook_secret: str, capture_outcome: str, capture_failed_probability: float,
+            capture_pending_probability: float, capture_pending_seconds: float, log_level: str) -> None:
     """Run the Centra simulator (SOAP event queue + GraphQL Integration API with quota and faults).
 
     Quick start, no flags: SOAP at http://127.0.0.1:8765/ams/system/service/module/soap/api (login
@@ -87,7 +96,10 @@ def sim_cmd(host: str, port: int, soap_path: str, soap_user: str, soap_password:
             batch_failure=batch_failure, state_file=state_file, autosave_seconds=autosave_seconds,
             store_timezone=store_timezone, token_ttl_seconds=token_ttl, soap_action_check=soap_action_check,
             unknown_ack=unknown_ack, update_response=update_response, webhook_url=webhook_url,
-            webhook_secret=webhook_secret, schema_renames=schema_renames)
+            webhook_secret=webhook_secret, schema_renames=schema_renames, capture_outcome=capture_outcome,
+            capture_failed_probability=capture_failed_probability,
+            capture_pending_probability=capture_pending_probability,
+            capture_pending_seconds=capture_pending_seconds)
         options.gql_options()  # validate tier/limits/share now, with a readable message
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from exc

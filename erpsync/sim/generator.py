@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import random
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -111,6 +112,33 @@ class EventGenerator:
         """Move an order one step along pending → confirmed → processing → shipped → refunded."""
         with self._lock:
             return self._advance(order_id)
+
+    # --- the order book's access (erpsync.sim.orderbook): one set of orders for SOAP and GraphQL ---
+
+    def order_copy(self, number: str) -> Payload | None:
+        """A deep copy of order ``number`` as the SOAP queue serves it (None if unknown)."""
+        with self._lock:
+            order = self.orders.get(number)
+            return None if order is None else _copy(order)
+
+    def order_numbers(self) -> list[str]:
+        with self._lock:
+            return list(self.orders)
+
+    def change_order(self, number: str, change: Callable[[Payload], None]) -> Event:
+        """Apply ``change`` to order ``number``'s payload under the generator's lock, then emit the
+        order's event with its full current object (as Centra does on every shipment)."""
+        with self._lock:
+            order = self.orders[number]
+            change(order)
+            if order.get("status") in ("cancelled", "refunded") and number in self._open_orders:
+                self._open_orders.remove(number)
+            return self._emit_order(order)
+
+    def next_id(self, kind: str) -> str:
+        """The next id of ``kind`` (``shipment``, ``transaction`` …) from the generator's sequences."""
+        with self._lock:
+            return self._id(kind)
 
     def update_orders(self, changes: list[Payload]) -> tuple[list[str], list[str]]:
         """``orders_Update``: a partial upsert of existing orders. All-or-nothing.

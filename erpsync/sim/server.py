@@ -17,6 +17,8 @@ connection) serving
                                         "mission","date","data"|"data_xml"}]}`` → ``{"ids": [...]}``
   ``POST /_sim/generate``               ``{"count": N}`` generated events → ``{"ids": [...]}``
   ``POST /_sim/orders/<id>/advance``    move a generated order one lifecycle step (emits an event)
+  ``POST /_sim/orders/<n>/capture``     ``{"outcome": "success"|"pending"|"failed"|null}``: how
+                                        captures of that order's shipments end
   ``POST /_sim/expire-token``           ``{"token": T}``: T gets 403 from now on
   ``POST /_sim/limits``                 ``{"limits": {"MUTATION_COUNT:ONE_HOUR": 900, …}}``: Centra
                                         lowers (or raises) bucket capacities now → the quota
@@ -55,6 +57,7 @@ from erpsync.sim.events import EVENT_TYPES, Event, EventQueue
 from erpsync.sim.faults import FaultInjector, FaultRule
 from erpsync.sim.generator import EventGenerator
 from erpsync.sim.gql import ALL_PERMISSIONS, DEFAULT_TOKEN, GqlOptions, GraphqlApp
+from erpsync.sim.orderbook import OrderBook
 from erpsync.sim.soap import SoapEndpoint, fault_body, operation_of
 from erpsync.sim.webhooks import WebhookSender
 
@@ -116,6 +119,11 @@ class SimOptions:
     schema_renames: tuple[str, ...] = ()  # serve a changed schema: ("Type.field=newName", …)
     webhook_url: str | None = None  # POST signed webhooks here when events are emitted (§2.3)
     webhook_secret: str = "sim-webhook-secret"  # noqa: S105 - the documented default of a local simulator
+    # fulfilment (§2.5): how captures end; per order also POST /_sim/orders/<number>/capture {"outcome"}
+    capture_outcome: str = "success"  # success | pending | failed
+    capture_failed_probability: float = 0.0
+    capture_pending_probability: float = 0.0
+    capture_pending_seconds: float = 5.0  # a PENDING capture settles (isCaptured) this long after
 
     def gql_options(self) -> GqlOptions:
         tokens = {self.token: ALL_PERMISSIONS, **dict(self.tokens)}
@@ -125,6 +133,9 @@ class SimOptions:
             retry_after_format=self.retry_after_format, other_integration_share=self.other_integration_share,
             batch_failure=self.batch_failure, warehouses=self.warehouses, pricelists=self.pricelists,
             schema_renames=tuple(self.schema_renames),
+            capture_outcome=self.capture_outcome, capture_failed_probability=self.capture_failed_probability,
+            capture_pending_probability=self.capture_pending_probability,
+            capture_pending_seconds=self.capture_pending_seconds,
         )
 
 
@@ -174,7 +185,8 @@ class SimServer:
         self.soap = SoapEndpoint(self.queue, self.generator, o.soap_user, o.soap_password,
                                  check_soap_action=o.soap_action_check, unknown_ack=o.unknown_ack,
                                  update_response=o.update_response)
-        self.gql = GraphqlApp(o.gql_options(), clock)
+        self.orders = OrderBook(self.generator, clock)  # one order book for SOAP and GraphQL
+        self.gql = GraphqlApp(o.gql_options(), clock, orders=self.orders)
         self.faults = FaultInjector(seed=o.seed)
         self.webhooks: WebhookSender | None = None
         if o.webhook_url:
@@ -355,6 +367,17 @@ class SimServer:
         """Change GraphQL bucket capacities now (Centra may lower limits temporarily); ``reset`` restores
         the configured ones."""
         self.gql.set_limits(limits)
+
+    def set_capture_outcome(self, order_number: str, outcome: str | None) -> None:
+        """Captures of shipments of ``order_number`` end ``success``, ``pending`` or ``failed`` (None:
+        back to the configured default / probabilities)."""
+        if outcome is not None and outcome not in ("success", "pending", "failed"):
+            raise ValueError("outcome must be success, pending, failed or null")
+        with self.orders.lock:
+            if outcome is None:
+                self.orders.capture.per_order.pop(str(order_number), None)
+            else:
+                self.orders.capture.per_order[str(order_number)] = outcome
 
     def reset(self) -> None:
         self.queue.reset()
@@ -579,6 +602,10 @@ class _Handler(BaseHTTPRequestHandler):
                     self._json(404, {"error": f"no such order {order_id}"})
                     return
                 self._json(200, {"id": sim.generator.advance_order(order_id).id})
+            elif path.startswith("/_sim/orders/") and path.endswith("/capture"):
+                number = path.removeprefix("/_sim/orders/").removesuffix("/capture")
+                sim.set_capture_outcome(number, payload.get("outcome"))
+                self._json(200, {"order": number, "outcome": payload.get("outcome")})
             elif path == "/_sim/limits":
                 limits = payload.get("limits")
                 if not isinstance(limits, dict):

@@ -47,9 +47,16 @@ from erpsync.clock import Clock
 from erpsync.sim.gql.complexity import measure
 from erpsync.sim.gql.mutations import MUTATION_PERMISSIONS, Mutations
 from erpsync.sim.gql.options import BUCKET_KEYS, GqlOptions
+from erpsync.sim.gql.orders import (
+    FULFILMENT_MUTATION_PERMISSIONS,
+    ORDER_QUERY_PERMISSIONS,
+    Fulfilment,
+    order_query_root,
+)
 from erpsync.sim.gql.queries import query_root
 from erpsync.sim.gql.quota import CostExceedsCapacity, Quota
 from erpsync.sim.gql.state import State, seeded
+from erpsync.sim.orderbook import CaptureSettings, OrderBook
 
 #: Permission needed by each root query field (``rateLimits`` needs none).
 QUERY_PERMISSIONS: dict[str, str | None] = {
@@ -59,6 +66,7 @@ QUERY_PERMISSIONS: dict[str, str | None] = {
     "warehouses": "Warehouse:read",
     "sizeCharts": "SizeChart:read",
     "stores": "Store:read",
+    **ORDER_QUERY_PERMISSIONS,
 }
 
 _schema_cache: GraphQLSchema | None = None
@@ -114,7 +122,7 @@ Response = tuple[int, dict[str, str], bytes]
 class GraphqlApp:
     """The simulated Centra GraphQL Integration API (see the module docstring for the pipeline)."""
 
-    def __init__(self, options: GqlOptions, clock: Clock) -> None:
+    def __init__(self, options: GqlOptions, clock: Clock, orders: OrderBook | None = None) -> None:
         self.options = options
         self.clock = clock
         self.schema = contract_schema() if not options.schema_renames else renamed_schema(options.schema_renames)
@@ -127,6 +135,18 @@ class GraphqlApp:
         self.quota = Quota(self._limits, clock, options.other_integration_share)
         self._requests = 0
         self._by_status: dict[str, int] = {}
+        if orders is None:  # standalone (unit tests): an order book of its own, fed by its own generator
+            from erpsync.sim.events import EventQueue
+            from erpsync.sim.generator import EventGenerator
+
+            orders = OrderBook(EventGenerator(EventQueue(), clock), clock)
+        orders.capture = CaptureSettings(
+            default=options.capture_outcome,
+            failed_probability=options.capture_failed_probability,
+            pending_probability=options.capture_pending_probability,
+            pending_seconds=options.capture_pending_seconds,
+        )
+        self.orders = orders
 
     # --- public API -------------------------------------------------------------------------
 
@@ -182,6 +202,7 @@ class GraphqlApp:
                     "mutationsApplied": s.mutations_applied,
                 },
                 "duplicates": s.duplicates(),
+                "orders": self.orders.inspect(),
                 "externalIds": {kind: dict(per) for kind, per in s.external.items()},
                 "stock": self._stock_rows(),
                 "prices": self._price_rows(),
@@ -210,11 +231,12 @@ class GraphqlApp:
             self._issued_at = self.clock.time()
             self._requests = 0
             self._by_status = {}
+            self.orders.reset()
 
     def snapshot(self) -> dict[str, Any]:
         """The catalogue, prices and stock as JSON-able data (the quota is not persisted)."""
         with self._lock:
-            return {"version": 1, "state": self.state.to_json()}
+            return {"version": 1, "state": self.state.to_json(), "orders": self.orders.snapshot()}
 
     def restore(self, data: Mapping[str, Any]) -> None:
         """Replace the state with one taken by ``snapshot``."""
@@ -223,6 +245,7 @@ class GraphqlApp:
         state = State.from_json(dict(data["state"]))
         with self._lock:
             self.state = state
+            self.orders.restore(dict(data.get("orders") or {}))
 
     # --- pipeline ---------------------------------------------------------------------------
 
@@ -265,7 +288,7 @@ class GraphqlApp:
         fragments = _fragments(document)
         complexity, mutation_count, roots = measure(self.schema, operation, fragments, coerced)
         is_mutation = operation.operation == OperationType.MUTATION
-        table = MUTATION_PERMISSIONS if is_mutation else QUERY_PERMISSIONS
+        table = {**MUTATION_PERMISSIONS, **FULFILMENT_MUTATION_PERMISSIONS} if is_mutation else QUERY_PERMISSIONS
         needed = [(name, table.get(name)) for name in roots]
         used = sorted({p for _, p in needed if p is not None})
         missing = [(name, perm) for name, perm in needed if perm is not None and perm not in permissions]
@@ -290,7 +313,7 @@ class GraphqlApp:
                 payload["data"] = None
                 payload["extensions"] = {"complexity": complexity, "permissionsUsed": []}
                 return 200, payload, {}
-            result = self._execute(document, variables, op_name, is_mutation)
+            result = self._execute(document, variables, op_name, is_mutation, permissions)
         result["extensions"] = {"complexity": complexity, "permissionsUsed": used}
         return 200, result, {}
 
@@ -300,12 +323,15 @@ class GraphqlApp:
         variables: dict[str, Any],
         op_name: str | None,
         is_mutation: bool,
+        permissions: frozenset[str] = frozenset(),
     ) -> dict[str, Any]:
         root: dict[str, Callable[..., Any]]
         if is_mutation:
             root = Mutations(self.state, self.clock, self.options.batch_failure).root()
+            root.update(Fulfilment(self.orders, self.state, self.clock, permissions).root())
         else:
             root = query_root(self.state, self.quota)
+            root.update(order_query_root(self.orders, self.state))
         result = execute(self.schema, document, root_value=root, variable_values=variables, operation_name=op_name)
         if not isinstance(result, ExecutionResult):
             raise TypeError("the simulator's resolvers are synchronous")

@@ -15,6 +15,7 @@ For the selected operation, complexity is the sum over its root fields of ``cost
   selection as above;
 - fragments are expanded in place; ``@skip``/``@include`` are ignored (counted as included).
   (``freeToAllocateQuantity``, absent from this schema subset, would cost 0.)
+- an interface or union field costs as its costliest possible type would.
 
 So ``{ rateLimits { … } }`` = 10; ``products(limit: 5) { id name }`` = 1 + 5 × 2 = 11; a
 ``createProduct`` selecting ``product { id }`` plus ``userErrors { message path }`` and
@@ -31,10 +32,12 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLField,
+    GraphQLInterfaceType,
     GraphQLList,
     GraphQLNamedType,
     GraphQLObjectType,
     GraphQLSchema,
+    GraphQLUnionType,
     InlineFragmentNode,
     OperationDefinitionNode,
     OperationType,
@@ -85,6 +88,8 @@ class _Counter:
         self.variables = variables
 
     def selection(self, parent: GraphQLNamedType, selection_set: SelectionSetNode | None) -> int:
+        if isinstance(parent, GraphQLInterfaceType | GraphQLUnionType):  # the costliest possible type
+            return max((self.selection(t, selection_set) for t in self.schema.get_possible_types(parent)), default=0)
         if not isinstance(parent, GraphQLObjectType):
             return 0
         return sum(self.field(parent, node) for node in _fields(selection_set, self.fragments))
@@ -99,7 +104,7 @@ class _Counter:
         if name == "rateLimits" and parent is self.schema.query_type:
             return RATE_LIMITS_COST
         named = get_named_type(field_def.type)
-        if not isinstance(named, GraphQLObjectType):
+        if not isinstance(named, GraphQLObjectType | GraphQLInterfaceType | GraphQLUnionType):
             return 1
         inner = self.selection(named, node.selection_set)
         if isinstance(get_nullable_type(field_def.type), GraphQLList):

@@ -18,6 +18,13 @@ ALL_PERMISSIONS: frozenset[str] = frozenset(
         "Warehouse:read",
         "StockChange:write",
         "Store:read",
+        # fulfilment (PROTOCOL.md §2.5)
+        "Order:read",
+        "Order:write",
+        "Order.isLocked:write",
+        "Shipment:read",
+        "Shipment:write",
+        "Payment.capture:write",
     }
 )
 
@@ -49,6 +56,7 @@ TIERS: dict[str, dict[str, int]] = {
 }
 
 RETRY_AFTER_FORMATS = ("seconds", "unix", "http-date")
+CAPTURE_OUTCOMES = ("success", "pending", "failed")
 BATCH_FAILURE_POLICIES = ("reject", "skip")
 
 
@@ -82,6 +90,11 @@ class GqlOptions:
     pricelists: tuple[tuple[str, str], ...] = (("PL-SEK", "SEK"), ("PL-EUR", "EUR"), ("PL-USD", "USD"))
     #: serve a schema that differs from the contract: ("Type.field=newName", …)
     schema_renames: tuple[str, ...] = ()
+    # fulfilment: how captures end (per order: POST /_sim/orders/<number>/capture)
+    capture_outcome: str = "success"
+    capture_failed_probability: float = 0.0
+    capture_pending_probability: float = 0.0
+    capture_pending_seconds: float = 5.0
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -109,6 +122,13 @@ class GqlOptions:
             problems.append("warehouse externalIds must be unique")
         if len({p for p, _ in self.pricelists}) != len(self.pricelists):
             problems.append("pricelist externalIds must be unique")
+        if self.capture_outcome not in CAPTURE_OUTCOMES:
+            problems.append(f"capture_outcome must be one of {list(CAPTURE_OUTCOMES)}")
+        if not (0.0 <= self.capture_failed_probability <= 1.0 and 0.0 <= self.capture_pending_probability <= 1.0
+                and self.capture_failed_probability + self.capture_pending_probability <= 1.0):
+            problems.append("capture_failed_probability and capture_pending_probability must be in [0, 1], sum ≤ 1")
+        if self.capture_pending_seconds < 0:
+            problems.append("capture_pending_seconds must be ≥ 0")
         if problems:
             raise ValueError("; ".join(problems))
 
