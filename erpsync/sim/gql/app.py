@@ -45,12 +45,14 @@ from graphql.execution.values import get_variable_values
 
 from erpsync.clock import Clock
 from erpsync.sim.gql.complexity import measure
+from erpsync.sim.gql.eventqueue import EVENT_MUTATION_PERMISSIONS, EVENT_QUERY_PERMISSIONS, GqlEventQueue
 from erpsync.sim.gql.mutations import MUTATION_PERMISSIONS, Mutations
 from erpsync.sim.gql.options import BUCKET_KEYS, GqlOptions
 from erpsync.sim.gql.orders import (
     FULFILMENT_MUTATION_PERMISSIONS,
     ORDER_QUERY_PERMISSIONS,
     Fulfilment,
+    OrderViews,
     order_query_root,
 )
 from erpsync.sim.gql.queries import query_root
@@ -67,6 +69,7 @@ QUERY_PERMISSIONS: dict[str, str | None] = {
     "sizeCharts": "SizeChart:read",
     "stores": "Store:read",
     **ORDER_QUERY_PERMISSIONS,
+    **EVENT_QUERY_PERMISSIONS,
 }
 
 _schema_cache: GraphQLSchema | None = None
@@ -147,6 +150,10 @@ class GraphqlApp:
             pending_seconds=options.capture_pending_seconds,
         )
         self.orders = orders
+        # the GraphQL events queue (§2.4), fed by the same emissions as the SOAP queue
+        self.events = GqlEventQueue(clock, self._event_object)
+        orders.generator.queue.listeners.append(
+            lambda e: self.events.on_soap_event(e.type, e.entry, e.mission, e.data))
 
     # --- public API -------------------------------------------------------------------------
 
@@ -203,6 +210,7 @@ class GraphqlApp:
                 },
                 "duplicates": s.duplicates(),
                 "orders": self.orders.inspect(),
+                "events": self.events.inspect(),
                 "externalIds": {kind: dict(per) for kind, per in s.external.items()},
                 "stock": self._stock_rows(),
                 "prices": self._price_rows(),
@@ -232,6 +240,7 @@ class GraphqlApp:
             self._requests = 0
             self._by_status = {}
             self.orders.reset()
+            self.events.reset()
 
     def snapshot(self) -> dict[str, Any]:
         """The catalogue, prices and stock as JSON-able data (the quota is not persisted)."""
@@ -288,7 +297,8 @@ class GraphqlApp:
         fragments = _fragments(document)
         complexity, mutation_count, roots = measure(self.schema, operation, fragments, coerced)
         is_mutation = operation.operation == OperationType.MUTATION
-        table = {**MUTATION_PERMISSIONS, **FULFILMENT_MUTATION_PERMISSIONS} if is_mutation else QUERY_PERMISSIONS
+        table = ({**MUTATION_PERMISSIONS, **FULFILMENT_MUTATION_PERMISSIONS, **EVENT_MUTATION_PERMISSIONS}
+                 if is_mutation else QUERY_PERMISSIONS)
         needed = [(name, table.get(name)) for name in roots]
         used = sorted({p for _, p in needed if p is not None})
         missing = [(name, perm) for name, perm in needed if perm is not None and perm not in permissions]
@@ -329,9 +339,11 @@ class GraphqlApp:
         if is_mutation:
             root = Mutations(self.state, self.clock, self.options.batch_failure).root()
             root.update(Fulfilment(self.orders, self.state, self.clock, permissions).root())
+            root.update(self.events.mutation_root())
         else:
             root = query_root(self.state, self.quota)
             root.update(order_query_root(self.orders, self.state))
+            root.update(self.events.query_root())
         result = execute(self.schema, document, root_value=root, variable_values=variables, operation_name=op_name)
         if not isinstance(result, ExecutionResult):
             raise TypeError("the simulator's resolvers are synchronous")
@@ -339,6 +351,21 @@ class GraphqlApp:
         if result.errors:
             out["errors"] = [e.formatted for e in result.errors]
         return out
+
+    def _event_object(self, object_type: str, reference: int) -> dict[str, Any] | None:
+        """The current object behind an event (null once it is gone, and for types not modelled)."""
+        gen = self.orders.generator
+        if object_type == "Order":
+            payload = self.orders.order(str(reference))
+            return None if payload is None else OrderViews(self.orders, self.state).order(payload)
+        if object_type == "Customer":
+            c = gen.customers.get(str(reference))
+            return None if c is None else {"__typename": "Customer", "id": reference, "email": c.get("email"),
+                                           "firstName": c.get("firstname"), "lastName": c.get("lastname")}
+        if object_type == "Account":
+            a = gen.accounts.get(str(reference))
+            return None if a is None else {"__typename": "Account", "id": reference, "name": str(a.get("name") or "")}
+        return None
 
     def _retry_after(self, wait: float) -> str:
         fmt = self.options.retry_after_format

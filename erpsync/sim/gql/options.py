@@ -25,6 +25,9 @@ ALL_PERMISSIONS: frozenset[str] = frozenset(
         "Shipment:read",
         "Shipment:write",
         "Payment.capture:write",
+        # events queue (PROTOCOL.md §2.4)
+        "Event:read",
+        "Event:write",
     }
 )
 
