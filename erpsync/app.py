@@ -9,6 +9,8 @@ The jobs (one per capability) and their schedule:
 job            built from                         trigger
 =============  =================================  ==========================================
 pull           erpsync.inbound.pull               every ``pull.interval_seconds``
+pull_graphql   erpsync.inbound.gql_source         every ``centra.events.interval_seconds``, when
+                                                  ``centra.events.source`` is graphql or both
 push_stock     erpsync.outbound.stock             every ``push.stock_interval_seconds``
 push_prices    erpsync.outbound.prices            every ``push.prices_interval_seconds``
 push_products  erpsync.outbound.products          every ``push.products_interval_seconds``
@@ -47,6 +49,7 @@ from erpsync.daemon.webhook import WebhookConfig
 from erpsync.erp.job import SqlImportJob
 from erpsync.errors import ConfigError, ConfigProblem, DatabaseUnavailable, ErpsyncError, JobFailed
 from erpsync.graphql.quota import QuotaGovernor
+from erpsync.inbound.gql_source import GraphqlEventSource, GraphqlPullJob
 from erpsync.inbound.pull import PullJob
 from erpsync.job import StopRequested
 from erpsync.logs import configure_logging, get_logger
@@ -74,6 +77,7 @@ def triggers(settings: Settings) -> dict[str, BaseTrigger]:
     """Every job's trigger from the config (also used by SIGHUP reload)."""
     return {
         "pull": interval(settings.pull.interval_seconds),
+        "pull_graphql": interval(settings.centra.events.interval_seconds),
         "push_stock": interval(settings.push.stock_interval_seconds),
         "push_prices": interval(settings.push.prices_interval_seconds),
         "push_products": interval(settings.push.products_interval_seconds),
@@ -176,6 +180,22 @@ def _build_pull(w: Wiring) -> Any:
                    max_batches=w.settings.pull.max_batches_per_run, **w.job_kwargs())
 
 
+def _build_pull_graphql(w: Wiring) -> Any:
+    """The GraphQL events source: its own client (money decoded as Decimal), the shared governor."""
+
+    def make() -> Any:
+        from erpsync.graphql.client import CentraGraphql  # gql loads on first use, not at CLI start
+
+        g = w.settings.centra.graphql
+        assert g.token is not None  # required by load_settings for the daemon
+        return CentraGraphql(g.url, g.token, governor=governor(w), clock=w.clock, connect_timeout=g.connect_timeout,
+                             read_timeout=g.read_timeout, decimal_floats=True)
+
+    client = w.shared("graphql_events", make)
+    return GraphqlPullJob(w.engine, GraphqlEventSource(client), max_batches=w.settings.pull.max_batches_per_run,
+                          **w.job_kwargs())
+
+
 def governor(w: Wiring) -> Any:
     """The quota governor, its state in the database so every process spends one budget."""
 
@@ -219,6 +239,7 @@ class Capability:
 
 CAPABILITIES: dict[str, Capability] = {
     "pull": Capability(_build_pull),
+    "pull_graphql": Capability(_build_pull_graphql),
     "push_stock": Capability(_push_builder(PushStock), entity="stock"),
     "push_prices": Capability(_push_builder(PushPrices), entity="price"),
     "push_products": Capability(_push_builder(PushProducts), entity="product"),
@@ -229,17 +250,23 @@ CAPABILITIES: dict[str, Capability] = {
 
 #: the jobs a complete erpsync runs, in the order they are listed by ``status``
 ALL_JOBS = ("pull", "push_stock", "push_prices", "push_products", "quota_refresh", "housekeeping")
-#: run as well when configured: the snapshot import from the ERP's database (``[erp.sql] url``)
-OPTIONAL_JOBS = ("import_sql",)
+#: run as well when configured: the snapshot import from the ERP's database (``[erp.sql] url``), the
+#: GraphQL events queue (``[centra.events] source = "graphql"`` or ``"both"``)
+OPTIONAL_JOBS = ("import_sql", "pull_graphql")
 
 
 #: the jobs an accepted webhook runs at once (those configured; the scheduled runs stay the safety net)
-WEBHOOK_JOBS = ("pull",)
+WEBHOOK_JOBS = ("pull", "pull_graphql")
 
 
 def default_jobs(settings: Settings) -> list[str]:
-    """Every job, plus ``import_sql`` when ``[erp.sql] url`` is set."""
-    return [*ALL_JOBS, *(["import_sql"] if settings.erp.sql.url else [])]
+    """Every job, plus ``import_sql`` when ``[erp.sql] url`` is set; the pull jobs by
+    ``[centra.events] source`` (soap: pull; graphql: pull_graphql; both: both)."""
+    source = settings.centra.events.source
+    jobs = [j for j in ALL_JOBS if not (j == "pull" and source == "graphql")]
+    if source in ("graphql", "both"):
+        jobs.insert(jobs.index("pull") + 1 if "pull" in jobs else 0, "pull_graphql")
+    return [*jobs, *(["import_sql"] if settings.erp.sql.url else [])]
 
 
 def leadership_for(settings: Settings) -> Leadership:
@@ -364,7 +391,7 @@ def build_app(
 #: settings a SIGHUP applies live; anything else changed needs a restart (clients, database, paths)
 LIVE_KEYS = ("pull.interval_seconds", "push.stock_interval_seconds", "push.prices_interval_seconds",
              "push.products_interval_seconds", "daemon.quota_refresh_seconds", "daemon.housekeeping_cron",
-             "logging.level")
+             "logging.level", "centra.events.interval_seconds")
 
 
 def run_daemon(settings: Settings, config_path: Path | None, jobs: Sequence[str] | None = None) -> int:

@@ -96,11 +96,20 @@ class WebhookSettings(_Section):
         return v
 
 
+class EventsSettings(_Section):
+    """Which queue(s) the pull reads (PROTOCOL.md §2.4): the SOAP queue, the GraphQL events queue, or
+    both during a cut-over (each object version applied once)."""
+
+    source: Literal["soap", "graphql", "both"] = "soap"
+    interval_seconds: float = Field(60.0, gt=0)  # the pull_graphql job's interval
+
+
 class CentraSettings(_Section):
     store_timezone: str = "Europe/Stockholm"
     soap: SoapSettings
     graphql: GraphqlSettings
     webhook: WebhookSettings = WebhookSettings()
+    events: EventsSettings = EventsSettings()
 
     @field_validator("store_timezone")
     @classmethod

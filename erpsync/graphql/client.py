@@ -27,10 +27,13 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import requests
@@ -180,8 +183,12 @@ class CentraGraphql:
         read_timeout: float = 60,
         session: requests.Session | None = None,
         pool_size: int = 8,
+        decimal_floats: bool = False,
     ) -> None:
+        """``decimal_floats``: JSON numbers with a fraction decode straight to ``Decimal`` (money
+        read from orders), never via float."""
         self.url = url
+        self._json_loads = functools.partial(json.loads, parse_float=Decimal) if decimal_floats else json.loads
         self.governor = governor
         self.clock = clock
         self._token = token
@@ -253,6 +260,7 @@ class CentraGraphql:
                     self.url, self._session,
                     headers={"Authorization": f"Bearer {self._token.get_secret_value()}"},
                     timeout=self._timeout,  # type: ignore[arg-type]  # requests takes (connect, read)
+                    json_deserialize=self._json_loads,
                 )
                 t.connect()
                 self._transports.append(t)
