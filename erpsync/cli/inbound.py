@@ -140,7 +140,9 @@ def events_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.pass_obj
 def events_stats(obj: Any, as_json: bool) -> None:
-    """Inbox counts by event type and status (applied | superseded | parked), with how many acked."""
+    """Inbox counts by source (soap | graphql), event type and status (applied | superseded | parked),
+    with how many acked: during a cut-over (source = "both") the GraphQL rows should be mostly
+    superseded (versions SOAP already applied), then applied once SOAP is off."""
     from erpsync.store.engine import transaction
     from erpsync.store.inbox import InboxRepository
 
@@ -152,9 +154,9 @@ def events_stats(obj: Any, as_json: bool) -> None:
         click.echo(json.dumps({"rows": rows, "total": sum(r["count"] for r in rows),
                                "parked_open": parked_open}, indent=2))
         return
-    click.echo(f"{'type':<14} {'status':<11} {'count':>8} {'acked':>8}")
+    click.echo(f"{'source':<8} {'type':<14} {'status':<11} {'count':>8} {'acked':>8}")
     for r in rows:
-        click.echo(f"{r['type']:<14} {r['status']:<11} {r['count']:>8} {r['acked']:>8}")
+        click.echo(f"{r['source']:<8} {r['type']:<14} {r['status']:<11} {r['count']:>8} {r['acked']:>8}")
     click.echo(f"total {sum(r['count'] for r in rows)} events; {parked_open} parked event(s) open")
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, case, delete, func, insert, or_, select, update
 from sqlmodel import Session, SQLModel, col
 from sqlmodel import select as sm_select
 
@@ -437,10 +437,13 @@ class InboxRepository:
                                                                           exported_at=bindparam("at")), rows)
 
     def stats(self, session: Session) -> list[dict[str, Any]]:
+        """Counts by source (``soap`` | ``graphql``, from the event id), type and status."""
         t = table_of(InboxEvent)
-        stmt = (select(t.c.type, t.c.status, func.count(), func.count(t.c.acked_at))
-                .group_by(t.c.type, t.c.status).order_by(t.c.type, t.c.status))
-        return [{"type": t, "status": s, "count": n, "acked": a} for t, s, n, a in session.connection().execute(stmt)]
+        source = case((t.c.event_id.like("gql:%"), "graphql"), else_="soap").label("source")
+        stmt = (select(source, t.c.type, t.c.status, func.count(), func.count(t.c.acked_at))
+                .group_by(source, t.c.type, t.c.status).order_by(source, t.c.type, t.c.status))
+        return [{"source": src, "type": t, "status": s, "count": n, "acked": a}
+                for src, t, s, n, a in session.connection().execute(stmt)]
 
 
 _UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
