@@ -44,6 +44,7 @@ from erpsync.config import Settings
 from erpsync.errors import AuthenticationFailed, ErpsyncError, PermissionDenied, SourceUnavailable
 from erpsync.graphql.client import RATE_LIMITS_QUERY, CentraGraphql
 from erpsync.graphql.schema import contract_schema
+from erpsync.inbound.gql_documents import DOCUMENTS as EVENT_DOCUMENTS
 from erpsync.outbound import documents as outbound_documents
 from erpsync.soap.client import CentraSoapClient
 
@@ -76,7 +77,7 @@ class CheckRow:
 def sendable_documents(extra: Sequence[tuple[str, str]] = ()) -> list[tuple[str, str]]:
     """(name, source) of every GraphQL document erpsync can send: the push documents (every
     module-level document in ``erpsync.outbound.documents``, the catalogue mutation with every kind),
-    ``rateLimits``, and ``extra`` (e.g. the event source's)."""
+    ``rateLimits``, the GraphQL event source's, and ``extra``."""
     docs: list[tuple[str, str]] = [("RATE_LIMITS", RATE_LIMITS_QUERY)]
     for name in sorted(vars(outbound_documents)):
         value = getattr(outbound_documents, name)
@@ -85,6 +86,7 @@ def sendable_documents(extra: Sequence[tuple[str, str]] = ()) -> list[tuple[str,
     kinds = list(getattr(outbound_documents, "_CATALOGUE", {}))
     if kinds:
         docs.append(("CATALOGUE_MUTATION", outbound_documents.catalogue_mutation(kinds)))
+    docs.extend(sorted(EVENT_DOCUMENTS.items()))
     docs.extend(extra)
     return docs
 
