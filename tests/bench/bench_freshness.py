@@ -88,16 +88,31 @@ def scenario(source: str, webhook: bool, interval: float, orders: int, max_gap: 
         while daemon.states[name].runs < 1 and time.monotonic() < deadline:
             time.sleep(0.05)  # the run at start (the GraphQL source sets its listeners)
         pending: dict[str, float] = {}
+        lock = threading.Lock()
+        placing = threading.Event()
+        placing.set()
+
+        def poll() -> None:  # looks for new rows every 20 ms, like an ERP polling its tables
+            end = float("inf")
+            while time.monotonic() < end:
+                with lock:
+                    _collect(engine, pending, latencies)
+                    if not pending and not placing.is_set():
+                        return
+                if not placing.is_set() and end == float("inf"):
+                    end = time.monotonic() + interval + 30
+                time.sleep(0.02)
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
         for _ in range(orders):
             time.sleep(rng.uniform(0, max_gap))
-            placed = time.monotonic()
-            number = sim.generator.new_order().entry
-            pending[number] = placed
-            _collect(engine, pending, latencies)
-        end = time.monotonic() + interval + 30
-        while pending and time.monotonic() < end:
-            _collect(engine, pending, latencies)
-            time.sleep(0.02)
+            with lock:
+                placed = time.monotonic()
+                number = sim.generator.new_order().entry
+                pending[number] = placed
+        placing.clear()
+        poller.join()
         if pending:
             print(f"  ! {len(pending)} order(s) never seen")
     finally:
