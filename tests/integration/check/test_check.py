@@ -100,3 +100,12 @@ def test_cli_exit_codes(sim_factory: SimFactory, sim: SimServer, tmp_path: Path)
                          env={**os.environ, **env2}, capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode == 1, bad.stdout + bad.stderr
     assert "Warehouse.externalId" in bad.stdout and "fix:" in bad.stdout
+
+
+def test_graphql_source_probes_event_and_order_reads(sim: SimServer, tmp_path: Path) -> None:
+    _cfg, _env, settings = settings_for(sim, tmp_path, mappings='[centra.events]\nsource = "graphql"\n')
+    rows = run_checks(settings)
+    perm = next(r for r in rows if "permissions" in r.name)
+    assert perm.ok and "Event:read" in perm.detail and "Order:read" in perm.detail, render_table(rows)
+    docs = next(r for r in rows if "documents" in r.name)
+    assert docs.ok
