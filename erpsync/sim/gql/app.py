@@ -152,8 +152,7 @@ class GraphqlApp:
         self.orders = orders
         # the GraphQL events queue (§2.4), fed by the same emissions as the SOAP queue
         self.events = GqlEventQueue(clock, self._event_object)
-        orders.generator.queue.listeners.append(
-            lambda e: self.events.on_soap_event(e.type, e.entry, e.mission, e.data))
+        orders.generator.queue.listeners.append(self._on_emitted)
 
     # --- public API -------------------------------------------------------------------------
 
@@ -351,6 +350,20 @@ class GraphqlApp:
         if result.errors:
             out["errors"] = [e.formatted for e in result.errors]
         return out
+
+    def _on_emitted(self, event: Any) -> None:
+        """Every emitted event: an order's ``updatedAt`` is the time of its latest change (the
+        instant its SOAP event carries), then the GraphQL events queue hears of it."""
+        if event.type == "order" and event.mission == "update":
+            date = str(event.date)
+            try:
+                when = datetime.fromisoformat(date)
+            except ValueError:
+                when = datetime.strptime(date, "%Y-%m-%d %H:%M:%S")  # noqa: DTZ007 - store-local, zone added below
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=self.orders.generator.store_tz)
+            self.orders.updated_at[event.entry] = when.isoformat()
+        self.events.on_soap_event(event.type, event.entry, event.mission, event.data)
 
     def _event_object(self, object_type: str, reference: int) -> dict[str, Any] | None:
         """The current object behind an event (null once it is gone, and for types not modelled)."""
