@@ -45,19 +45,19 @@ def count(engine: Engine, model: Any, *where: Any) -> int:
 
 
 def test_listeners_then_a_mixed_queue_exactly_once(sim: SimServer, gql: CentraGraphql, engine: Engine) -> None:
-    job = gql_job(engine, gql, page_limit=50)  # small pages: several pages, one transaction each
+    job = gql_job(engine, gql, page_limit=25)  # small pages: several pages, one transaction each
     first = job.run()
     assert first.outcome == "ok" and first.counts["fetched"] == 0
     assert set(gql_state(sim)["listeners"]) == {"Order", "Customer", "Account"}
     assert job.gql_source.ensure_listeners() == []  # idempotent: nothing missing now
-    sim.generate(300)
+    sim.generate(150)
     emitted = gql_state(sim)["emitted"]
     result = job.run()
     assert result.outcome == "ok", result.error
     st = gql_state(sim)
     assert st["depth"] == 0 and st["confirmed"] == emitted
     assert result.counts["fetched"] == result.counts["acked"] == emitted
-    assert result.counts["batches"] >= emitted // 50
+    assert result.counts["batches"] >= emitted // 25
     assert count(engine, InboxEvent, InboxEvent.event_id.like("gql:%")) == emitted  # type: ignore[attr-defined]
     orders = set(sim.orders.numbers())
     with Session(engine) as s:
@@ -78,9 +78,9 @@ def test_listeners_then_a_mixed_queue_exactly_once(sim: SimServer, gql: CentraGr
 
 def test_faults_lose_nothing_and_confirm_only_after_commit(sim: SimServer, gql: CentraGraphql,
                                                            engine: Engine) -> None:
-    job = gql_job(engine, gql, page_limit=40)
+    job = gql_job(engine, gql, page_limit=20)
     assert job.run().outcome == "ok"
-    sim.generate(200)
+    sim.generate(100)
     emitted = gql_state(sim)["emitted"]
     sim.set_fault("graphql", "http", status=503, probability=0.15)
     sim.set_fault("graphql", "apply_then_499", only="mutation", count=3)  # confirms applied, answer lost
@@ -118,7 +118,7 @@ def test_unusable_and_unknown_events_are_parked_or_stored_then_confirmed(
 def test_both_sources_apply_each_version_once(sim: SimServer, gql: CentraGraphql, engine: Engine) -> None:
     gjob = gql_job(engine, gql)
     assert gjob.run().outcome == "ok"  # listeners first: events from now on go to both queues
-    sim.generate(120)
+    sim.generate(80)
     with soap_client(sim) as soap:
         sjob = pull_job(engine, soap)
         s1 = sjob.run()
@@ -135,7 +135,7 @@ def test_both_sources_apply_each_version_once(sim: SimServer, gql: CentraGraphql
     # snapshots): nothing of it is applied again
     with Session(engine) as s:
         mark = s.exec(select(func.max(InboxEvent.id))).one()[0]  # type: ignore[call-overload]
-    sim.generate(120)
+    sim.generate(80)
     with soap_client(sim) as soap:
         g2 = gjob.run()
         s2 = pull_job(engine, soap).run()
@@ -174,7 +174,7 @@ def test_the_same_orders_through_either_queue_give_the_same_rows(sim: SimServer,
     try:
         gjob = gql_job(engine, gql)
         assert gjob.run().outcome == "ok"
-        sim.generate(200)
+        sim.generate(150)
         with soap_client(sim) as soap:
             assert pull_job(other, soap).run().outcome == "ok"
         assert gjob.run().outcome == "ok"
