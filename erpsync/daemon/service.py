@@ -313,7 +313,7 @@ class Daemon:
             state.last_outcome = outcome
             state.last_counts = dict(counts)
             state.runs += 1
-            if spec.name == "pull":
+            if spec.name in ("pull", "pull_graphql"):
                 self.events_pulled += int(counts.get("fetched", 0))
         self.metrics.record_run(spec.name, outcome, counts, duration, started, spec.entity)
 
