@@ -9,6 +9,8 @@ The jobs (one per capability) and their schedule:
 job            built from                         trigger
 =============  =================================  ==========================================
 pull           erpsync.inbound.pull               every ``pull.interval_seconds``
+pull_graphql   erpsync.inbound.gql_source         every ``centra.events.interval_seconds``, when
+                                                  ``centra.events.source`` is graphql or both
 push_stock     erpsync.outbound.stock             every ``push.stock_interval_seconds``
 push_prices    erpsync.outbound.prices            every ``push.prices_interval_seconds``
 push_products  erpsync.outbound.products          every ``push.products_interval_seconds``
@@ -44,10 +46,12 @@ from erpsync.daemon.leader import AlwaysLeader, FileLock, Leadership, PgAdvisory
 from erpsync.daemon.notify import SystemdNotifier
 from erpsync.daemon.quota_refresh import QuotaRefreshJob
 from erpsync.daemon.service import Daemon, JobSpec
+from erpsync.daemon.webhook import WebhookConfig
 from erpsync.erp.job import SqlImportJob
 from erpsync.errors import ConfigError, ConfigProblem, DatabaseUnavailable, ErpsyncError, JobFailed
 from erpsync.graphql.quota import QuotaGovernor
 from erpsync.graphql.quota import quota_left_pct as left_pct_of
+from erpsync.inbound.gql_source import GraphqlEventSource, GraphqlPullJob
 from erpsync.inbound.pull import PullJob
 from erpsync.job import StopRequested
 from erpsync.logs import configure_logging, get_logger
@@ -107,6 +111,7 @@ def triggers(settings: Settings, clock: Clock | None = None) -> dict[str, BaseTr
     factor = clock.factor if isinstance(clock, ScaledClock) else 1.0
     return {
         "pull": interval(settings.pull.interval_seconds, factor),
+        "pull_graphql": interval(settings.centra.events.interval_seconds, factor),
         "push_stock": interval(settings.push.stock_interval_seconds, factor),
         "push_prices": interval(settings.push.prices_interval_seconds, factor),
         "push_products": interval(settings.push.products_interval_seconds, factor),
@@ -214,6 +219,22 @@ def _build_pull(w: Wiring) -> Any:
                    malformed_retries=w.settings.pull.malformed_retries, **w.job_kwargs())
 
 
+def _build_pull_graphql(w: Wiring) -> Any:
+    """The GraphQL events source: its own client (money decoded as Decimal), the shared governor."""
+
+    def make() -> Any:
+        from erpsync.graphql.client import CentraGraphql  # gql loads on first use, not at CLI start
+
+        g = w.settings.centra.graphql
+        assert g is not None and g.token is not None  # required by load_settings for the daemon
+        return CentraGraphql(g.url, g.token, governor=governor(w), clock=w.clock, connect_timeout=g.connect_timeout,
+                             read_timeout=g.read_timeout, decimal_floats=True)
+
+    client = w.shared("graphql_events", make)
+    return GraphqlPullJob(w.engine, GraphqlEventSource(client), max_batches=w.settings.pull.max_batches_per_run,
+                          **w.job_kwargs())
+
+
 def governor(w: Wiring) -> Any:
     """The quota governor, its state in the database so every process spends one budget."""
 
@@ -261,6 +282,7 @@ class Capability:
 
 CAPABILITIES: dict[str, Capability] = {
     "pull": Capability(_build_pull),
+    "pull_graphql": Capability(_build_pull_graphql),
     "push_stock": Capability(_push_builder(PushStock), entity="stock"),
     "push_prices": Capability(_push_builder(PushPrices), entity="price"),
     "push_products": Capability(_push_builder(PushProducts), entity="product"),
@@ -272,27 +294,40 @@ CAPABILITIES: dict[str, Capability] = {
 
 #: the jobs a complete erpsync runs, in the order they are listed by ``status``
 ALL_JOBS = ("pull", "push_stock", "push_prices", "push_products", "push_fulfilment", "quota_refresh", "housekeeping")
-#: run as well when configured: the snapshot import from the ERP's database (``[erp.sql] url``)
-OPTIONAL_JOBS = ("import_sql",)
+#: run as well when configured: the snapshot import from the ERP's database (``[erp.sql] url``), the
+#: GraphQL events queue (``[centra.events] source = "graphql"`` or ``"both"``)
+OPTIONAL_JOBS = ("import_sql", "pull_graphql")
+
+
+#: the jobs an accepted webhook runs at once (those configured; the scheduled runs stay the safety net)
+WEBHOOK_JOBS = ("pull", "pull_graphql")
 
 
 #: the jobs each side of Centra's API serves: a configuration without that side runs without them
 SOAP_JOBS = ("pull",)
-GRAPHQL_JOBS = ("push_stock", "push_prices", "push_products", "push_fulfilment", "quota_refresh")
+GRAPHQL_JOBS = ("pull_graphql", "push_stock", "push_prices", "push_products", "push_fulfilment", "quota_refresh")
 #: after a run that sent something, run these at once: rows waiting for new products go out now
 WAKES = {"push_products": ("push_prices", "push_stock")}
 
 
 def default_jobs(settings: Settings) -> list[str]:
-    """Every job the configuration enables: ``pull`` with ``[centra.soap]``, the push jobs and
-    ``quota_refresh`` with ``[centra.graphql]``, ``housekeeping`` always, ``import_sql`` when
-    ``[erp.sql] url`` is set."""
-    return [j for j in ALL_JOBS if j not in jobs_off(settings)] + (["import_sql"] if settings.erp.sql.url else [])
+    """Every job the configuration enables, in ``status`` order: ``pull`` with ``[centra.soap]`` and
+    ``pull_graphql`` with ``[centra.graphql]``, as ``[centra.events] source`` says (soap, graphql or
+    both); the push jobs and ``quota_refresh`` with ``[centra.graphql]``; ``housekeeping`` always;
+    ``import_sql`` when ``[erp.sql] url`` is set."""
+    off = jobs_off(settings)
+    return [j for j in ("pull", "pull_graphql", *ALL_JOBS[1:], "import_sql") if j not in off]
 
 
 def jobs_off(settings: Settings) -> dict[str, str]:
-    """The jobs the configuration leaves off, with the reason (a side of the API not configured)."""
+    """The jobs the configuration leaves off, with the reason (a side of the API not configured, the
+    event source not chosen, no ERP database)."""
     off: dict[str, str] = {}
+    source = settings.centra.events.source
+    if source == "soap":
+        off["pull_graphql"] = 'centra.events.source = "soap"'
+    if source == "graphql":
+        off["pull"] = 'centra.events.source = "graphql"'
     if settings.centra.soap is None:
         off.update({j: "no [centra.soap] section" for j in SOAP_JOBS})
     if settings.centra.graphql is None:
@@ -411,6 +446,11 @@ def build_app(
         "quota_share": settings.quota.share,
         "quota_clock": wiring.clock,
     }
+    hook = settings.centra.webhook
+    if hook.port and hook.secret is not None:
+        opts["webhook"] = WebhookConfig(
+            hook.host, hook.port, hook.secret.get_secret_value(), jobs=WEBHOOK_JOBS, path=hook.path,
+            tolerance_s=hook.tolerance_seconds, max_body=hook.max_body_bytes)
     opts.update(daemon_options or {})
     if "read_engine" not in opts and engine.dialect.name == "sqlite":
         opts["read_engine"] = make_read_engine(engine.url.render_as_string(hide_password=False),
@@ -426,7 +466,7 @@ def build_app(
 LIVE_KEYS = ("pull.interval_seconds", "push.stock_interval_seconds", "push.prices_interval_seconds",
              "push.products_interval_seconds", "fulfilment.interval_seconds",
              "daemon.quota_refresh_seconds", "daemon.housekeeping_cron",
-             "logging.level")
+             "logging.level", "centra.events.interval_seconds")
 
 
 def run_daemon(settings: Settings, config_path: Path | None, jobs: Sequence[str] | None = None,

@@ -45,6 +45,8 @@ class SecretSpec:
 SECRETS = (
     SecretSpec("centra.soap.password", "ERPSYNC_CENTRA_SOAP_PASSWORD", "centra_soap_password"),
     SecretSpec("centra.graphql.token", "ERPSYNC_CENTRA_GRAPHQL_TOKEN", "centra_graphql_token"),
+    # needed only when the webhook listener is on (centra.webhook.port > 0), see Settings.missing_secrets
+    SecretSpec("centra.webhook.secret", "ERPSYNC_CENTRA_WEBHOOK_SECRET", "centra_webhook_secret"),
 )
 
 
@@ -88,11 +90,39 @@ class GraphqlSettings(_Section):
         return v
 
 
+class WebhookSettings(_Section):
+    """Centra's webhook (PROTOCOL.md §2.3) as a trigger for an immediate pull; port 0 = off."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(0, ge=0, le=65535)
+    path: str = "/centra/webhook"
+    secret: SecretStr | None = None
+    tolerance_seconds: float = Field(300.0, gt=0)
+    max_body_bytes: int = Field(65536, ge=256)
+
+    @field_validator("path")
+    @classmethod
+    def _abs_path(cls, v: str) -> str:
+        if not v.startswith("/"):
+            raise ValueError("must start with /")
+        return v
+
+
+class EventsSettings(_Section):
+    """Which queue(s) the pull reads (PROTOCOL.md §2.4): the SOAP queue, the GraphQL events queue, or
+    both during a cut-over (each object version applied once)."""
+
+    source: Literal["soap", "graphql", "both"] = "soap"
+    interval_seconds: float = Field(60.0, gt=0)  # the pull_graphql job's interval
+
+
 class CentraSettings(_Section):
     store_timezone: str = "Europe/Stockholm"
     # each side may run alone: [centra.soap] alone pulls, [centra.graphql] alone pushes
     soap: SoapSettings | None = None
     graphql: GraphqlSettings | None = None
+    webhook: WebhookSettings = WebhookSettings()
+    events: EventsSettings = EventsSettings()
 
     @model_validator(mode="after")
     def _one_side_at_least(self) -> CentraSettings:
@@ -266,6 +296,8 @@ class Settings(_Section):
                 continue
             if _get(self.model_dump(), spec.dotted.rpartition(".")[0]) is None:
                 continue  # that side ([centra.soap] / [centra.graphql]) is not configured
+            if spec.dotted == "centra.webhook.secret" and not self.centra.webhook.port:
+                continue  # the listener is off: no secret needed
             if _get(self.model_dump(), spec.dotted) is None:
                 problems.append(ConfigProblem(
                     spec.dotted,

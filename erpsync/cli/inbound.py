@@ -59,35 +59,63 @@ def _summary(result: Any) -> str:
 @click.option("--once", is_flag=True,
               help="drain the queue once and exit (default: repeat every pull.interval_seconds)")
 @click.option("--json", "as_json", is_flag=True, help="print the run summary as JSON")
+@click.option("--source", type=click.Choice(["soap", "graphql"]), default=None,
+              help="which queue (default: [centra.events] source; soap when it is \"both\")")
 @click.pass_obj
-def pull_cmd(obj: Any, once: bool, as_json: bool) -> None:
-    """Pull Centra's SOAP events into the ERP mapping tables, exactly once, then acknowledge them."""
+def pull_cmd(obj: Any, once: bool, as_json: bool, source: str | None) -> None:
+    """Pull Centra's events (the SOAP queue or the GraphQL events queue) into the ERP mapping
+    tables, exactly once, then acknowledge them."""
     from erpsync.inbound.pull import PullJob
-    from erpsync.soap.client import CentraSoapClient
     from erpsync.store import migrate
 
-    settings = obj.settings(require_secrets={"centra.soap.password"})
-    soap = settings.centra.soap
-    if soap is None:
-        config_exit(ConfigError([ConfigProblem("centra.soap", "pull needs a [centra.soap] section",
-                                               "configuration")]))
-    if len(soap.event_types) != 1:
-        raise click.BadParameter("pull one queue: set centra.soap.event_types to one type, e.g. [\"all\"]")
+    settings = obj.settings(require_secrets=False)
+    source = source or ("graphql" if settings.centra.events.source == "graphql" else "soap")
+    side = settings.centra.soap if source == "soap" else settings.centra.graphql
+    if side is None:
+        config_exit(ConfigError([ConfigProblem(f"centra.{source}", f"pull from the {source} queue needs a "
+                                               f"[centra.{source}] section", "configuration")]))
+    needed = "centra.soap.password" if source == "soap" else "centra.graphql.token"
+    problems = settings.missing_secrets([needed])
+    if problems:
+        config_exit(ConfigError(problems))
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
-    assert soap.password is not None  # required above
-    client = CentraSoapClient(
-        soap.url, soap.username, soap.password.get_secret_value(), store_tz=settings.store_tz,
-        event_type=soap.event_types[0], markets=soap.markets, connect_timeout=soap.connect_timeout,
-        read_timeout=soap.read_timeout, operation_timeout=soap.operation_timeout)
+    client: Any
+    if source == "soap":
+        from erpsync.soap.client import CentraSoapClient
+
+        soap = settings.centra.soap
+        assert soap is not None  # checked above
+        if len(soap.event_types) != 1:
+            raise click.BadParameter("pull one queue: set centra.soap.event_types to one type, e.g. [\"all\"]")
+        assert soap.password is not None  # required above
+        client = CentraSoapClient(
+            soap.url, soap.username, soap.password.get_secret_value(), store_tz=settings.store_tz,
+            event_type=soap.event_types[0], markets=soap.markets, connect_timeout=soap.connect_timeout,
+            read_timeout=soap.read_timeout, operation_timeout=soap.operation_timeout)
+    else:
+        from erpsync.clock import SystemClock
+        from erpsync.graphql.client import CentraGraphql
+
+        g = settings.centra.graphql
+        assert g is not None and g.token is not None  # required above
+        client = CentraGraphql(g.url, g.token, governor=None, clock=SystemClock(), connect_timeout=g.connect_timeout,
+                               read_timeout=g.read_timeout, decimal_floats=True)
     code = 0
     try:
         with _database(settings) as engine:
             migrate.ensure_current(engine)
-            job = PullJob(engine, client, store_tz=settings.store_tz, stop_event=stop,
-                          max_batches=settings.pull.max_batches_per_run,
-                          malformed_retries=settings.pull.malformed_retries)
+            job: PullJob
+            if source == "soap":
+                job = PullJob(engine, client, store_tz=settings.store_tz, stop_event=stop,
+                              max_batches=settings.pull.max_batches_per_run,
+                              malformed_retries=settings.pull.malformed_retries)
+            else:
+                from erpsync.inbound.gql_source import GraphqlEventSource, GraphqlPullJob
+
+                job = GraphqlPullJob(engine, GraphqlEventSource(client), stop_event=stop,
+                                     max_batches=settings.pull.max_batches_per_run)
             while True:
                 result = job.run()  # JobFailed propagates: erpsync.cli.main prints it and exits 2
                 echo(json.dumps({"outcome": result.outcome, "duration_s": round(result.duration_s, 3),
@@ -110,7 +138,9 @@ def events_group() -> None:
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 @click.pass_obj
 def events_stats(obj: Any, as_json: bool) -> None:
-    """Inbox counts by event type and status (applied | superseded | parked), with how many acked."""
+    """Inbox counts by source (soap | graphql), event type and status (applied | superseded | parked),
+    with how many acked: during a cut-over (source = "both") the GraphQL rows should be mostly
+    superseded (versions SOAP already applied), then applied once SOAP is off."""
     from erpsync.store.engine import transaction
     from erpsync.store.inbox import InboxRepository
 
@@ -122,9 +152,9 @@ def events_stats(obj: Any, as_json: bool) -> None:
         echo(json.dumps({"rows": rows, "total": sum(r["count"] for r in rows),
                                "parked_open": parked_open}, indent=2))
         return
-    echo(f"{'type':<14} {'status':<11} {'count':>8} {'acked':>8}")
+    echo(f"{'source':<8} {'type':<14} {'status':<11} {'count':>8} {'acked':>8}")
     for r in rows:
-        echo(f"{r['type']:<14} {r['status']:<11} {r['count']:>8} {r['acked']:>8}")
+        echo(f"{r['source']:<8} {r['type']:<14} {r['status']:<11} {r['count']:>8} {r['acked']:>8}")
     echo(f"total {sum(r['count'] for r in rows)} events; {parked_open} parked event(s) open")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from erpsync.cli import config, db, demo, erp, inbound, push, quota, run, sim, status
+from erpsync.cli import check, config, db, demo, erp, inbound, push, quota, run, sim, status
 from erpsync.cli.base import Ctx, ErpsyncGroup, report
 from erpsync.errors import ConfigError, ErpsyncError
 
@@ -22,7 +22,7 @@ def cli(ctx: click.Context, config: str | None) -> None:
 
 for _command in (config.config_group, db.db_group, run.run_cmd, status.status_cmd, demo.demo_cmd, sim.sim_cmd,
                  *erp.COMMANDS, push.plan_cmd, push.resync_cmd, quota.quota_cmd, push.push_cmd,
-                 *inbound.INBOUND_COMMANDS):
+                 *inbound.INBOUND_COMMANDS, check.check_cmd):
     cli.add_command(_command)
 
 

@@ -57,6 +57,13 @@ import click
               help="[open] events_Done with an unknown or already acked id: ignore it, or answer a fault")
 @click.option("--update-response", type=click.Choice(["result", "ok"]), default="result", show_default=True,
               help="[open] answer of *_Update: result{success,errors,notices}, or <…UpdateResponse>OK")
+@click.option("--schema-rename", "schema_renames", multiple=True, metavar="TYPE.FIELD=NEW",
+              help="serve a schema that differs from the contract, e.g. Pricelist.currencyIsoCode=currency "
+                   "(repeatable; for erpsync check)")
+@click.option("--webhook-url", default=None,
+              help="POST Centra-style signed webhooks (PROTOCOL.md §2.3) here when events are emitted")
+@click.option("--webhook-secret", default="sim-webhook-secret", show_default=True,
+              help="secret the webhooks are signed with (bad ones on request: POST /_sim/webhook)")
 @click.option("--capture-outcome", type=click.Choice(["success", "pending", "failed"]), default="success",
               show_default=True, help="how a shipment capture ends (per order: POST /_sim/orders/<n>/capture)")
 @click.option("--capture-failed-probability", type=float, default=0.0, show_default=True,
@@ -73,7 +80,8 @@ def sim_cmd(host: str, port: int, soap_path: str, soap_user: str, soap_password:
             latency_base_seconds: float, latency_per_item_seconds: float, timeout_items: int | None,
             state_file: str | None,
             autosave_seconds: float, store_timezone: str, token_ttl: float | None, soap_action_check: bool,
-            unknown_ack: str, update_response: str, capture_outcome: str, capture_failed_probability: float,
+            unknown_ack: str, update_response: str, schema_renames: tuple[str, ...], webhook_url: str | None,
+            webhook_secret: str, capture_outcome: str, capture_failed_probability: float,
             capture_pending_probability: float, capture_pending_seconds: float, log_level: str) -> None:
     """Run the Centra simulator (SOAP event queue + GraphQL Integration API with quota and faults).
 
@@ -100,7 +108,8 @@ def sim_cmd(host: str, port: int, soap_path: str, soap_user: str, soap_password:
             timeout_items=timeout_items,
             state_file=state_file, autosave_seconds=autosave_seconds,
             store_timezone=store_timezone, token_ttl_seconds=token_ttl, soap_action_check=soap_action_check,
-            unknown_ack=unknown_ack, update_response=update_response, capture_outcome=capture_outcome,
+            unknown_ack=unknown_ack, update_response=update_response, webhook_url=webhook_url,
+            webhook_secret=webhook_secret, schema_renames=schema_renames, capture_outcome=capture_outcome,
             capture_failed_probability=capture_failed_probability,
             capture_pending_probability=capture_pending_probability,
             capture_pending_seconds=capture_pending_seconds)

@@ -79,6 +79,8 @@ class DaemonMetrics:
                             registry=r)
         self.healthy = Gauge("erpsync_healthy", "1 when the scheduler loop is healthy and no job is disabled.",
                              registry=r)
+        self.triggered = Counter("erpsync_job_triggered", "Runs brought forward by a trigger (webhook), by job.",
+                                 ["job"], registry=r)
         self.watchdog_pings = Counter("erpsync_watchdog_pings", "WATCHDOG=1 messages sent to systemd.",
                                       registry=r)
         # exposed as erpsync_fulfilment_capture_failures_total (alert rules use that exact name)

@@ -57,6 +57,7 @@ from erpsync.clock import Clock, SystemClock
 from erpsync.daemon.leader import AlwaysLeader, Leadership
 from erpsync.daemon.metrics import DEFAULT_QUOTA_SHARE, DaemonMetrics, MetricsServer, StoreCollector, store_figures
 from erpsync.daemon.notify import SystemdNotifier, watchdog_interval
+from erpsync.daemon.webhook import WebhookConfig, WebhookListener
 from erpsync.errors import ConfigError, ConfigProblem, JobFailed
 from erpsync.job import JobResult
 from erpsync.logs import get_logger, scrub
@@ -118,6 +119,7 @@ class JobState:
     running: bool = False
     crashes: int = 0  # unexpected exceptions in a row (bugs); MAX_CONSECUTIVE_CRASHES disables the job
     degraded: bool = False  # failures reached alert_after_failures: still scheduled, monitoring alerts
+    rerun: bool = False  # a trigger (webhook) came while running: one more run right after this one
 
 
 class Daemon:
@@ -145,6 +147,7 @@ class Daemon:
         alert_after_failures: int = 5,
         quota_share: float = DEFAULT_QUOTA_SHARE,
         quota_clock: Clock | None = None,
+        webhook: WebhookConfig | None = None,
     ) -> None:
         self.engine = engine
         # figures for /metrics and STATUS: never through BEGIN IMMEDIATE on SQLite (see store.engine.make_read_engine)
@@ -173,6 +176,8 @@ class Daemon:
                                                       clock=self.quota_clock))
         self.metrics_address = metrics_address
         self.server: MetricsServer | None = None
+        self.webhook_config = webhook
+        self.webhook: WebhookListener | None = None
         self.states = {name: JobState() for name in self.specs}
         self.instance_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.role = "starting"
@@ -245,7 +250,40 @@ class Daemon:
         finally:
             with self._lock:
                 state.running = False
+                rerun, state.rerun = state.rerun, False
             self.metrics.failures.labels(name).set(state.failures)
+            if rerun:
+                self.request_run(name)
+
+    def request_run(self, name: str) -> str:
+        """Run ``name`` now instead of at its next tick (the webhook trigger). Coalesced: while
+        the job runs, any number of requests make exactly one more run after it; a request while
+        a run is already due changes nothing; the scheduler's ``max_instances=1`` keeps every run
+        apart from the scheduled ones. A job backing off after failures keeps its backoff.
+        Returns what happened: ``scheduled``, ``queued``, ``pending`` or ``ignored``."""
+        with self._lock:
+            state = self.states.get(name)
+            if state is None or not state.enabled or self.stop_event.is_set() or state.failures:
+                return "ignored"
+            if state.running:
+                state.rerun = True
+                return "queued"
+        if self.role not in ("leader", "single") or not self.scheduler.running:
+            return "ignored"
+        job = self.scheduler.get_job(name)
+        if job is None:
+            return "ignored"
+        now = self.clock.now()
+        natural: datetime | None = job.next_run_time
+        if natural is not None and natural <= now:
+            return "pending"
+        self.scheduler.modify_job(name, next_run_time=now)
+        self.metrics.triggered.labels(name).inc()
+        return "scheduled"
+
+    def trigger_runs(self, names: list[str]) -> dict[str, str]:
+        """``request_run`` for each configured job of ``names`` (the webhook's targets)."""
+        return {n: self.request_run(n) for n in names if n in self.specs}
 
     def _run_and_apply_policy(self, name: str, started: float) -> None:
         spec, state = self.specs[name], self.states[name]
@@ -305,7 +343,7 @@ class Daemon:
             state.last_outcome = outcome
             state.last_counts = dict(counts)
             state.runs += 1
-            if spec.name == "pull":
+            if spec.name in ("pull", "pull_graphql"):
                 self.events_pulled += int(counts.get("fetched", 0))
         self.metrics.record_run(spec.name, outcome, counts, duration, started, spec.entity)
 
@@ -599,6 +637,7 @@ class Daemon:
                     "configuration")]) from exc
             self.server.start()
             log.info("daemon.metrics_listening", address="{}:{}".format(*self.server.address))
+        self._start_webhook()
         self._schedule()
         self._loop_tick = self._sched_beat = time.monotonic()
         logging.getLogger("apscheduler.scheduler").addFilter(_skip_filter)
@@ -610,6 +649,22 @@ class Daemon:
         log.info("daemon.started", instance=self.instance_id, role=self.role,
                  jobs={n: str(s.trigger) for n, s in self.specs.items()},
                  watchdog_s=self.watchdog_seconds, grace_s=self.grace_seconds)
+
+    def _start_webhook(self) -> None:
+        cfg = self.webhook_config
+        if cfg is None:
+            return
+        jobs = [j for j in cfg.jobs if j in self.specs]
+        try:
+            self.webhook = WebhookListener(
+                cfg.host, cfg.port, cfg.secret, lambda: self.trigger_runs(jobs), path=cfg.path,
+                tolerance_s=cfg.tolerance_s, max_body=cfg.max_body, registry=self.metrics.registry)
+        except OSError as exc:
+            raise ConfigError([ConfigProblem(
+                "centra.webhook.port", f"cannot listen on {cfg.host}:{cfg.port}: {exc.strerror or exc} "
+                "(another erpsync on this host? give each its own port; 0 disables the listener)",
+                "configuration")]) from exc
+        self.webhook.start()
 
     def tick(self) -> None:
         """One pass of the supervising loop."""
@@ -679,5 +734,8 @@ class Daemon:
         if self.server is not None:
             self.server.close()
             self.server = None
+        if self.webhook is not None:
+            self.webhook.close()
+            self.webhook = None
         self.leadership.release()
         self.notifier.close()

@@ -30,11 +30,14 @@
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 import requests
@@ -107,6 +110,8 @@ class GqlResult:
     user_warnings: list[PayloadWarning] = field(default_factory=list)
     #: Centra's request id (``X-Centra-Request-ID``), for logs and support tickets
     request_id: str | None = None
+    #: ``extensions.permissionsUsed``: the token permissions this request needed (``erpsync check``)
+    permissions_used: tuple[str, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -192,8 +197,12 @@ class CentraGraphql:
         read_timeout: float = 60,
         session: requests.Session | None = None,
         pool_size: int = 8,
+        decimal_floats: bool = False,
     ) -> None:
+        """``decimal_floats``: JSON numbers with a fraction decode straight to ``Decimal`` (money
+        read from orders), never via float."""
         self.url = url
+        self._json_loads = functools.partial(json.loads, parse_float=Decimal) if decimal_floats else json.loads
         self.governor = governor
         self.clock = clock
         self._token = token
@@ -265,6 +274,7 @@ class CentraGraphql:
                     self.url, self._session,
                     headers={"Authorization": f"Bearer {self._token.get_secret_value()}"},
                     timeout=self._timeout,  # type: ignore[arg-type]  # requests takes (connect, read)
+                    json_deserialize=self._json_loads,
                 )
                 t.connect()
                 self._transports.append(t)
@@ -327,8 +337,10 @@ class CentraGraphql:
         if reseed and gov is not None:
             gov.reseed(data.get("rateLimits") or [], at=sent_at)
         errors, warnings = _payload_messages(doc, data)
+        used = ext.get("permissionsUsed")
         return GqlResult(data=data, complexity=complexity, user_errors=errors, user_warnings=warnings,
-                         request_id=request_id)
+                         request_id=request_id,
+                         permissions_used=tuple(str(p) for p in used) if isinstance(used, list) else ())
 
     def _raise_for_status(self, doc: Document, response: requests.Response | None, exc: Exception | None) -> None:
         if response is None:

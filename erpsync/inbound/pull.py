@@ -32,7 +32,7 @@ from erpsync.job import Job, RunContext
 from erpsync.soap.client import EventSource
 from erpsync.soap.models import FETCH_LIMIT, SoapEvent
 from erpsync.store.engine import transaction
-from erpsync.store.inbox import InboxRepository
+from erpsync.store.inbox import InboundItem, InboxRepository
 
 COUNTS = ("fetched", "applied", "superseded", "duplicates", "parked", "acked", "batches", "drained")
 
@@ -78,16 +78,24 @@ class PullJob(Job):
             if acked:
                 self._record_acked(acked)
 
+    #: a fetch returning this many events means more may be waiting: fetch again at once
+    page_size = FETCH_LIMIT
+
+    def _fetch(self) -> list[InboundItem]:
+        """One page of the queue as inbox items (the GraphQL source overrides this)."""
+        events = self.backoff.call(self._fetch_soap, self.clock, "events_Get")
+        return [to_inbound_item(e, self.store_tz) for e in events]
+
     def _drain(self, run: RunContext, acked: list[str]) -> None:
         for _ in range(self.max_batches):
             run.checkpoint()
-            events = self.backoff.call(self._fetch, self.clock, "events_Get")
+            items = self._fetch()
+            events = items
             self.crash.hit("after_fetch")
             run.counts["fetched"] += len(events)
             if not events:
                 run.counts["drained"] = 1
                 return
-            items = [to_inbound_item(e, self.store_tz) for e in events]
             try:
                 with transaction(self.engine) as session:
                     now = self.clock.now()
@@ -116,11 +124,12 @@ class PullJob(Job):
             self.log.info("events.stored", batch=run.counts["batches"], fetched=len(events),
                           applied=outcome.applied, superseded=outcome.superseded,
                           duplicates=outcome.duplicates, parked=outcome.parked)
-            if len(events) < FETCH_LIMIT:
+            if len(events) < self.page_size:
                 run.counts["drained"] = 1
                 return
 
-    def _fetch(self) -> list[SoapEvent]:
+    def _fetch_soap(self) -> list[SoapEvent]:
+        """One ``events_Get``; a malformed answer seen ``malformed_retries`` times is salvaged."""
         try:
             events = self.source.fetch()
         except MalformedResponse as exc:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 from xml.sax.saxutils import escape
@@ -165,6 +165,7 @@ class EventQueue:
         self._acked: set[int] = set()
         self._emitted: Counter[str] = Counter()
         self._xml: dict[int, str] = {}  # rendered once: events never change
+        self.listeners: list[Callable[[Event], None]] = []  # told of each enqueued event (webhooks)
 
     def enqueue(self, type_: str, entry: str, *, date: str, mission: str = "update",
                 data: Payload | None = None, data_xml: str | None = None, broken: bool = False,
@@ -184,7 +185,9 @@ class EventQueue:
             self._events[event.id] = event
             self._next_id += 1
             self._emitted[type_] += 1
-            return event
+        for listener in self.listeners:
+            listener(event)
+        return event
 
     def redeliver(self, event: Event) -> bool:
         """Put an acknowledged event back under its own id (Centra re-delivers an event whose

@@ -24,6 +24,8 @@ connection) serving
                                         lowers (or raises) bucket capacities now → the quota
   ``POST /_sim/reset``                  empty queue, generated objects, GraphQL state, faults
   ``POST /_sim/save``                   write the ``state_file`` now
+  ``POST /_sim/webhook``                ``{"kind": "good"|"bad_signature"|"stale"|…, "size": N}``:
+                                        send one webhook to ``webhook_url`` now → ``{"status": N}``
   ====================================  ==========================================================
 
 Every response carries ``X-Centra-Request-ID`` and ``X-Correlation-ID`` (echoed when the request sent
@@ -57,6 +59,7 @@ from erpsync.sim.generator import EDGE_CASES, EventGenerator, generate_edge_case
 from erpsync.sim.gql import ALL_PERMISSIONS, DEFAULT_TOKEN, GqlOptions, GraphqlApp
 from erpsync.sim.orderbook import OrderBook
 from erpsync.sim.soap import SoapEndpoint, fault_body, operation_of
+from erpsync.sim.webhooks import WebhookSender
 
 log = get_logger("erpsync.sim")
 
@@ -117,6 +120,9 @@ class SimOptions:
     unknown_ack: str = "ignore"  # [open] events_Done with an unknown/acked id: "ignore" or "fault"
     update_response: str = "result"  # [open] *_Update answer: "result" or "ok" (<ordersUpdateResponse>OK)
     store_timezone: str = "Europe/Stockholm"  # the Centra store's zone: dates without an offset are in it
+    schema_renames: tuple[str, ...] = ()  # serve a changed schema: ("Type.field=newName", …)
+    webhook_url: str | None = None  # POST signed webhooks here when events are emitted (§2.3)
+    webhook_secret: str = "sim-webhook-secret"  # noqa: S105 - the documented default of a local simulator
     # fulfilment (§2.5): how captures end; per order also POST /_sim/orders/<number>/capture {"outcome"}
     capture_outcome: str = "success"  # success | pending | failed
     capture_failed_probability: float = 0.0
@@ -133,6 +139,7 @@ class SimOptions:
             latency_base_seconds=self.latency_base_seconds, latency_per_item_seconds=self.latency_per_item_seconds,
             timeout_items=self.timeout_items,
             warehouses=self.warehouses, pricelists=self.pricelists,
+            schema_renames=tuple(self.schema_renames),
             capture_outcome=self.capture_outcome, capture_failed_probability=self.capture_failed_probability,
             capture_pending_probability=self.capture_pending_probability,
             capture_pending_seconds=self.capture_pending_seconds,
@@ -188,6 +195,11 @@ class SimServer:
         self.orders = OrderBook(self.generator, clock)  # one order book for SOAP and GraphQL
         self.gql = GraphqlApp(o.gql_options(), clock, orders=self.orders)
         self.faults = FaultInjector(seed=o.seed)
+        self.webhooks: WebhookSender | None = None
+        if o.webhook_url:
+            self.webhooks = WebhookSender(o.webhook_url, o.webhook_secret, clock)
+            sender = self.webhooks
+            self.queue.listeners.append(lambda e: sender.notify(e.type, e.entry, e.mission, e.date))
         self.stopping = threading.Event()
         self.requests: Counter[str] = Counter()
         self._counter_lock = threading.Lock()
@@ -210,6 +222,8 @@ class SimServer:
                                  name="sim-http", daemon=True)
         serve.start()
         self._threads.append(serve)
+        if self.webhooks is not None:
+            self.webhooks.start()
         if self.options.generate_rate > 0:
             gen = threading.Thread(target=self._generate_loop, name="sim-generator", daemon=True)
             gen.start()
@@ -234,6 +248,8 @@ class SimServer:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
         httpd.server_close()  # joins the handler threads
+        if self.webhooks is not None:
+            self.webhooks.stop()
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads.clear()
@@ -399,6 +415,7 @@ class SimServer:
             "graphql": self.gql.inspect(),
             "faults": self.faults.inspect(),
             "requests": requests,
+            "webhooks": self.webhooks.inspect() if self.webhooks is not None else None,
         }
 
     def snapshot(self) -> dict[str, Any]:
@@ -621,6 +638,11 @@ class _Handler(BaseHTTPRequestHandler):
             elif path == "/_sim/reset":
                 sim.reset()
                 self._json(200, {"ok": True})
+            elif path == "/_sim/webhook":
+                if sim.webhooks is None:
+                    raise ValueError("no webhook URL configured (--webhook-url)")
+                self._json(200, {"status": sim.webhooks.send(str(payload.get("kind", "good")),
+                                                            size=int(payload.get("size", 1_000_000)))})
             elif path == "/_sim/save":
                 self._json(200, {"saved": str(sim.save_state())})
             else:

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import Table, bindparam, case, delete, func, insert, or_, select, update
 from sqlmodel import Session, SQLModel, col
 from sqlmodel import select as sm_select
 
@@ -121,6 +121,11 @@ def _newer(seq: int | None, date: datetime | None, cur_seq: int | None, cur_date
 _DST_REPEAT = timedelta(hours=1)
 
 
+def source_of(event_id: str | None) -> str:
+    """The queue an inbox event id came from: ``gql:<n>`` the GraphQL events queue, else SOAP."""
+    return "graphql" if event_id and event_id.startswith("gql:") else "soap"
+
+
 def _aware(value: datetime) -> datetime:
     # SQLite hands back naive datetimes; everything erpsync stores is UTC
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
@@ -211,6 +216,7 @@ class InboxRepository:
 
     def _apply(self, session: Session, items: Sequence[InboundItem], *, now: datetime) -> dict[str, str]:
         """Decide and write the object changes of ``items``; returns event_id -> status."""
+        self._sources.clear()
         statuses: dict[str, str] = {}
         by_table: dict[tuple[str, str], list[InboundItem]] = {}
         for item in items:
@@ -227,10 +233,21 @@ class InboxRepository:
                 ch = item.change
                 assert ch is not None
                 cur = current.get(ch.key)
-                if cur is not None and not _newer(item.meta.seq, item.meta.date, cur[0], cur[1],
-                                                 item.meta.date_ambiguous):
+                ident = (str(model.__table__.name), generic_type, ch.key)  # type: ignore[attr-defined]
+                src = source_of(item.meta.event_id)
+                if cur is not None and self._sources.get(ident, "soap") != src:
+                    # the stored version came from the other queue (source = "both"): each queue has
+                    # its own id sequence, so only the object's time orders them, and the version
+                    # it already delivered (same time) is not applied again
+                    newer = (item.meta.date is not None and cur[1] is not None
+                             and item.meta.date > _aware(cur[1]))
+                else:
+                    newer = cur is None or _newer(item.meta.seq, item.meta.date, cur[0], cur[1],
+                                                  item.meta.date_ambiguous)
+                if not newer:
                     statuses[item.meta.event_id] = SUPERSEDED
                     continue
+                self._sources[ident] = src
                 version = (cur[2] if cur is not None else 0) + 1
                 if ch.key in winners:
                     prev = winners[ch.key][0]
@@ -250,19 +267,30 @@ class InboxRepository:
             self._write(session, model, table_name, generic_type, list(winners.values()), now)
         return statuses
 
+    @property
+    def _sources(self) -> dict[tuple[str, str, str], str]:
+        """Which queue delivered the stored version of an object (during one ``_apply``)."""
+        found: dict[tuple[str, str, str], str] | None = getattr(self, "_source_map", None)
+        if found is None:
+            found = {}
+            self._source_map = found
+        return found
+
     def _current_versions(
         self, session: Session, model: type[SQLModel], keys: list[str], generic_type: str,
     ) -> dict[str, tuple[int | None, datetime | None, int]]:
         t = model.__table__  # type: ignore[attr-defined]
         found: dict[str, tuple[int | None, datetime | None, int]] = {}
         for start in range(0, len(keys), 500):
-            stmt = select(t.c.centra_id, t.c.last_event_seq, t.c.last_event_date, t.c.version).where(
-                t.c.centra_id.in_(keys[start:start + 500]))
+            stmt = select(t.c.centra_id, t.c.last_event_seq, t.c.last_event_date, t.c.version,
+                          t.c.last_event_id).where(t.c.centra_id.in_(keys[start:start + 500]))
             if generic_type:
                 stmt = stmt.where(t.c.type == generic_type)
             stmt = stmt.with_for_update()
-            for cid, seq, date, version in session.connection().execute(stmt):
+            for cid, seq, date, version, last_id in session.connection().execute(stmt):
                 found[cid] = (seq, date, version)
+                if source_of(last_id) != "soap":
+                    self._sources[(str(t.name), generic_type, cid)] = source_of(last_id)
         return found
 
     def _write(
@@ -409,10 +437,13 @@ class InboxRepository:
                                                                           exported_at=bindparam("at")), rows)
 
     def stats(self, session: Session) -> list[dict[str, Any]]:
+        """Counts by source (``soap`` | ``graphql``, from the event id), type and status."""
         t = table_of(InboxEvent)
-        stmt = (select(t.c.type, t.c.status, func.count(), func.count(t.c.acked_at))
-                .group_by(t.c.type, t.c.status).order_by(t.c.type, t.c.status))
-        return [{"type": t, "status": s, "count": n, "acked": a} for t, s, n, a in session.connection().execute(stmt)]
+        source = case((t.c.event_id.like("gql:%"), "graphql"), else_="soap").label("source")
+        stmt = (select(source, t.c.type, t.c.status, func.count(), func.count(t.c.acked_at))
+                .group_by(source, t.c.type, t.c.status).order_by(source, t.c.type, t.c.status))
+        return [{"source": src, "type": t, "status": s, "count": n, "acked": a}
+                for src, t, s, n, a in session.connection().execute(stmt)]
 
 
 _UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}

@@ -34,10 +34,11 @@ ALLOWED: dict[str, set[str]] = {
     "sample": set(),
     "sim": {"clock", "logs"},  # Centra, not erpsync: none of the clients, the store or the jobs
     "app": FOUNDATION | {"soap", "graphql", "store", "job", "inbound", "outbound", "erp", "daemon"},
+    "check": FOUNDATION | {"soap", "graphql", "store", "job", "inbound", "outbound"},  # erpsync check
     "demo": FOUNDATION | {"soap", "graphql", "store", "job", "inbound", "outbound", "erp", "daemon", "app",
                           "sim", "sample"},
     "cli": FOUNDATION | {"soap", "graphql", "store", "job", "inbound", "outbound", "erp", "daemon", "app",
-                         "sim", "sample", "demo"},
+                         "sim", "sample", "demo", "check"},
 }
 
 #: third-party modules that only some rooms may use

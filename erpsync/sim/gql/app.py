@@ -34,6 +34,7 @@ from graphql import (
     GraphQLFormattedError,
     GraphQLSchema,
     OperationType,
+    build_ast_schema,
     build_schema,
     execute,
     get_operation_ast,
@@ -44,12 +45,14 @@ from graphql.execution.values import get_variable_values
 
 from erpsync.clock import Clock
 from erpsync.sim.gql.complexity import measure
+from erpsync.sim.gql.eventqueue import EVENT_MUTATION_PERMISSIONS, EVENT_QUERY_PERMISSIONS, GqlEventQueue
 from erpsync.sim.gql.mutations import MUTATION_PERMISSIONS, Mutations
 from erpsync.sim.gql.options import BUCKET_KEYS, GqlOptions
 from erpsync.sim.gql.orders import (
     FULFILMENT_MUTATION_PERMISSIONS,
     ORDER_QUERY_PERMISSIONS,
     Fulfilment,
+    OrderViews,
     order_query_root,
 )
 from erpsync.sim.gql.queries import query_root
@@ -66,6 +69,7 @@ QUERY_PERMISSIONS: dict[str, str | None] = {
     "sizeCharts": "SizeChart:read",
     "stores": "Store:read",
     **ORDER_QUERY_PERMISSIONS,
+    **EVENT_QUERY_PERMISSIONS,
 }
 
 _schema_cache: GraphQLSchema | None = None
@@ -83,6 +87,36 @@ def contract_schema() -> GraphQLSchema:
         if _schema_cache is None:
             _schema_cache = build_schema(contract_sdl())
         return _schema_cache
+
+
+def renamed_schema(renames: tuple[str, ...]) -> GraphQLSchema:
+    """The contract schema with fields renamed, ``("Type.field=newName", …)``: a store whose schema
+    differs from the contract (for ``erpsync check`` to name). Resolvers are unchanged, so a renamed
+    field answers null."""
+    sdl = contract_sdl()
+    document = parse(sdl)
+    wanted: dict[tuple[str, str], str] = {}
+    for item in renames:
+        coord, sep, new = item.partition("=")
+        typ, dot, fld = coord.strip().partition(".")
+        if not sep or not dot or not new.strip():
+            raise ValueError(f"schema rename {item!r}: expected Type.field=newName")
+        wanted[(typ, fld)] = new.strip()
+    done = set()
+    spans: list[tuple[int, int, str]] = []  # AST nodes are frozen: edit the SDL text at their locations
+    for definition in document.definitions:
+        type_name = getattr(getattr(definition, "name", None), "value", None)
+        for fld_node in getattr(definition, "fields", None) or ():
+            key = (str(type_name), fld_node.name.value)
+            if key in wanted and fld_node.name.loc is not None:
+                spans.append((fld_node.name.loc.start, fld_node.name.loc.end, wanted[key]))
+                done.add(key)
+    missing = sorted(f"{t}.{f}" for t, f in set(wanted) - done)
+    if missing:
+        raise ValueError(f"schema rename: no such field(s) {missing} in the contract")
+    for start, end, new in sorted(spans, reverse=True):
+        sdl = sdl[:start] + new + sdl[end:]
+    return build_ast_schema(parse(sdl))
 
 
 Response = tuple[int, dict[str, str], bytes]
@@ -103,7 +137,7 @@ class GraphqlApp:
     def __init__(self, options: GqlOptions, clock: Clock, orders: OrderBook | None = None) -> None:
         self.options = options
         self.clock = clock
-        self.schema = contract_schema()
+        self.schema = contract_schema() if not options.schema_renames else renamed_schema(options.schema_renames)
         self._lock = threading.RLock()
         self._expired: set[str] = set(options.expired_tokens)
         self._issued_at = clock.time()  # token_ttl_seconds counts from here
@@ -125,6 +159,9 @@ class GraphqlApp:
             pending_seconds=options.capture_pending_seconds,
         )
         self.orders = orders
+        # the GraphQL events queue (§2.4), fed by the same emissions as the SOAP queue
+        self.events = GqlEventQueue(clock, self._event_object)
+        orders.generator.queue.listeners.append(self._on_emitted)
 
     # --- public API -------------------------------------------------------------------------
 
@@ -181,6 +218,7 @@ class GraphqlApp:
                 },
                 "duplicates": s.duplicates(),
                 "orders": self.orders.inspect(),
+                "events": self.events.inspect(),
                 "externalIds": {kind: dict(per) for kind, per in s.external.items()},
                 "stock": self._stock_rows(),
                 "prices": self._price_rows(),
@@ -210,6 +248,7 @@ class GraphqlApp:
             self._requests = 0
             self._by_status = {}
             self.orders.reset()
+            self.events.reset()
 
     def snapshot(self) -> dict[str, Any]:
         """The catalogue, prices and stock as JSON-able data (the quota is not persisted)."""
@@ -253,7 +292,7 @@ class GraphqlApp:
         if not isinstance(variables, dict) or not (op_name is None or isinstance(op_name, str)):
             return 400, _errors("'variables' must be an object, 'operationName' a string", "bad_request"), {}
 
-        document = _prepare(request["query"])
+        document = _prepare(request["query"], self.schema)
         if isinstance(document, tuple):
             return 400, {"errors": list(document)}, {}
         operation = get_operation_ast(document, op_name)
@@ -266,7 +305,8 @@ class GraphqlApp:
         fragments = _fragments(document)
         complexity, mutation_count, roots = measure(self.schema, operation, fragments, coerced)
         is_mutation = operation.operation == OperationType.MUTATION
-        table = {**MUTATION_PERMISSIONS, **FULFILMENT_MUTATION_PERMISSIONS} if is_mutation else QUERY_PERMISSIONS
+        table = ({**MUTATION_PERMISSIONS, **FULFILMENT_MUTATION_PERMISSIONS, **EVENT_MUTATION_PERMISSIONS}
+                 if is_mutation else QUERY_PERMISSIONS)
         needed = [(name, table.get(name)) for name in roots]
         used = sorted({p for _, p in needed if p is not None})
         missing = [(name, perm) for name, perm in needed if perm is not None and perm not in permissions]
@@ -319,9 +359,11 @@ class GraphqlApp:
             root = Mutations(self.state, self.clock, self.options.batch_failure,
                              self.options.prices_batch_limit).root()
             root.update(Fulfilment(self.orders, self.state, self.clock, permissions).root())
+            root.update(self.events.mutation_root())
         else:
             root = query_root(self.state, self.quota)
             root.update(order_query_root(self.orders, self.state))
+            root.update(self.events.query_root())
         result = execute(self.schema, document, root_value=root, variable_values=variables, operation_name=op_name)
         if not isinstance(result, ExecutionResult):
             raise TypeError("the simulator's resolvers are synchronous")
@@ -329,6 +371,35 @@ class GraphqlApp:
         if result.errors:
             out["errors"] = [e.formatted for e in result.errors]
         return out
+
+    def _on_emitted(self, event: Any) -> None:
+        """Every emitted event: an order's ``updatedAt`` is the time of its latest change (the
+        instant its SOAP event carries), then the GraphQL events queue hears of it."""
+        if event.type == "order" and event.mission == "update":
+            date = str(event.date)
+            try:
+                when = datetime.fromisoformat(date)
+            except ValueError:
+                when = datetime.strptime(date, "%Y-%m-%d %H:%M:%S")  # noqa: DTZ007 - store-local, zone added below
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=self.orders.generator.store_tz)
+            self.orders.updated_at[event.entry] = when.isoformat()
+        self.events.on_soap_event(event.type, event.entry, event.mission, event.data)
+
+    def _event_object(self, object_type: str, reference: int) -> dict[str, Any] | None:
+        """The current object behind an event (null once it is gone, and for types not modelled)."""
+        gen = self.orders.generator
+        if object_type == "Order":
+            payload = self.orders.order(str(reference))
+            return None if payload is None else OrderViews(self.orders, self.state).order(payload)
+        if object_type == "Customer":
+            c = gen.customers.get(str(reference))
+            return None if c is None else {"__typename": "Customer", "id": reference, "email": c.get("email"),
+                                           "firstName": c.get("firstname"), "lastName": c.get("lastname")}
+        if object_type == "Account":
+            a = gen.accounts.get(str(reference))
+            return None if a is None else {"__typename": "Account", "id": reference, "name": str(a.get("name") or "")}
+        return None
 
     def _retry_after(self, wait: float) -> str:
         fmt = self.options.retry_after_format
@@ -390,13 +461,13 @@ def _errors(message: str, category: str) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=512)
-def _prepare(query: str) -> DocumentNode | tuple[GraphQLFormattedError, ...]:
+def _prepare(query: str, schema: GraphQLSchema) -> DocumentNode | tuple[GraphQLFormattedError, ...]:
     """The parsed document, or its syntax / validation errors (cached: clients resend documents)."""
     try:
         document = parse(query)
     except GraphQLError as exc:
         return (exc.formatted,)
-    problems = validate(contract_schema(), document)
+    problems = validate(schema, document)
     if problems:
         return tuple(e.formatted for e in problems)
     return document

@@ -25,6 +25,9 @@ ALL_PERMISSIONS: frozenset[str] = frozenset(
         "Shipment:read",
         "Shipment:write",
         "Payment.capture:write",
+        # events queue (PROTOCOL.md §2.4)
+        "Event:read",
+        "Event:write",
     }
 )
 
@@ -95,6 +98,8 @@ class GqlOptions:
     timeout_items: int | None = None
     warehouses: tuple[str, ...] = ("WH-MAIN", "WH-EU", "WH-US")
     pricelists: tuple[tuple[str, str], ...] = (("PL-SEK", "SEK"), ("PL-EUR", "EUR"), ("PL-USD", "USD"))
+    #: serve a schema that differs from the contract: ("Type.field=newName", …)
+    schema_renames: tuple[str, ...] = ()
     # fulfilment: how captures end (per order: POST /_sim/orders/<number>/capture)
     capture_outcome: str = "success"
     capture_failed_probability: float = 0.0

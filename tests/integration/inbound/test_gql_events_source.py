@@ -1,0 +1,200 @@
+"""The GraphQL events source against the simulator over HTTP, on SQLite and PostgreSQL: listeners
+ensured, a mixed queue drained exactly once (faults included), every event confirmed only after its
+page committed, unusable events parked then confirmed, and `both` applying each version once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import Engine, func, select
+from sqlmodel import Session
+
+from erpsync.clock import FakeClock, SystemClock
+from erpsync.graphql.client import CentraGraphql
+from erpsync.inbound.gql_source import GraphqlEventSource, GraphqlPullJob
+from erpsync.inbound.retry import Backoff
+from erpsync.sim.server import SimServer
+from erpsync.store.models import CentraCustomer, CentraOrder, CentraOrderLine, InboxEvent, ParkedItem
+from tests.integration.inbound.simhelpers import pull_job, soap_client
+
+
+@pytest.fixture
+def gql(sim: SimServer) -> Iterator[CentraGraphql]:
+    client = CentraGraphql(sim.graphql_url, SecretStr(sim.token), governor=None, clock=SystemClock(),
+                           read_timeout=5, decimal_floats=True)
+    yield client
+    client.close()
+
+
+def gql_job(engine: Engine, client: CentraGraphql, **kw: Any) -> GraphqlPullJob:
+    return GraphqlPullJob(engine, GraphqlEventSource(client, **kw), clock=FakeClock(),
+                          backoff=Backoff(attempts=8, base=0.05, cap=0.5))
+
+
+def gql_state(sim: SimServer) -> dict[str, Any]:
+    return dict(sim.state()["graphql"]["events"])
+
+
+def count(engine: Engine, model: Any, *where: Any) -> int:
+    with Session(engine) as s:
+        return int(s.exec(select(func.count()).select_from(model).where(*where)).one()[0])  # type: ignore[call-overload]
+
+
+def test_listeners_then_a_mixed_queue_exactly_once(sim: SimServer, gql: CentraGraphql, engine: Engine) -> None:
+    job = gql_job(engine, gql, page_limit=25)  # small pages: several pages, one transaction each
+    first = job.run()
+    assert first.outcome == "ok" and first.counts["fetched"] == 0
+    assert set(gql_state(sim)["listeners"]) == {"Order", "Customer", "Account"}
+    assert job.gql_source.ensure_listeners() == []  # idempotent: nothing missing now
+    sim.generate(150)
+    emitted = gql_state(sim)["emitted"]
+    result = job.run()
+    assert result.outcome == "ok", result.error
+    st = gql_state(sim)
+    assert st["depth"] == 0 and st["confirmed"] == emitted
+    assert result.counts["fetched"] == result.counts["acked"] == emitted
+    assert result.counts["batches"] >= emitted // 25
+    assert count(engine, InboxEvent, InboxEvent.event_id.like("gql:%")) == emitted  # type: ignore[attr-defined]
+    orders = set(sim.orders.numbers())
+    with Session(engine) as s:
+        stored = {r[0]: r for r in s.exec(select(CentraOrder.centra_id, CentraOrder.status,  # type: ignore[call-overload]
+                                                 CentraOrder.order_total))}
+        assert set(stored) == orders
+        for number in orders:  # the current state, money exact
+            payload = sim.orders.order(number)
+            assert payload is not None
+            assert stored[number][2] == Decimal(str(payload["ordertotal"]))
+        n_lines = s.exec(select(func.count()).select_from(CentraOrderLine)).one()[0]  # type: ignore[call-overload]
+    assert n_lines > 0
+    assert count(engine, CentraCustomer) > 0
+    # a second run: nothing new, nothing applied twice
+    again = job.run()
+    assert again.counts["fetched"] == 0 and count(engine, InboxEvent) == emitted
+
+
+def test_faults_lose_nothing_and_confirm_only_after_commit(sim: SimServer, gql: CentraGraphql,
+                                                           engine: Engine) -> None:
+    job = gql_job(engine, gql, page_limit=20)
+    assert job.run().outcome == "ok"
+    sim.generate(100)
+    emitted = gql_state(sim)["emitted"]
+    sim.set_fault("graphql", "http", status=503, probability=0.15)
+    sim.set_fault("graphql", "apply_then_499", only="mutation", count=3)  # confirms applied, answer lost
+    sim.set_fault("graphql", "reset", probability=0.05)
+    for _ in range(30):
+        res = job.run()
+        if res.outcome == "ok" and res.counts["drained"]:
+            break
+    sim.clear_faults()
+    assert job.run().outcome == "ok"
+    st = gql_state(sim)
+    assert st["depth"] == 0 and st["confirmed"] == emitted
+    assert count(engine, InboxEvent, InboxEvent.event_id.like("gql:%")) == emitted  # type: ignore[attr-defined]
+    with Session(engine) as s:
+        stored = {r[0] for r in s.exec(select(CentraOrder.centra_id)).all()}  # type: ignore[call-overload]
+    assert set(sim.orders.numbers()) == stored
+
+
+def test_unusable_and_unknown_events_are_parked_or_stored_then_confirmed(
+        sim: SimServer, gql: CentraGraphql, engine: Engine) -> None:
+    job = gql_job(engine, gql)
+    assert job.run().outcome == "ok"
+    # an order event whose order is gone by fetch time (object null, [open]) and an invoice (no content)
+    sim.gql.events.on_soap_event("order", "99999", "update", None)
+    sim.gql.events.set_listeners([{"objectType": "Invoice"}])
+    sim.gql.events.on_soap_event("invoice", "9001", "update", {"id": "9001"})
+    res = job.run()
+    assert res.outcome == "ok" and res.counts["parked"] == 1 and res.counts["acked"] == 2
+    assert gql_state(sim)["depth"] == 0
+    with Session(engine) as s:
+        parked = s.exec(select(ParkedItem.reason)).all()  # type: ignore[call-overload]
+    assert len(parked) == 1 and "order 99999: event.object is null" in parked[0][0]
+
+
+def test_both_sources_apply_each_version_once(sim: SimServer, gql: CentraGraphql, engine: Engine) -> None:
+    gjob = gql_job(engine, gql)
+    assert gjob.run().outcome == "ok"  # listeners first: events from now on go to both queues
+    sim.generate(80)
+    with soap_client(sim) as soap:
+        sjob = pull_job(engine, soap)
+        s1 = sjob.run()
+        g1 = gjob.run()
+    assert s1.outcome == g1.outcome == "ok"
+    assert sim.state()["soap"]["queue_depth"] == 0 and gql_state(sim)["depth"] == 0
+    # every order version SOAP applied is superseded when the GraphQL queue brings it again
+    with Session(engine) as s:
+        rows = s.exec(select(CentraOrder.centra_id, CentraOrder.version, CentraOrder.last_event_id)).all()  # type: ignore[call-overload]
+    assert rows and all(not r[2].startswith("gql:") for r in rows), "a version was applied twice"
+    assert g1.counts["applied"] + g1.counts["superseded"] == g1.counts["fetched"]
+    assert g1.counts["superseded"] >= len(rows)
+    # the other way round: the GraphQL queue first, then SOAP brings the same versions (and older
+    # snapshots): nothing of it is applied again
+    with Session(engine) as s:
+        mark = s.exec(select(func.max(InboxEvent.id))).one()[0]  # type: ignore[call-overload]
+    sim.generate(80)
+    with soap_client(sim) as soap:
+        g2 = gjob.run()
+        s2 = pull_job(engine, soap).run()
+    assert g2.outcome == s2.outcome == "ok" and g2.counts["applied"] > 0
+    with Session(engine) as s:
+        phase2 = s.exec(select(InboxEvent.type, InboxEvent.status).where(  # type: ignore[call-overload]
+            InboxEvent.id > mark, InboxEvent.event_id.not_like("gql:%"))).all()  # type: ignore[attr-defined,operator]
+    carried = {"order", "customer", "account"}  # the types the GraphQL queue listens to
+    assert {st for t, st in phase2 if t in carried} == {"superseded"}
+    # what only SOAP carries (invoices, warehouses, …) is still applied from SOAP
+    assert s2.counts["applied"] == sum(1 for t, st in phase2 if t not in carried and st == "applied")
+
+
+#: what the GraphQL shape cannot carry (PROTOCOL.md §2.4): SOAP's market id string (GraphQL: the numeric
+#: id), the buyer contact of wholesale orders (GraphQL: account only), a customer's country and status
+CONTRACT_GAPS = {"order": {"market", "customer_id"}, "customer": {"country", "status"}}
+_BOOKKEEPING = {"payload", "last_event_id", "last_event_seq", "last_event_date", "version", "changed_at", "id",
+                "erp_taken_at", "erp_taken_version", "exported_at", "exported_version"}
+
+
+def _rows(engine: Engine, model: Any, skip: set[str]) -> dict[str, dict[str, Any]]:
+    t = model.__table__
+    with Session(engine) as s:
+        return {r._mapping["centra_id"]: {c.name: r._mapping[c.name] for c in t.c if c.name not in skip}
+                for r in s.connection().execute(select(t))}
+
+
+def test_the_same_orders_through_either_queue_give_the_same_rows(sim: SimServer, gql: CentraGraphql,
+                                                                 engine: Engine, tmp_path: Any) -> None:
+    from sqlmodel import SQLModel
+
+    from erpsync.store.engine import make_engine
+
+    other = make_engine(f"sqlite:///{tmp_path / 'soap-side.db'}")
+    SQLModel.metadata.create_all(other)
+    try:
+        gjob = gql_job(engine, gql)
+        assert gjob.run().outcome == "ok"
+        sim.generate(150)
+        with soap_client(sim) as soap:
+            assert pull_job(other, soap).run().outcome == "ok"
+        assert gjob.run().outcome == "ok"
+        for model, name in ((CentraOrder, "order"), (CentraCustomer, "customer")):
+            via_soap = _rows(other, model, _BOOKKEEPING | CONTRACT_GAPS[name])
+            via_gql = _rows(engine, model, _BOOKKEEPING | CONTRACT_GAPS[name])
+            assert via_soap and via_soap == via_gql, name
+        # order lines: one GraphQL OrderLine per SOAP size entry; a product with one size is one row
+        # in both, identical but for the product/variant ids the GraphQL line does not carry here
+        line_cols = ("sku", "size", "size_sku", "qty", "price", "origprice", "discount", "subtotal", "tax",
+                     "description")
+        with Session(other) as s:
+            soap_lines = [dict(r._mapping) for r in s.connection().execute(select(CentraOrderLine.__table__))]  # type: ignore[attr-defined]
+        with Session(engine) as s:
+            gql_lines = {(r._mapping["order_id"], r._mapping["order_item_id"]): dict(r._mapping)
+                         for r in s.connection().execute(select(CentraOrderLine.__table__))}  # type: ignore[attr-defined]
+        single = [ln for ln in soap_lines if ln["size"]]
+        assert len(single) > 20
+        for ln in single:
+            twin = gql_lines[(ln["order_id"], ln["order_item_id"])]
+            assert {c: ln[c] for c in line_cols} == {c: twin[c] for c in line_cols}
+    finally:
+        other.dispose()
