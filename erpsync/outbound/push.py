@@ -177,7 +177,9 @@ class Sender:
             sizer.answered(items, self.clock.time() - started)
             return data
 
-        return self.call(attempt, lambda exc: not isinstance(exc, RateLimited) and sizer.failed(items))
+        # only a request that was sent and then failed (499, 5xx, timeout) says the batch may be too big;
+        # a refused connection or a 429 says nothing about its size
+        return self.call(attempt, lambda exc: isinstance(exc, OutcomeUnknown) and sizer.failed(items))
 
 
 #: What one batch send returns: userError messages (non-empty: nothing applied), the items

@@ -202,9 +202,10 @@ def main() -> None:
         print(f"  catalogue: {products['sent'] / products['mutations']:.2f} products "
               f"({sizes / products['mutations']:.1f} sizes; size charts included)")
         print(f"  prices:    {prices['sent'] / prices['mutations']:.1f} prices per setPricesBatch")
-        stock_sent, stock_mut = stock["sent"] + freshness.levels, stock["mutations"] + freshness.mutations
+        stock_sent = stock.get("sent", 0) + freshness.levels
+        stock_mut = stock.get("mutations", 0) + freshness.mutations
         print(f"  stock:     {stock_sent / max(1, stock_mut):.1f} levels per setStock (main push: "
-              f"{stock['sent'] / max(1, stock['mutations']):.1f})")
+              f"{stock.get('sent', 0) / max(1, stock.get('mutations', 0)):.1f})")
         print(f"batch sizes learnt: {governor.batch_sizes()} (start: setStock {push.stock_batch_size}, "
               f"setPricesBatch {push.prices_batch_size}); the store answered 499 {gave_up_499} times "
               f"(sim: {args.latency_per_item:g} s per item, 499 above {args.timeout_items} items)")
