@@ -33,7 +33,7 @@ from erpsync.outbound.push import (
     user_errors,
     user_warnings,
 )
-from erpsync.outbound.state import Accepted, Dependencies, Rejected
+from erpsync.outbound.state import Accepted, Dependencies, Rejected, read_engine_for
 from erpsync.outbound.stock import accepted_keys, parked_hashes
 from erpsync.outbound.transform import check_price, price_products, prices_batch
 
@@ -46,7 +46,7 @@ class PushPrices(PushJob):
         refs = Refs.from_settings(self.push)
         self.requeue_retried(run, "pricelist", "price")
         self._pricelists(run, refs)
-        with Session(self.engine) as session:
+        with Session(read_engine_for(self.engine)) as session:
             items = list(pending(session, "price", refs=refs, on_absent=self.push.on_absent))
         run.counts["changed"] = len(items)
         if not items:
