@@ -40,7 +40,7 @@ from erpsync.outbound.push import (
     user_warnings,
     warning_text,
 )
-from erpsync.outbound.state import Accepted, Dependencies, Rejected
+from erpsync.outbound.state import Accepted, Dependencies, Rejected, read_engine_for
 from erpsync.outbound.stock import accepted_keys, parked_hashes
 from erpsync.outbound.transform import check_price, price_products, prices_batch, ref_key
 
@@ -57,7 +57,7 @@ class PushPrices(PushJob):
         self.requeue_retried(run, "pricelist", "price")
         self.check_mappings_once("pricelist")
         self._pricelists(run, refs)
-        with Session(self.engine) as session:
+        with Session(read_engine_for(self.engine)) as session:
             items = list(pending(session, "price", refs=refs, on_absent=self.push.on_absent))
         run.counts["changed"] = len(items)
         if not items:

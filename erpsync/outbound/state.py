@@ -9,6 +9,8 @@ and is parked with a clear reason after ``max_waits`` runs.
 from __future__ import annotations
 
 import json
+import threading
+import weakref
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -86,6 +88,25 @@ class _ParkedGroup:
 WAIT, WAIT_COUNTED, PARK = "wait", "wait_counted", "park"
 
 
+_READERS: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+_READERS_LOCK = threading.Lock()
+
+
+def read_engine_for(engine: Engine) -> Engine:
+    """The engine for long read-only scans (the push diffs). On SQLite every transaction of the main
+    engine begins IMMEDIATE, i.e. takes the write lock: a 90,000-row stock diff holding it for seconds
+    made the catalogue push's writes fail with "database is locked". PostgreSQL: ``engine`` itself."""
+    if engine.dialect.name != "sqlite":
+        return engine
+    with _READERS_LOCK:
+        reader = _READERS.get(engine)
+        if reader is None:
+            from erpsync.store.engine import make_read_engine
+
+            reader = _READERS[engine] = make_read_engine(engine.url.render_as_string(hide_password=False))
+        return reader
+
+
 class Dependencies:
     """Where the products (and variants) that price and stock rows need stand, read once per run.
 
@@ -120,7 +141,7 @@ class Dependencies:
 
             from erpsync.outbound.changes import pending
 
-            with Session(self.engine) as session:
+            with Session(read_engine_for(self.engine)) as session:
                 changed = {i.erp_key for i in pending(session, "product", on_absent=self.on_absent,  # type: ignore[arg-type]
                                                       keys=sorted(todo), include_rejected=True)}
             self._changed.update({pn: pn in changed for pn in todo})
@@ -433,4 +454,4 @@ def _upsert_many(s: Any, rows: list[dict[str, Any]], update_cols: Sequence[str])
     s.execute(stmt, rows)
 
 
-__all__ = ["PARK_KIND", "Accepted", "Known", "OutboundLedger", "Rejected"]
+__all__ = ["PARK_KIND", "Accepted", "Known", "OutboundLedger", "Rejected", "read_engine_for"]

@@ -35,7 +35,7 @@ from erpsync.outbound.push import (
     user_errors,
     user_warnings,
 )
-from erpsync.outbound.state import Accepted, Dependencies, Rejected
+from erpsync.outbound.state import Accepted, Dependencies, Rejected, read_engine_for
 from erpsync.outbound.transform import ref_key, stock_input
 from erpsync.store.models import OutboundItem
 
@@ -82,7 +82,7 @@ class PushStock(PushJob):
         ready: dict[str, list[StockLine]] = defaultdict(list)
         waiting: list[Rejected] = []
         for_product: list[tuple[Rejected, str | None, str | None, Any]] = []
-        with Session(self.engine) as session:
+        with Session(read_engine_for(self.engine)) as session:
             for item in pending(session, "stock", refs=refs, on_absent=self.push.on_absent):
                 run.counts["changed"] += 1
                 if parked.get(item.erp_key) == item.hash:

@@ -121,7 +121,10 @@ def run_until_synced(sim: ScaledSim, daemon: Proc, engine: Engine, *, timeout_re
             raise AssertionError("the daemon exited:\n" + "\n".join(daemon.lines[-40:]))
         time.sleep(poll_real)
     else:
-        raise AssertionError(f"not in sync after {timeout_real:.0f} real s ({started}): {diffs}")
+        summaries = [e for e in daemon.events() if e.get("level") in ("error", "critical")
+                     or e.get("event") in ("job.finished", "job.crashed", "daemon.job_disabled")]
+        raise AssertionError(f"not in sync after {timeout_real:.0f} real s ({started}): {diffs}\n"
+                             + "\n".join(str(e) for e in summaries[-30:]))
     sim_s, real_s = clock.time() - t0_sim, time.monotonic() - t0_real
     mutations = int(state["counts"]["mutationsApplied"])
     requests = int(state["requests"]["total"])
