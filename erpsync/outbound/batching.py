@@ -94,6 +94,9 @@ class BatchSizer:
         self._set(max(self.minimum, new), why)
 
     def _set(self, new: int, why: str) -> None:
+        # never below the minimum: a one-item batch that failed leaves a ceiling of 1, and a batch
+        # size of 0 would send nothing, for ever
+        new = max(self.minimum, min(self.maximum, new))
         if new == self.size:
             return
         old, self.size = self.size, new

@@ -48,3 +48,13 @@ def test_learnt_size_survives_a_restart_through_the_shared_state() -> None:
     assert gov.batch_sizes() == {"setStock": 1000}
     again = QuotaGovernor(tier_limits("growth"), clock=FakeClock(), store=store)  # a new process
     assert BatchSizer("setStock", 500, 5000, store=again).size == 1000
+
+
+def test_a_failed_one_item_batch_never_leaves_a_size_of_zero() -> None:
+    sizer = BatchSizer("setPricesBatch", size=4, maximum=100)
+    sizer.failed(4)
+    sizer.failed(2)
+    sizer.failed(1)  # the ceiling is now 1
+    sizer.answered(1, 0.01)  # closing in below a ceiling of 1 would give 0
+    assert sizer.size == 1
+    assert all(new >= 1 for _kind, _old, new, _why in sizer.changes)
