@@ -90,7 +90,8 @@ def test_generate_import_plan_resync(setup: tuple[Path, str]) -> None:
     assert p["entities"]["stock"]["changed"] == 900 and p["entities"]["stock"]["mutations"] == 3
     assert p["entities"]["product"]["operations"] == {"create": 20}
     assert p["mutations_per_second"] == pytest.approx(1800 / 3600 * 0.5)
-    assert p["seconds"] == pytest.approx(p["mutations"] / 0.25, rel=0.01)
+    # the ETA follows the buckets from full (erpsync.outbound.changes.plan): never slower than the hour's rate
+    assert 0 < p["seconds"] <= p["mutations"] / 0.25
 
     r = erpsync("plan", "--config", cfg)
     assert r.returncode == 0, r.stderr
