@@ -86,8 +86,7 @@ def test_sim_help_documents_every_option() -> None:
 # SimOptions fields that are deliberately not command-line options (tests and Python callers set them)
 NOT_ON_THE_COMMAND_LINE = {"expired_tokens", "warehouses", "pricelists", "first_event_id", "hang_seconds",
                            "keepalive_timeout"}
-RENAMED = {"tokens": "token_perms", "limits": "limits", "token_ttl_seconds": "token_ttl",
-           "latency_base_seconds": "latency_base", "latency_per_item_seconds": "latency_per_item"}
+RENAMED = {"tokens": "token_perms", "limits": "limits", "token_ttl_seconds": "token_ttl"}
 
 
 def test_every_simulator_option_is_a_sim_flag() -> None:
