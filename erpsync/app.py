@@ -28,7 +28,7 @@ import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +91,15 @@ class ScaledCronTrigger(CronTrigger):
         def scaled(dt: datetime) -> datetime:
             return datetime.fromtimestamp(clock.epoch + (dt.timestamp() - clock.epoch) * clock.factor, dt.tzinfo)
 
-        prev = scaled(previous_fire_time) if previous_fire_time is not None else None
-        nxt = super().get_next_fire_time(prev, scaled(now))
+        prev = None
+        if previous_fire_time is not None:
+            # cron fires on whole seconds: round the float round trip (real → scaled) to the nearest
+            # one, or a fire time read back a microsecond early is returned again, and APScheduler's
+            # catch-up loop (Job._get_run_times) collects it for ever
+            exact = scaled(previous_fire_time)
+            prev = exact.replace(microsecond=0) + timedelta(seconds=1 if exact.microsecond >= 500_000 else 0)
+        now_scaled = scaled(now) if prev is None else max(scaled(now), prev + timedelta(microseconds=1))
+        nxt = super().get_next_fire_time(prev, now_scaled)
         if nxt is None:
             return None
         return datetime.fromtimestamp(clock.epoch + (nxt.timestamp() - clock.epoch) / clock.factor, nxt.tzinfo)

@@ -36,3 +36,18 @@ def test_intervals_and_the_housekeeping_cron_follow_a_scaled_clock() -> None:
     # on the system clock the cron is the plain one
     plain = real["housekeeping"].get_next_fire_time(None, start)
     assert plain == datetime(2026, 11, 23, 3, 17, tzinfo=UTC)
+
+
+def test_a_scaled_cron_always_moves_forward_whatever_the_epoch() -> None:
+    """APScheduler's catch-up loop asks for the next fire time after the last one until it passes
+    now: a fire time read back a microsecond early (float round trip) must not come back again."""
+    settings = load_settings(EXAMPLE, SECRETS)
+    for epoch, factor in ((1796159419.132731, 144.0), (1796159419.987654, 60.0), (1764547200.5, 3600.0)):
+        trigger = triggers(settings, ScaledClock(factor, epoch))["housekeeping"]
+        fire = trigger.get_next_fire_time(None, datetime.fromtimestamp(epoch, UTC))
+        assert fire is not None
+        for _ in range(50):  # fifty simulated days, each one simulated day after the other
+            after = trigger.get_next_fire_time(fire, fire)
+            assert after is not None and after > fire
+            assert abs((after - fire).total_seconds() - 86_400 / factor) < 0.01
+            fire = after
