@@ -192,6 +192,7 @@ def _learnt_batch_sizes(engine: Any) -> dict[str, int]:
     from sqlalchemy.exc import SQLAlchemyError
     from sqlmodel import Session, select
 
+    from erpsync.graphql.quota import learnt_batch_sizes
     from erpsync.store.models import QuotaState
 
     try:
@@ -199,8 +200,7 @@ def _learnt_batch_sizes(engine: Any) -> dict[str, int]:
             row = session.exec(select(QuotaState.estimates)).first()
     except SQLAlchemyError:
         return {}
-    return {str(k)[len("batch:"):]: int(v) for k, v in (row or {}).items()
-            if str(k).startswith("batch:") and isinstance(v, int | float)}
+    return learnt_batch_sizes(row)
 
 
 @click.command("resync")

@@ -26,7 +26,7 @@ from erpsync.config import QuotaSettings
 from erpsync.logs import get_logger, scrub
 from erpsync.store.fulfilment import DELIVERY_STATES, ErpDelivery
 from erpsync.store.models import InboxEvent, JobRun, MappingCheck, OutboundItem, ParkedItem, QuotaState
-from erpsync.store.quota_repo import read_quota
+from erpsync.store.quota_repo import learnt_batch_sizes, read_quota
 
 log = get_logger("erpsync.daemon.metrics")
 
@@ -232,8 +232,7 @@ def store_figures(engine: Engine, *, quota_share: float = DEFAULT_QUOTA_SHARE,
         "quota_left_pct": left_pct,
         "rate_limited": int(state[0]) if state else 0,
         # learnt batch sizes per mutation kind (erpsync.outbound.batching), kept with the quota state
-        "batch_sizes": {str(k)[len("batch:"):]: int(v) for k, v in ((state[1] if state else None) or {}).items()
-                        if str(k).startswith("batch:") and isinstance(v, int | float)},
+        "batch_sizes": learnt_batch_sizes(state[1] if state else None),
         "mappings": [(str(k), str(c), str(r), bool(m), bool(kn)) for k, c, r, m, kn in mappings],
     }
 

@@ -94,6 +94,12 @@ KINDS: tuple[str, ...] = ("requests", "complexity", "mutations")
 
 #: prefix of the learnt batch sizes in the shared estimates (``batch:setStock``)
 BATCH_PREFIX = "batch:"
+
+
+def learnt_batch_sizes(estimates: Mapping[str, Any] | None) -> dict[str, int]:
+    """The learnt batch sizes kept among the shared estimates, by mutation kind."""
+    return {str(k)[len(BATCH_PREFIX):]: int(v) for k, v in (estimates or {}).items()
+            if str(k).startswith(BATCH_PREFIX) and isinstance(v, int | float)}
 #: suffix of the per-operation key holding the learnt ratio real cost ÷ upper bound
 RATIO_SUFFIX = "#ratio"
 #: longest single sleep while waiting, so changes by other processes are noticed
@@ -586,7 +592,7 @@ class QuotaGovernor:
         """Every learnt batch size, by mutation kind."""
         with self._lock, self.store.transaction(self._initial) as snap:
             self._merge_shared(snap)
-            return {k[len(BATCH_PREFIX):]: int(v) for k, v in snap.estimates.items() if k.startswith(BATCH_PREFIX)}
+            return learnt_batch_sizes(snap.estimates)
 
     def lane_demand(self) -> dict[str, dict[str, float]]:
         """Per lane, the tokens of each kind it will want within ``HORIZON`` (for reports)."""

@@ -22,9 +22,12 @@ from erpsync.graphql.quota import (
     LaneDemand,
     QuotaSnapshot,
     bucket_views,
+    learnt_batch_sizes,
     quota_left_pct,
 )
 from erpsync.store.models import QuotaBucket, QuotaState
+
+__all__ = ["SqlQuotaStore", "learnt_batch_sizes", "read_quota"]  # learnt_batch_sizes: for the daemon's figures
 
 _buckets: Table = QuotaBucket.__table__  # type: ignore[attr-defined]
 _state: Table = QuotaState.__table__  # type: ignore[attr-defined]
