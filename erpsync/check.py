@@ -46,6 +46,7 @@ from erpsync.graphql.client import RATE_LIMITS_QUERY, CentraGraphql
 from erpsync.graphql.schema import contract_schema
 from erpsync.inbound.gql_documents import DOCUMENTS as EVENT_DOCUMENTS
 from erpsync.outbound import documents as outbound_documents
+from erpsync.outbound.mappings import check_mappings
 from erpsync.soap.client import CentraSoapClient
 
 #: the read each probe needs (root field → a minimal selection); orders and events only when the
@@ -340,45 +341,24 @@ class Checker:
 
     def check_mappings(self) -> bool:
         push = self.settings.push
-        ok = self._check_mapped("warehouses", push.warehouses, outbound_documents.LOOKUP_WAREHOUSES,
-                                outbound_documents.LOOKUP_WAREHOUSES_BY_ID)
-        return self._check_mapped("pricelists", push.pricelists, outbound_documents.LOOKUP_PRICELISTS,
-                                  outbound_documents.LOOKUP_PRICELISTS_BY_ID) and ok
+        ok = self._check_mapped("warehouse", push.warehouses)
+        return self._check_mapped("pricelist", push.pricelists) and ok
 
-    def _check_mapped(self, kind: str, mapping: dict[str, str], by_ext: str, by_id: str) -> bool:
-        name = f"mapped {kind} exist in Centra"
+    def _check_mapped(self, kind: str, mapping: dict[str, str]) -> bool:
+        """The push jobs' own start-up check (``outbound.mappings``), as one row of the table."""
+        name = f"mapped {kind}s exist in Centra"
         if not mapping:
-            return self.add(name, True, f"none mapped in [push.{kind}] (ERP codes are used as externalIds)")
-        ext_ids = sorted({v for v in mapping.values() if not v.startswith("id:")})
-        ids: list[int] = []
-        bad_ids: list[str] = []
-        for code, v in sorted(mapping.items()):
-            if v.startswith("id:"):
-                try:
-                    ids.append(int(v[3:]))
-                except ValueError:
-                    bad_ids.append(f"{code} = {v!r}")
-        found_ext: set[str] = set()
-        found_ids: set[int] = set()
+            return self.add(name, True, f"none mapped in [push.{kind}s] (ERP codes are used as externalIds)")
         gql = self.graphql()
         try:
-            for start in range(0, len(ext_ids), 100):
-                chunk = ext_ids[start:start + 100]
-                res = gql.query(by_ext, {"externalIds": chunk, "limit": len(chunk)}, lane="catalogue")
-                found_ext.update(str(r.get("externalId")) for r in res.data.get(kind) or [])
-            for start in range(0, len(ids), 100):
-                part = ids[start:start + 100]
-                res = gql.query(by_id, {"ids": part, "limit": len(part)}, lane="catalogue")
-                found_ids.update(int(r["id"]) for r in res.data.get(kind) or [])
+            report = check_mappings(lambda doc, variables: gql.query(doc, variables, lane="catalogue").data,
+                                    self.settings.push, kinds=(kind,))
         except ErpsyncError as exc:
             return self._fail(name, exc, "[centra.graphql]")
-        missing = [f"{code} → {v}" for code, v in sorted(mapping.items())
-                   if (v.startswith("id:") and v[3:].isdigit() and int(v[3:]) not in found_ids)
-                   or (not v.startswith("id:") and v not in found_ext)]
-        missing += [f"{m} (not id:<number>)" for m in bad_ids]
+        missing = [f"{m.code} → {mapping[m.code]}" for m in report.unknown]
         if missing:
             return self.add(name, False, "missing: " + ", ".join(missing),
-                            f"create them in Centra or correct [push.{kind}] in the config")
+                            f"create them in Centra or correct [push.{kind}s] in the config")
         return self.add(name, True, f"{len(mapping)} mapped, all found")
 
 
