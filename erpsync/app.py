@@ -149,6 +149,9 @@ class StopAwareClock:
     def monotonic(self) -> float:
         return self.inner.monotonic()
 
+    def real_monotonic(self) -> float:
+        return self.inner.real_monotonic()
+
     def sleep(self, seconds: float) -> None:
         end = self.inner.monotonic() + seconds
         while True:
@@ -159,6 +162,16 @@ class StopAwareClock:
                 return
             # a scaled clock (the simulator's) runs `factor` times faster than real time
             self.inner.sleep(min(left, self.SLICE * float(getattr(self.inner, "factor", 1.0))))
+
+    def real_sleep(self, seconds: float) -> None:
+        end = self.inner.real_monotonic() + seconds
+        while True:
+            if self.stop_event.is_set():
+                raise StopRequested("shutdown requested during a wait")
+            left = end - self.inner.real_monotonic()
+            if left <= 0:
+                return
+            self.inner.real_sleep(min(left, self.SLICE))
 
 
 @dataclass

@@ -3,6 +3,12 @@
 ``SystemClock`` is the real one; ``ScaledClock`` runs faster than real time (the simulator's
 time-scale option; client and simulator must then share the same epoch and factor);
 ``FakeClock`` is for tests: ``sleep`` advances time instantly.
+
+Two kinds of time: the clock's own (``time``/``monotonic``/``sleep``: rates, retries, quota windows,
+schedules, which a scaled clock compresses) and *real work* (``real_monotonic``/``real_sleep``: how
+long a server takes to answer, how long the daemon itself works), which no scale compresses: a store
+that answers in 50 ms answers in 50 ms whatever the simulated time. On ``FakeClock`` both are its one
+fake time.
 """
 
 from __future__ import annotations
@@ -31,6 +37,15 @@ class Clock(Protocol):
         """Wait ``seconds`` of this clock's time."""
         ...
 
+    def real_monotonic(self) -> float:
+        """Seconds at real speed whatever the scale, for the duration of real work (a server's
+        answer time); never goes back."""
+        ...
+
+    def real_sleep(self, seconds: float) -> None:
+        """Spend ``seconds`` of real time whatever the scale (the simulator's answer latency)."""
+        ...
+
 
 class SystemClock:
     def now(self) -> datetime:
@@ -45,6 +60,12 @@ class SystemClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds)
+
+    def real_monotonic(self) -> float:
+        return time.monotonic()
+
+    def real_sleep(self, seconds: float) -> None:
+        self.sleep(seconds)
 
 
 class ScaledClock:
@@ -72,6 +93,13 @@ class ScaledClock:
         if seconds > 0:
             time.sleep(seconds / self.factor)
 
+    def real_monotonic(self) -> float:
+        return time.monotonic()  # not scaled: real work takes real time
+
+    def real_sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
 
 class FakeClock:
     """A clock for tests: time only moves when ``advance`` or ``sleep`` is called."""
@@ -93,6 +121,12 @@ class FakeClock:
     def sleep(self, seconds: float) -> None:
         self.sleeps.append(seconds)
         self.advance(max(seconds, 0.0))
+
+    def real_monotonic(self) -> float:
+        return self._t
+
+    def real_sleep(self, seconds: float) -> None:
+        self.sleep(seconds)
 
     def advance(self, seconds: float) -> None:
         with self._lock:

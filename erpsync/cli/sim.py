@@ -38,9 +38,10 @@ import click
 @click.option("--prices-batch-limit", type=click.Choice(["total", "per_entry"]), default="total", show_default=True,
               help="[open] setPricesBatch takes 100 product prices in total, or 100 per pricelist entry")
 @click.option("--latency-base", "latency_base_seconds", type=float, default=0.0, show_default=True,
-              help="seconds (simulated) every mutation takes")
+              help="seconds every mutation takes (real time, whatever --time-scale)")
 @click.option("--latency-per-item", "latency_per_item_seconds", type=float, default=0.0, show_default=True,
-              help="seconds (simulated) per batch item of a mutation (e.g. 0.002: 1,000 stock levels take 2 s)")
+              help="seconds per batch item of a mutation, real time whatever --time-scale "
+                   "(e.g. 0.002: 1,000 stock levels take 2 s)")
 @click.option("--timeout-items", type=int, default=None,
               help="a mutation with more batch items than this times out: HTTP 499, nothing applied")
 @click.option("--state-file", type=click.Path(dir_okay=False), default=None,

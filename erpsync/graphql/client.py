@@ -244,6 +244,13 @@ class CentraGraphql:
             for r in result.data["rateLimits"]
         ]
 
+    def answer_seconds(self) -> float | None:
+        """How long Centra took to answer this thread's last request, in real seconds (the clock's
+        ``real_monotonic``: a scaled clock does not stretch it): the HTTP exchange only, never the
+        time spent waiting for quota. None when the last request got no answer."""
+        seconds: float | None = getattr(self._local, "answer_seconds", None)
+        return seconds
+
     def validate(self, document: str) -> Document:
         """Validate ``document`` against the contract schema (``SchemaMismatch`` if it breaks it)."""
         return self._documents.get(document)
@@ -305,6 +312,8 @@ class CentraGraphql:
         request = GraphQLRequest(doc.ast, variable_values=variables, operation_name=doc.operation_name)
         started = time.perf_counter()
         sent_at = self.clock.time()
+        self._local.answer_seconds = None
+        answer_started = self.clock.real_monotonic()
         try:
             result = transport.execute(request)
         except TransportConnectionFailed as exc:
@@ -322,6 +331,8 @@ class CentraGraphql:
             raise _transient(doc, "unreadable response (not GraphQL JSON)") from exc
         except TransportError as exc:
             raise _transient(doc, str(exc)) from exc
+        # the store's answer time: the HTTP exchange only (never the quota waits above), in real time
+        self._local.answer_seconds = self.clock.real_monotonic() - answer_started
         response = transport.last_response
         self._raise_for_status(doc, response, None)
         ext = result.extensions or {}

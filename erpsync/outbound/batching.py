@@ -13,6 +13,9 @@ quickly:
   than the new size is split and sent again (``setStock`` / ``setPrices*`` are absolute: safe to
   resend). So a store that slows down sees a few failures, not a storm.
 
+A batch's answer time is the store's: real seconds of the request alone (``Sender.answer_seconds``),
+never the time spent waiting for quota tokens, and never stretched by a simulator's scaled clock.
+
 The learnt size is kept by ``store`` (the quota governor's shared state in the database), so a
 restart, and every process, starts from it; ``erpsync quota`` and ``/metrics`` show it.
 """

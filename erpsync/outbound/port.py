@@ -33,6 +33,10 @@ class GraphqlPort:
     def mutate(self, document: str, variables: Mapping[str, Any], *, lane: str) -> Mapping[str, Any]:
         return self.client.mutate(document, dict(variables), lane=lane).data
 
+    def answer_seconds(self) -> float | None:
+        """Real seconds Centra took to answer this thread's last call (quota waits excluded)."""
+        return self.client.answer_seconds()
+
     def size_store(self) -> QuotaGovernor | None:
         """Where learnt batch sizes are kept: the governor's shared state."""
         return self.client.governor

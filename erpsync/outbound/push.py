@@ -161,6 +161,18 @@ class Sender:
                 self.backoff(attempt, exc)
                 attempt += 1
 
+    def answer_seconds(self, started: float) -> float:
+        """How long the store took to answer the call made since ``started`` (``real_monotonic``).
+
+        Real time, whatever the clock's scale: a store's answer takes as long as it takes, and on a
+        simulator's scaled clock a 20 ms answer read in simulated seconds (5.8 s at ×288) would count
+        as slow and shrink every batch to one item. And only the answer: a port that knows it (the
+        GraphQL port) leaves out the time spent waiting for quota tokens, which says nothing about
+        how big a batch the store can take."""
+        known = getattr(self.port, "answer_seconds", None)
+        seconds = known() if known is not None else None
+        return seconds if seconds is not None else self.clock.real_monotonic() - started
+
     def query(self, document: str, variables: Mapping[str, Any], lane: str) -> Mapping[str, Any]:
         return self.call(lambda: self.port.query(document, variables, lane=lane))
 
@@ -172,9 +184,9 @@ class Sender:
             return self.call(lambda: self.port.mutate(document, variables, lane=lane))
 
         def attempt() -> Mapping[str, Any]:
-            started = self.clock.time()
+            started = self.clock.real_monotonic()
             data = self.port.mutate(document, variables, lane=lane)
-            sizer.answered(items, self.clock.time() - started)
+            sizer.answered(items, self.answer_seconds(started))
             return data
 
         # only a request that was sent and then failed (499, 5xx, timeout) says the batch may be too big;

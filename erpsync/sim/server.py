@@ -101,7 +101,7 @@ class SimOptions:
     other_integration_share: float = 0.0
     batch_failure: str = "reject"
     prices_batch_limit: str = "total"  # [open] setPricesBatch's 100 product prices: "total" or "per_entry"
-    latency_base_seconds: float = 0.0  # latency model: base + per item × batch items (sim clock)
+    latency_base_seconds: float = 0.0  # latency model: base + per item × batch items (real seconds)
     latency_per_item_seconds: float = 0.0
     timeout_items: int | None = None  # a mutation with more batch items: 499, nothing applied
     warehouses: tuple[str, ...] = ("WH-MAIN", "WH-EU", "WH-US")

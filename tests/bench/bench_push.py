@@ -127,7 +127,7 @@ def main() -> None:
     ap.add_argument("--products", type=int, default=2000)
     ap.add_argument("--time-scale", type=float, default=100.0)
     ap.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
-    ap.add_argument("--latency-per-item", type=float, default=0.001, help="sim seconds per batch item")
+    ap.add_argument("--latency-per-item", type=float, default=0.001, help="real seconds per batch item")
     ap.add_argument("--timeout-items", type=int, default=2500, help="the sim answers 499 above this")
     ap.add_argument("--stock-changes-per-second", type=float, default=2.0, help="stock level changes (sim time)")
     args = ap.parse_args()

@@ -139,6 +139,7 @@ def main() -> None:
     ap.add_argument("--faults", type=float, default=0.05)
     ap.add_argument("--skip", default="", help="comma-separated endpoint:kind faults to leave out")
     ap.add_argument("--drain", type=float, default=600.0, help="real seconds allowed to drain at the end")
+    ap.add_argument("--keep-log", type=Path, default=None, help="write the daemon's log lines to this file")
     args = ap.parse_args()
     rng = random.Random(16)
 
@@ -241,6 +242,8 @@ def main() -> None:
         print(f"log lines: {len(daemon.lines)} in total, {len(daemon.lines) / max(sim_hours, 1e-9):.0f} per "
               f"simulated hour; by level {dict(levels)}")
     finally:
+        if daemon is not None and args.keep_log is not None:
+            args.keep_log.write_text("\n".join(daemon.lines) + "\n")
         if daemon is not None and daemon.p.poll() is None:
             daemon.p.terminate()
             daemon.wait(60)
