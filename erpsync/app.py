@@ -43,6 +43,7 @@ from erpsync.clock import Clock, ScaledClock, SystemClock, clock_from_environ
 from erpsync.config import Settings, load_settings, redacted_dump
 from erpsync.daemon.housekeeping import HousekeepingJob
 from erpsync.daemon.leader import AlwaysLeader, FileLock, Leadership, PgAdvisoryLeader, keepalive_for
+from erpsync.daemon.memory import limit_malloc_arenas
 from erpsync.daemon.notify import SystemdNotifier
 from erpsync.daemon.quota_refresh import QuotaRefreshJob
 from erpsync.daemon.service import Daemon, JobSpec
@@ -496,8 +497,12 @@ def run_daemon(settings: Settings, config_path: Path | None, jobs: Sequence[str]
     ``ExecStartPre=`` command's does not)."""
     import os
 
+    env = os.environ if environ is None else environ
+    arenas = limit_malloc_arenas(env)  # before the job threads start (erpsync.daemon.memory)
+    if arenas is not None:
+        log.info("daemon.malloc_arenas", arenas=arenas)
     # one clock for every job and trigger: the system clock, or a time-scaled simulator's
-    clock = clock_from_environ(os.environ if environ is None else environ)
+    clock = clock_from_environ(env)
     if isinstance(clock, ScaledClock):
         log.warning("daemon.time_scaled", factor=clock.factor, epoch=clock.epoch,
                     detail="ERPSYNC_SIM_TIME_SCALE is set: jobs and schedules run on the simulator's clock")

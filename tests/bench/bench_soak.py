@@ -53,6 +53,7 @@ KINDS = {
                 "malformed"),
 }
 READ_TIMEOUT = 5.0  # real seconds; a "hang" fault lasts longer
+GRACE_S = 20.0  # [daemon] shutdown_grace_seconds of the tests' config (tests.integration.daemon.procs)
 
 
 def set_faults(sim: ScaledSim, total: float, skip: frozenset[str] = frozenset()) -> None:
@@ -131,7 +132,7 @@ def slope(points: list[tuple[float, float]]) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    ap.add_argument("--db", choices=("sqlite", "postgres", "postgresql"), default="sqlite")
     ap.add_argument("--sim-hours", type=float, default=24.0)
     ap.add_argument("--scale", type=float, default=144.0, help="simulated seconds per real second")
     ap.add_argument("--products", type=int, default=300)
@@ -140,11 +141,17 @@ def main() -> None:
     ap.add_argument("--skip", default="", help="comma-separated endpoint:kind faults to leave out")
     ap.add_argument("--drain", type=float, default=600.0, help="real seconds allowed to drain at the end")
     ap.add_argument("--keep-log", type=Path, default=None, help="write the daemon's log lines to this file")
+    ap.add_argument("--tracemalloc", type=Path, default=None,
+                    help="run the daemon under tracemalloc, dumping snapshots into this directory "
+                         "(compare: python -m tests.bench.traced_daemon --diff A B)")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="extra environment for the daemon (e.g. MALLOC_ARENA_MAX=2), repeatable")
+    ap.add_argument("--tracemalloc-seconds", type=float, default=30.0, help="real seconds between snapshots")
     args = ap.parse_args()
     rng = random.Random(16)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_soak_"))
-    url, cleanup = database(args.db, tmp)
+    url, cleanup = database("postgres" if args.db == "postgresql" else args.db, tmp)
     sim: ScaledSim | None = None
     daemon: Proc | None = None
     engine = None
@@ -155,7 +162,11 @@ def main() -> None:
         sim = ScaledSim(args.scale)
         set_faults(sim, args.faults, frozenset(k for k in args.skip.split(",") if k))
         clock = sim.clock()
-        daemon = start_daemon(tmp, sim, url, jobs=ALL_JOBS, read_timeout=READ_TIMEOUT)
+        traced = ({"BENCH_TRACEMALLOC_DIR": str(args.tracemalloc),
+                   "BENCH_TRACEMALLOC_SECONDS": str(args.tracemalloc_seconds)} if args.tracemalloc else {})
+        extra_env = dict(kv.split("=", 1) for kv in args.env)
+        daemon = start_daemon(tmp, sim, url, jobs=ALL_JOBS, read_timeout=READ_TIMEOUT, env={**traced, **extra_env},
+                              module="tests.bench.traced_daemon" if args.tracemalloc else "erpsync")
         pid = daemon.p.pid
         t0 = clock.time()
         end = t0 + args.sim_hours * 3600
@@ -235,12 +246,22 @@ def main() -> None:
         print(f"RSS MB: first {rss[0]:.0f}, last {rss[-1]:.0f}, max {max(rss):.0f}; slope "
               f"{slope([(h, r) for h, r, _ in samples[len(samples) // 4:]]):+.2f} MB per sim-hour (after the "
               f"first quarter)")
+        hourly = {int(h): r for h, r, _ in samples}  # the last sample of each simulated hour
+        print("RSS MB by simulated hour: " + " ".join(f"{r:.0f}" for _, r in sorted(hourly.items())))
         print(f"open fds: first {samples[0][2]}, last {samples[-1][2]}, max {max(f for _, _, f in samples)}")
         grown = size_end - (size_first_sync or size_end)
         print(f"database: {size_first_sync or 0:.1f} MB after the first hour, {size_end:.1f} MB at the end -> "
               f"{grown / max(sim_hours - 1, 1e-9) * 24:.1f} MB per simulated day")
         print(f"log lines: {len(daemon.lines)} in total, {len(daemon.lines) / max(sim_hours, 1e-9):.0f} per "
               f"simulated hour; by level {dict(levels)}")
+        # an operator's stop: SIGTERM, then the daemon finishes or interrupts its runs within the grace
+        stop_started = time.monotonic()
+        daemon.p.terminate()
+        code = daemon.wait(GRACE_S + 40)
+        stopped = time.monotonic() - stop_started
+        late = [e.get("event") for e in daemon.events() if e.get("event") == "daemon.grace_expired"]
+        print(f"stop: SIGTERM -> exit {code} in {stopped:.1f} real s (grace {GRACE_S:g} s; target: exit 0 "
+              f"within it){' GRACE EXPIRED' if late else ''}")
     finally:
         if daemon is not None and args.keep_log is not None:
             args.keep_log.write_text("\n".join(daemon.lines) + "\n")

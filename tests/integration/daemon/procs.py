@@ -77,10 +77,10 @@ def base_env(db_url: str, **extra: str) -> dict[str, str]:
 
 
 class Proc:
-    """``python -m erpsync ...`` with its output lines collected by a reader thread."""
+    """``python -m erpsync ...`` (or another ``module``) with its output lines collected by a reader thread."""
 
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.p = subprocess.Popen([sys.executable, "-m", "erpsync", *args], cwd=ROOT, env=env,
+    def __init__(self, args: list[str], env: dict[str, str], module: str = "erpsync") -> None:
+        self.p = subprocess.Popen([sys.executable, "-m", module, *args], cwd=ROOT, env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         self._q: queue.Queue[str] = queue.Queue()

@@ -86,7 +86,8 @@ class FirstSync:
 
 
 def start_daemon(tmp: Path, sim: ScaledSim, db_url: str, *, jobs: tuple[str, ...] = PUSH_JOBS,
-                 extra: str = "", read_timeout: float | None = None) -> Proc:
+                 extra: str = "", read_timeout: float | None = None, module: str = "erpsync",
+                 env: dict[str, str] | None = None) -> Proc:
     config = write_config(tmp / "erpsync.toml", soap_url=sim.soap_url, graphql_url=sim.graphql_url,
                           extra=extra)
     if read_timeout is not None:  # under both [centra.soap] and [centra.graphql]
@@ -97,7 +98,7 @@ def start_daemon(tmp: Path, sim: ScaledSim, db_url: str, *, jobs: tuple[str, ...
     args = ["--config", str(config), "run"]
     for job in jobs:
         args += ["--only", job]
-    daemon = Proc(args, sim.env(db_url))
+    daemon = Proc(args, {**sim.env(db_url), **(env or {})}, module)
     daemon.wait_event("daemon.started", timeout=60)
     return daemon
 
