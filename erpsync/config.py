@@ -181,7 +181,8 @@ class PushSettings(_Section):
     # first size of setStock batches; adapts (erpsync.outbound.batching) up to stock_batch_max
     stock_batch_size: int = Field(500, gt=0)
     stock_batch_max: int = Field(5000, gt=0)
-    # a batch answered slower than this (seconds) halves the batch size; faster full batches grow it
+    # a batch answered slower than this (real seconds of the request, quota waits excluded) halves the
+    # batch size; faster full batches grow it
     batch_target_seconds: float = Field(5.0, gt=0)
     # product prices per setPricesBatch; Centra takes at most 100 per call (PROTOCOL.md §2.2)
     prices_batch_size: int = Field(100, gt=0, le=100)

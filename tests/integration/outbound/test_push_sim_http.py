@@ -98,7 +98,7 @@ def test_catalogue_over_http_equals_erp_then_nothing_then_one_set_stock_per_ware
     load_catalogue(engine, CATALOGUE)
     clock = growth_sim.client_clock()
     port = make_port(growth_sim, clock, governed=True)
-    # 750 sizes per warehouse: one setStock each (at ×100 a real 50 ms answer is 5 sim-s: no size tuning here)
+    # 750 sizes per warehouse: one setStock each (sizes held fixed: this test counts mutations exactly)
     push = PushSettings(stock_batch_size=1000, batch_target_seconds=1e6)
     try:
         push_all(engine, port, clock, push)
