@@ -2,6 +2,10 @@
 
     .venv/bin/python -m tests.bench.bench_soak [--db sqlite|postgres] [--sim-hours 24] [--scale 144]
                                                [--products 300] [--orders-per-hour 600] [--faults 0.05]
+                                               [--drain 600] [--keep-log FILE] [--env NAME=VALUE]
+                                               [--tracemalloc DIR [--tracemalloc-seconds 30]]
+
+e.g. the 24-hour soak in 5 real minutes: ``--sim-hours 24 --scale 288 --drain 240``.
 
 Everything an operator's day has, on the simulator's clock (``ERPSYNC_SIM_TIME_SCALE``): the
 daemon with every job (pull, the three pushes, quota_refresh, housekeeping) from an empty Centra;
@@ -16,7 +20,12 @@ and orders stop and the daemon gets time to drain; then it prints:
 - jobs disabled (target 0) and Centra vs the ERP (target: equal), parked items by kind;
 - the daemon's RSS (first, last, max, slope per simulated hour) and open file descriptors;
 - the database size after the first sync and at the end, and its growth per simulated day;
-- log lines per simulated hour (and by level).
+- log lines per simulated hour (and by level);
+- how long the daemon takes to exit after SIGTERM (target: exit 0 within the shutdown grace).
+
+To find what grows in the daemon, ``--tracemalloc DIR`` runs it under tracemalloc
+(``tests.bench.traced_daemon``) and dumps snapshots; ``--env MALLOC_ARENA_MAX=4`` and the like try
+allocator settings; ``--keep-log FILE`` keeps the daemon's JSON log (``push.batch_size``, runs).
 """
 
 from __future__ import annotations
