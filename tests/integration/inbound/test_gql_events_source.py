@@ -204,3 +204,59 @@ def test_the_same_orders_through_either_queue_give_the_same_rows(sim: SimServer,
             assert {c: ln[c] for c in line_cols} == {c: twin[c] for c in line_cols}
     finally:
         other.dispose()
+
+
+def test_the_events_queue_survives_a_state_file_restart(sim_factory: Any, engine: Engine, tmp_path: Any) -> None:
+    """--state-file keeps the GraphQL events queue (events, listeners, ids, counters) like the SOAP
+    queue: a restarted simulator serves the same unconfirmed events, and erpsync drains them once."""
+    state = str(tmp_path / "sim-state.json")
+    first = sim_factory(state_file=state, autosave_seconds=0)
+    with CentraGraphql(first.graphql_url, SecretStr(first.token), governor=None, clock=SystemClock(),
+                       read_timeout=5, decimal_floats=True) as client:
+        job = gql_job(engine, client, page_limit=30)
+        assert job.run().outcome == "ok"  # listeners set
+        first.generate(90)
+        res = job.run()
+    assert res.outcome == "ok" and res.counts["fetched"] > 30
+    first.generate(40)  # more events after that drain: left in the queue at stop
+    pending = gql_state(first)
+    assert pending["depth"] > 0
+    first.stop()
+    second = sim_factory(state_file=state, autosave_seconds=0, port=0)
+    after = gql_state(second)
+    assert after["depth"] == pending["depth"] and after["emitted"] == pending["emitted"]
+    assert after["listeners"] == pending["listeners"]
+    with CentraGraphql(second.graphql_url, SecretStr(second.token), governor=None, clock=SystemClock(),
+                       read_timeout=5, decimal_floats=True) as client:
+        job = gql_job(engine, client)
+        res = job.run()
+        assert res.outcome == "ok" and res.counts["fetched"] == pending["depth"]
+        assert job.gql_source.ensure_listeners() == []  # the listeners came back with the state
+    end = gql_state(second)
+    assert end["depth"] == 0 and end["confirmed"] == end["emitted"]
+    assert count(engine, InboxEvent, InboxEvent.event_id.like("gql:%")) == end["emitted"]  # type: ignore[attr-defined]
+    second.generate(10)  # ids go on from the restored sequence: none reused
+    with CentraGraphql(second.graphql_url, SecretStr(second.token), governor=None, clock=SystemClock(),
+                       read_timeout=5, decimal_floats=True) as client:
+        res = gql_job(engine, client).run()
+    assert res.counts["duplicates"] == 0 and res.counts["fetched"] == res.counts["acked"] > 0
+
+
+def test_event_ids_beyond_32_bits(sim_factory: Any, engine: Engine) -> None:
+    """A long-lived store's event ids outgrow 32 bits ([open] §2.4): erpsync stores, dedupes and
+    confirms them as 64-bit ids."""
+    start = 3_000_000_000
+    sim = sim_factory(gql_first_event_id=start)
+    with CentraGraphql(sim.graphql_url, SecretStr(sim.token), governor=None, clock=SystemClock(),
+                       read_timeout=5, decimal_floats=True) as client:
+        job = gql_job(engine, client, page_limit=40)
+        assert job.run().outcome == "ok"
+        sim.generate(100)
+        emitted = gql_state(sim)["emitted"]
+        res = job.run()
+    assert res.outcome == "ok" and res.counts["acked"] == emitted and res.counts["parked"] == 0
+    st = gql_state(sim)
+    assert st["depth"] == 0 and st["confirmed"] == emitted
+    with Session(engine) as s:
+        ids = sorted(int(r[0].removeprefix("gql:")) for r in s.exec(select(InboxEvent.event_id)).all())  # type: ignore[call-overload]
+    assert ids == list(range(start, start + emitted))
