@@ -62,6 +62,7 @@ ORDER_FIELDS = f"""
       id productNumber size productName quantity cancelledQuantity
       unitPrice {{ value }} unitOriginalPrice {{ value }} lineValue {{ value }}
       taxPercent discountPercent
+      product {{ id externalId }} productVariant {{ id externalId }}
       productSize {{ SKU EAN }}
     }}
     shipments {{ id number }}

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -35,7 +36,7 @@ from erpsync.inbound.gql_documents import (
     PAGE_LIMIT,
     SET_EVENT_LISTENERS,
 )
-from erpsync.inbound.gql_transform import SOURCE_PREFIX, to_inbound_item
+from erpsync.inbound.gql_transform import SOURCE_PREFIX, safe_date, to_inbound_item
 from erpsync.inbound.pull import PullJob
 from erpsync.inbound.retry import Backoff
 from erpsync.job import RunContext
@@ -86,12 +87,21 @@ class GraphqlEventSource:
             for order in data.get("orders") or []:
                 if isinstance(order, dict) and order.get("number") is not None:
                     orders[str(order["number"])] = order
+        # the object shown is its current state: at least as new as the newest of its events in the page
+        newest: dict[tuple[str, str], datetime] = {}
+        for ev in events:
+            if isinstance(ev, dict) and ev.get("changeType") != "DELETED":
+                when = safe_date(ev.get("createdAt"))
+                ident = (str(ev.get("objectType")), str(ev.get("objectReference")))
+                if when is not None and (ident not in newest or when > newest[ident]):
+                    newest[ident] = when
         items = []
         for ev in events:
             if not isinstance(ev, dict):
                 continue
             order = orders.get(str(ev.get("objectReference"))) if ev.get("objectType") == "Order" else None
-            items.append(to_inbound_item(ev, order))
+            items.append(to_inbound_item(ev, order, newest.get((str(ev.get("objectType")),
+                                                                 str(ev.get("objectReference"))))))
         log.info("events.fetched", count=len(events), source="graphql", orders_read=len(orders))
         return items
 

@@ -413,16 +413,17 @@ class GraphqlApp:
     def _on_emitted(self, event: Any) -> None:
         """Every emitted event: an order's ``updatedAt`` is the time of its latest change (the
         instant its SOAP event carries), then the GraphQL events queue hears of it."""
+        date = str(event.date)
+        try:
+            when = datetime.fromisoformat(date)
+        except ValueError:
+            when = datetime.strptime(date, "%Y-%m-%d %H:%M:%S")  # noqa: DTZ007 - store-local, zone added below
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=self.orders.generator.store_tz)
         if event.type == "order" and event.mission == "update":
-            date = str(event.date)
-            try:
-                when = datetime.fromisoformat(date)
-            except ValueError:
-                when = datetime.strptime(date, "%Y-%m-%d %H:%M:%S")  # noqa: DTZ007 - store-local, zone added below
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=self.orders.generator.store_tz)
             self.orders.updated_at[event.entry] = when.isoformat()
-        self.events.on_soap_event(event.type, event.entry, event.mission, event.data)
+        # one change, one instant: the GraphQL event is created at the time the SOAP event carries
+        self.events.on_soap_event(event.type, event.entry, event.mission, event.data, at=when)
 
     def _event_object(self, object_type: str, reference: int) -> dict[str, Any] | None:
         """The current object behind an event (null once it is gone, and for types not modelled)."""

@@ -67,7 +67,9 @@ class GqlEventQueue:
 
     # ------------------------------------------------------------------ feeding
 
-    def on_soap_event(self, type_: str, entry: str, mission: str, data: Mapping[str, Any] | None) -> None:
+    def on_soap_event(self, type_: str, entry: str, mission: str, data: Mapping[str, Any] | None,
+                      at: datetime | None = None) -> None:
+        """Queue the GraphQL event of one emitted change (``at``: when it happened; default now)."""
         object_type = OBJECT_TYPES.get(type_)
         if object_type is None or not entry.isdigit():
             return
@@ -86,7 +88,8 @@ class GqlEventQueue:
             listener = self._listeners.get(object_type)
             if listener is None or (listener[0] is not None and change not in listener[0]):
                 return
-            ev = GqlEvent(self._next, object_type, change, ref, self._now())
+            created = self._now() if at is None else at.astimezone(UTC).isoformat(timespec="seconds")
+            ev = GqlEvent(self._next, object_type, change, ref, created)
             self._events[ev.id] = ev
             self._next += 1
             self.emitted += 1
