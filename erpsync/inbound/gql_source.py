@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -151,4 +152,8 @@ class GraphqlPullJob(PullJob):
         super().execute(run)
 
     def _fetch(self) -> list[InboundItem]:
-        return self.backoff.call(self.gql_source.fetch_items, self.clock, "events")
+        def read() -> list[InboundItem]:
+            read_at = self.clock.now()  # the objects of this page are the state current from now on
+            return [replace(i, meta=replace(i.meta, read_at=read_at)) for i in self.gql_source.fetch_items()]
+
+        return self.backoff.call(read, self.clock, "events")

@@ -66,6 +66,8 @@ class EventMeta:
     date: datetime | None
     # the date is store-local in the hour a DST fall-back repeats: it may be up to an hour later
     date_ambiguous: bool = False
+    # GraphQL: when the page was read (its objects are the state current then); None for SOAP
+    read_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -340,7 +342,8 @@ class InboxRepository:
           to the stored version (the ERP-visible columns and lines; with the payload when GraphQL
           wrote it too) is that version again: superseded; a different one is the newer state of the
           second: applied. A SOAP snapshot of a second whose current state GraphQL already stored is
-          superseded (a change after GraphQL read it has its own GraphQL event still to come).
+          superseded (a change after GraphQL read it has its own GraphQL event still to come); a
+          SOAP snapshot of the second stored after GraphQL read its page wins the tie the same way.
         - GraphQL after GraphQL with identical content (payload included) is the same state: superseded,
           whatever the times say (customers and accounts carry no time of their own: see gql_transform).
         """
@@ -357,7 +360,16 @@ class InboxRepository:
             return mine > theirs
         if src == "soap":
             return False
-        return stored is None or not stored.same(change, payload=cur_src == "graphql")
+        if stored is None:
+            return True
+        if stored.same(change, payload=cur_src == "graphql"):
+            return False
+        stored_at = stored.columns.get("changed_at")
+        if cur_src == "soap" and item.meta.read_at is not None and isinstance(stored_at, datetime):
+            # SOAP stored its snapshot after GraphQL read the object (the two pulls raced): that
+            # snapshot may be the newer state of the second; GraphQL's own later event settles it
+            return _aware(stored_at) <= item.meta.read_at
+        return True
 
     def _stored_contents(self, session: Session, model: type[SQLModel], keys: list[str],
                          generic_type: str) -> dict[str, Content]:

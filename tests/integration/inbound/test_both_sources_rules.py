@@ -27,9 +27,9 @@ def customer(eid: str, at: datetime, email: str, *, payload: Any = None, country
     return InboundItem(meta, ObjectChange("customer", "81", columns=cols), None, "")
 
 
-def store(engine: Engine, *items: InboundItem) -> list[str]:
+def store(engine: Engine, *items: InboundItem, now: datetime = T0) -> list[str]:
     with transaction(engine) as session:
-        InboxRepository().store_batch(session, list(items), now=T0)
+        InboxRepository().store_batch(session, list(items), now=now)
     with Session(engine) as s:
         status = dict(s.exec(select(InboxEvent.event_id, InboxEvent.status)).all())  # type: ignore[call-overload]
     return [status[i.meta.event_id] for i in items]
@@ -88,3 +88,21 @@ def test_decimals_compare_by_value_across_queues(engine: Engine) -> None:
     assert store(engine, account("10", "soap", "25.000")) == ["applied"]
     assert store(engine, account("gql:1", "gql", "25.0")) == ["superseded"]
     assert store(engine, account("gql:2", "gql", "25.01")) == ["applied"]
+
+
+def test_a_graphql_page_read_before_soap_stored_a_later_state_of_the_second(engine: Engine) -> None:
+    """The two pulls race: GraphQL read the customer at v2, SOAP then stored v3 of the same second;
+    GraphQL's page (v2) must not bring v2 back. Its own event of the change to v3 settles it."""
+    from dataclasses import replace
+    from datetime import timedelta
+
+    read_at = T0 + timedelta(seconds=10)
+    assert store(engine, customer("10", T0, "v3@x"), now=read_at + timedelta(milliseconds=5)) == ["applied"]
+    late = customer("gql:1", T0, "v2@x")
+    assert store(engine, replace(late, meta=replace(late.meta, read_at=read_at))) == ["superseded"]
+    assert row(engine)[:2] == (1, "v3@x")
+    # read after SOAP stored: GraphQL's state of that second is the newer one
+    fresh = customer("gql:2", T0, "v4@x")
+    assert store(engine, replace(fresh, meta=replace(fresh.meta, read_at=read_at + timedelta(seconds=1)))) == [
+        "applied"]
+    assert row(engine)[:2] == (2, "v4@x")
