@@ -106,3 +106,39 @@ def test_a_graphql_page_read_before_soap_stored_a_later_state_of_the_second(engi
     assert store(engine, replace(fresh, meta=replace(fresh.meta, read_at=read_at + timedelta(seconds=1)))) == [
         "applied"]
     assert row(engine)[:2] == (2, "v4@x")
+
+
+def test_a_parked_graphql_event_is_retried_as_graphql(engine: Engine) -> None:
+    """`erpsync parked retry` maps a parked GraphQL event from its JSON (not as SOAP XML)."""
+    import json
+
+    from sqlalchemy import update
+
+    from erpsync.inbound import gql_transform
+    from erpsync.inbound.replay import replay_parked_event
+    from erpsync.store.models import CentraOrder, ParkedItem
+
+    order = {"__typename": "DirectToConsumerOrder", "number": 1201, "status": "CONFIRMED",
+             "createdAt": "2026-12-01T12:00:00+00:00", "updatedAt": "2026-12-01T12:00:00+00:00",
+             "grandTotal": {"value": "oops", "currency": {"code": "SEK"}}, "store": {"id": 1}, "lines": []}
+    event = {"id": 77, "objectType": "Order", "changeType": "UPDATED", "objectReference": 1201,
+             "createdAt": "2026-12-01T12:00:00+00:00", "object": None}
+    item = gql_transform.to_inbound_item(event, order)
+    assert item.change is None and "grandTotal.value" in (item.park_reason or "")
+    assert store(engine, item) == ["parked"]
+    repo = InboxRepository()
+    with transaction(engine) as session:
+        parked = repo.parked(session)[0]
+        again = replay_parked_event(session, repo, parked, UTC, T0)
+    assert again.status == "parked" and "grandTotal.value" in (again.reason or "")  # still the GraphQL reason
+    fixed = json.loads(parked.payload or "")
+    fixed["object"]["grandTotal"]["value"] = 12.5
+    with transaction(engine) as session:
+        session.connection().execute(update(ParkedItem).values(payload=json.dumps(fixed)))
+    with transaction(engine) as session:
+        parked = repo.parked(session)[0]
+        done = replay_parked_event(session, repo, parked, UTC, T0)
+    assert done.status == "applied"
+    with Session(engine) as s:
+        total = s.exec(select(CentraOrder.order_total)).one()[0]  # type: ignore[call-overload]
+    assert Decimal(total) == Decimal("12.50")
