@@ -97,15 +97,26 @@ def pull_cmd(obj: Any, once: bool, as_json: bool, source: str | None) -> None:
     else:
         from erpsync.clock import SystemClock
         from erpsync.graphql.client import CentraGraphql
+        from erpsync.graphql.quota import QuotaGovernor
+        from erpsync.store.quota_repo import SqlQuotaStore
 
         g = settings.centra.graphql
         assert g is not None and g.token is not None  # required above
-        client = CentraGraphql(g.url, g.token, governor=None, clock=SystemClock(), connect_timeout=g.connect_timeout,
-                               read_timeout=g.read_timeout, decimal_floats=True)
+        token = g.token
+
+        def gql_client(engine: Any) -> Any:
+            # the daemon's governor (its state in the database): requests and complexity spent here come
+            # out of the same budget, on the same `events` lane, as the pull_graphql job's
+            governor = QuotaGovernor.from_settings(settings.quota, clock=SystemClock(), store=SqlQuotaStore(engine))
+            return CentraGraphql(g.url, token, governor=governor, clock=SystemClock(),
+                                 connect_timeout=g.connect_timeout, read_timeout=g.read_timeout, decimal_floats=True)
+        client = None
     code = 0
     try:
         with _database(settings) as engine:
             migrate.ensure_current(engine)
+            if client is None:
+                client = gql_client(engine)
             job: PullJob
             if source == "soap":
                 job = PullJob(engine, client, store_tz=settings.store_tz, stop_event=stop,
@@ -124,7 +135,8 @@ def pull_cmd(obj: Any, once: bool, as_json: bool, source: str | None) -> None:
                 if once or stop.wait(settings.pull.interval_seconds):
                     break
     finally:
-        client.close()
+        if client is not None:
+            client.close()
     if code:
         click.get_current_context().exit(code)
 

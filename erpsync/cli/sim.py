@@ -44,6 +44,8 @@ import click
                    "(e.g. 0.002: 1,000 stock levels take 2 s)")
 @click.option("--timeout-items", type=int, default=None,
               help="a mutation with more batch items than this times out: HTTP 499, nothing applied")
+@click.option("--gql-first-event-id", type=int, default=1, show_default=True,
+              help="first id of the GraphQL events queue; e.g. 3000000000 serves ids beyond 32 bits")
 @click.option("--state-file", type=click.Path(dir_okay=False), default=None,
               help="load state from this JSON file at start (if it exists) and save it at stop")
 @click.option("--autosave-seconds", type=float, default=5.0, show_default=True,
@@ -79,7 +81,7 @@ def sim_cmd(host: str, port: int, soap_path: str, soap_user: str, soap_password:
             time_epoch: float | None, retry_after_format: str, generate_rate: float, initial_events: int,
             other_integration_share: float, batch_failure: str, prices_batch_limit: str,
             latency_base_seconds: float, latency_per_item_seconds: float, timeout_items: int | None,
-            state_file: str | None,
+            gql_first_event_id: int, state_file: str | None,
             autosave_seconds: float, store_timezone: str, token_ttl: float | None, soap_action_check: bool,
             unknown_ack: str, update_response: str, schema_renames: tuple[str, ...], webhook_url: str | None,
             webhook_secret: str, capture_outcome: str, capture_failed_probability: float,
@@ -106,7 +108,7 @@ def sim_cmd(host: str, port: int, soap_path: str, soap_user: str, soap_password:
             initial_events=initial_events, other_integration_share=other_integration_share,
             batch_failure=batch_failure, prices_batch_limit=prices_batch_limit,
             latency_base_seconds=latency_base_seconds, latency_per_item_seconds=latency_per_item_seconds,
-            timeout_items=timeout_items,
+            timeout_items=timeout_items, gql_first_event_id=gql_first_event_id,
             state_file=state_file, autosave_seconds=autosave_seconds,
             store_timezone=store_timezone, token_ttl_seconds=token_ttl, soap_action_check=soap_action_check,
             unknown_ack=unknown_ack, update_response=update_response, webhook_url=webhook_url,

@@ -1,7 +1,8 @@
 """``erpsync export``: new or changed orders as files, for ERPs that import files.
 
-Writes ``orders-<stamp>.jsonl`` (one order per line: its columns, ``version``, ``deleted`` and the
-full Centra payload) and ``order-lines-<stamp>.csv`` (one row per order line, money as exact
+Writes ``orders-<stamp>.jsonl`` (one order per line: its columns, ``version``, ``deleted``, the
+``source`` queue of that version, ``soap`` or ``graphql``, and the full Centra payload as that queue
+shaped it) and ``order-lines-<stamp>.csv`` (one row per order line, money as exact
 decimal strings). The cursor is per row: ``centra_order.exported_version`` records the version last
 written, so each version of an order is exported once. Files are written under temporary names,
 fsynced, renamed, and only then is the cursor committed: a crash in between exports those orders
@@ -22,7 +23,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from erpsync.store.engine import transaction
-from erpsync.store.inbox import InboxRepository
+from erpsync.store.inbox import InboxRepository, source_of
 
 LINE_COLUMNS = ("order_id", "order_version", "line_no", "product_id", "variant_id", "sku", "size", "size_sku",
                 "order_item_id", "qty", "price", "origprice", "discount", "subtotal", "tax", "description",
@@ -91,6 +92,7 @@ def export_orders(
         def write_orders(fh: Any) -> None:
             for o in orders:
                 row = {c: _plain(getattr(o, c)) for c in ORDER_COLUMNS}
+                row["source"] = source_of(o.last_event_id)  # the queue that delivered this version
                 row["payload"] = o.payload
                 fh.write(json.dumps(row, ensure_ascii=False, sort_keys=True) + "\n")
 

@@ -4,12 +4,13 @@
 ``Customer.id`` an Int) are aliased per type so the selection is valid.
 
 Selection size, measured against the simulator's complexity formula (``python -m
-tests.bench.bench_gql_events``): a page of 200 events with the full order inline costs 49,601
-(~248 per event, whatever its type: 20 % of the Growth tier's 10-second bucket); references only
+tests.bench.bench_gql_events``): a page of 200 events with the full order inline costs 61,601
+(~308 per event, whatever its type: 25 % of the Growth tier's 10-second bucket); references only
 cost 2,201 and the page's 74 distinct orders read with ``orders(where: {number: […]}, limit: 100)``
-17,761 — 19,962 in all (8 %), 0.40 of the inline cost, and an order with several events in a page
+22,201 — 24,402 in all (9.8 %), 0.40 of the inline cost, and an order with several events in a page
 is read once. So the source reads **references** (``EVENTS``, customers and accounts are small and
-ride inline) and then the orders by number (``ORDERS_BY_NUMBER``).
+ride inline) and then the orders by number (``ORDERS_BY_NUMBER``). (Before the lines selected
+``product``/``productVariant`` ids, for SOAP's product and variant ids: 49,601 and 19,962.)
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ ORDER_FIELDS = f"""
       id productNumber size productName quantity cancelledQuantity
       unitPrice {{ value }} unitOriginalPrice {{ value }} lineValue {{ value }}
       taxPercent discountPercent
+      product {{ id externalId }} productVariant {{ id externalId }}
       productSize {{ SKU EAN }}
     }}
     shipments {{ id number }}

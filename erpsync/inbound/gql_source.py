@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
@@ -35,7 +37,7 @@ from erpsync.inbound.gql_documents import (
     PAGE_LIMIT,
     SET_EVENT_LISTENERS,
 )
-from erpsync.inbound.gql_transform import SOURCE_PREFIX, to_inbound_item
+from erpsync.inbound.gql_transform import SOURCE_PREFIX, safe_date, to_inbound_item
 from erpsync.inbound.pull import PullJob
 from erpsync.inbound.retry import Backoff
 from erpsync.job import RunContext
@@ -86,12 +88,21 @@ class GraphqlEventSource:
             for order in data.get("orders") or []:
                 if isinstance(order, dict) and order.get("number") is not None:
                     orders[str(order["number"])] = order
+        # the object shown is its current state: at least as new as the newest of its events in the page
+        newest: dict[tuple[str, str], datetime] = {}
+        for ev in events:
+            if isinstance(ev, dict) and ev.get("changeType") != "DELETED":
+                when = safe_date(ev.get("createdAt"))
+                ident = (str(ev.get("objectType")), str(ev.get("objectReference")))
+                if when is not None and (ident not in newest or when > newest[ident]):
+                    newest[ident] = when
         items = []
         for ev in events:
             if not isinstance(ev, dict):
                 continue
             order = orders.get(str(ev.get("objectReference"))) if ev.get("objectType") == "Order" else None
-            items.append(to_inbound_item(ev, order))
+            items.append(to_inbound_item(ev, order, newest.get((str(ev.get("objectType")),
+                                                                 str(ev.get("objectReference"))))))
         log.info("events.fetched", count=len(events), source="graphql", orders_read=len(orders))
         return items
 
@@ -141,4 +152,8 @@ class GraphqlPullJob(PullJob):
         super().execute(run)
 
     def _fetch(self) -> list[InboundItem]:
-        return self.backoff.call(self.gql_source.fetch_items, self.clock, "events")
+        def read() -> list[InboundItem]:
+            read_at = self.clock.now()  # the objects of this page are the state current from now on
+            return [replace(i, meta=replace(i.meta, read_at=read_at)) for i in self.gql_source.fetch_items()]
+
+        return self.backoff.call(read, self.clock, "events")

@@ -15,7 +15,7 @@ A value that cannot be understood parks the event with a reason naming its path
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from typing import Any
 
 from erpsync.errors import ItemRejected
@@ -27,6 +27,20 @@ MAX_INT64 = 2**63 - 1
 STATUS_TO_SOAP = {"PENDING": "pending", "CONFIRMED": "confirmed", "PROCESSING": "processing",
                   "SHIPPED": "completed", "CANCELLED": "cancelled", "ARCHIVED": "archived"}
 DEDICATED = {"Order": "order", "Customer": "customer", "Account": "account"}
+CENT = Decimal("0.01")
+#: what the contract's GraphQL shape does not carry (PROTOCOL.md §2.4, integration-subset.graphql):
+#: table -> columns the GraphQL source leaves as the SOAP source stored them (docs/operations.md)
+GAPS = {
+    # Order.market is Market {id name}: Centra's Int id and the name, never SOAP's market id string
+    # (the ERP's own id for markets it created: Market has no externalId); WholesaleOrder has
+    # account {id name} only: SOAP's buyer (customer_id of a wholesale order) is nowhere
+    "order": ("market", "customer_id (wholesale orders)"),
+    # Customer is {id email firstName lastName}; the subset has no customers query and no address on it
+    "customer": ("country", "status"),
+    "account": ("status",),  # Account is {id name}
+    # OrderLine models no bundle types ([open]): a bundle's virtual line cannot be told apart
+    "order_line": ("is_bundle_virtual",),
+}
 
 
 def event_id(raw: Any) -> int:
@@ -48,9 +62,16 @@ def inbox_id(raw: Any) -> str:
     return f"{SOURCE_PREFIX}{event_id(raw)}"
 
 
-def to_inbound_item(event: dict[str, Any], order: dict[str, Any] | None = None) -> InboundItem:
+def to_inbound_item(event: dict[str, Any], order: dict[str, Any] | None = None,
+                    object_time: datetime | None = None) -> InboundItem:
     """One fetched event as the inbox takes it. ``order``: the current order read for an ``Order``
-    event (references strategy); else ``event["object"]`` is used."""
+    event (references strategy); else ``event["object"]`` is used.
+
+    The version time (``EventMeta.date``, what ``source = "both"`` compares with SOAP's event dates):
+    an order's ``updatedAt`` (the time of the state shown); for a deletion the event's ``createdAt``;
+    for the other types, whose GraphQL object has no time of its own (``Customer``, ``Account``),
+    ``object_time``: the newest ``createdAt`` of that object's events in the fetched page (the object
+    shown is the current state, at least that new), else the event's ``createdAt``."""
     otype = str(event.get("objectType") or "")
     change_type = str(event.get("changeType") or "")
     ref = event.get("objectReference")
@@ -61,10 +82,15 @@ def to_inbound_item(event: dict[str, Any], order: dict[str, Any] | None = None) 
     except ItemRejected as exc:
         meta = EventMeta("", None, otype.lower()[:40] or "unknown", entry, mission, None)
         return InboundItem(meta, None, exc.reason, _raw(event))
-    created = _safe_date(event.get("createdAt"))
+    created = safe_date(event.get("createdAt"))
     obj = order if order is not None else event.get("object")
-    version_date = _safe_date(obj.get("updatedAt")) if isinstance(obj, dict) else None
-    meta = EventMeta(eid, None, otype.lower()[:40] or "unknown", entry, mission, version_date or created)
+    if mission == "delete":
+        version_date = created
+    elif otype == "Order":
+        version_date = (safe_date(obj.get("updatedAt")) if isinstance(obj, dict) else None) or created
+    else:
+        version_date = object_time or created
+    meta = EventMeta(eid, None, otype.lower()[:40] or "unknown", entry, mission, version_date)
     try:
         change = event_change(otype, change_type, entry, obj, event)
     except ItemRejected as exc:
@@ -73,7 +99,11 @@ def to_inbound_item(event: dict[str, Any], order: dict[str, Any] | None = None) 
 
 
 def event_change(otype: str, change_type: str, entry: str, obj: Any, event: dict[str, Any]) -> ObjectChange:
-    """What the event does to its object; ``ItemRejected`` (a reason naming the path) if unusable."""
+    """What the event does to its object; ``ItemRejected`` (a reason naming the path) if unusable.
+
+    The rows are those the SOAP source writes for the same object; a column whose value the
+    contract's GraphQL shape does not carry (``GAPS``) is left out, so an upsert keeps what the SOAP
+    queue stored there (NULL when only GraphQL ever delivered the object)."""
     if not otype:
         raise ItemRejected("event.objectType missing")
     if not entry or not entry.isdigit():
@@ -98,15 +128,14 @@ def event_change(otype: str, change_type: str, entry: str, obj: Any, event: dict
         _same_id(obj.get("customerId", obj.get("id")), entry, f"{where}: object.id")
         return ObjectChange("customer", entry, columns={
             "email": _clip(obj.get("email"), 256), "firstname": _clip(obj.get("firstName"), 128),
-            "lastname": _clip(obj.get("lastName"), 128), "country": None, "status": None,
-            "payload": jsonable(obj)})
+            "lastname": _clip(obj.get("lastName"), 128), "payload": jsonable(obj)})
     _same_id(obj.get("accountId", obj.get("id")), entry, f"{where}: object.id")
-    return ObjectChange("account", entry, columns={"name": _clip(obj.get("name"), 256), "status": None,
-                                                   "payload": jsonable(obj)})
+    return ObjectChange("account", entry, columns={"name": _clip(obj.get("name"), 256), "payload": jsonable(obj)})
 
 
 def order_change(entry: str, order: dict[str, Any], where: str) -> ObjectChange:
-    """An order (``Order`` interface fields, PROTOCOL.md §2.4) as the SOAP source's rows."""
+    """An order (``Order`` interface fields, PROTOCOL.md §2.4) as the SOAP source's rows: one line
+    row per SOAP ``products > product`` (``_product_lines``), money with SOAP's scale."""
     number = order.get("number")
     if number is None:
         raise ItemRejected(f"{where}: object.number missing")
@@ -121,50 +150,27 @@ def order_change(entry: str, order: dict[str, Any], where: str) -> ObjectChange:
     store_id = store.get("id") if isinstance(store, dict) else None
     if store_id is not None and (not isinstance(store_id, int) or isinstance(store_id, bool)):
         raise ItemRejected(f"{where}: object.store.id: {str(store_id)[:40]!r} is not an integer")
-    customer = order.get("customer")
     pricelist = order.get("pricelist")
-    market = order.get("market")
     columns = {
         "order_number": str(number)[:64],
         "status": STATUS_TO_SOAP.get(status, status.lower())[:32],
         "store": store_id,
         "currency": _clip(_path(total, "currency", "code"), 8),
-        "order_total": money(total.get("value"), f"{where}: object.grandTotal.value"),
-        "customer_id": _clip(_str_id(customer.get("id")) if isinstance(customer, dict) else None, 128),
-        "market": _clip(_str_id(market.get("id")) if isinstance(market, dict) else None, 128),
+        "order_total": _scaled(money(total.get("value"), f"{where}: object.grandTotal.value"), 2),
         "pricelist": _clip((pricelist.get("externalId") or _str_id(pricelist.get("id")))
                            if isinstance(pricelist, dict) else None, 128),
         "created": date(order.get("createdAt"), f"{where}: object.createdAt"),
         "payload": jsonable(order),
     }
+    if order.get("__typename") != "WholesaleOrder":
+        # SOAP's customer_id is the retail customer; a wholesale order's buyer is not in the GraphQL
+        # shape (WholesaleOrder has only account): left out, see GAPS
+        customer = order.get("customer")
+        columns["customer_id"] = _clip(_str_id(customer.get("id")) if isinstance(customer, dict) else None, 128)
     raw_lines = order.get("lines")
     if not isinstance(raw_lines, list):
         raise ItemRejected(f"{where}: object.lines missing")
-    lines = []
-    for no, line in enumerate(raw_lines, start=1):
-        lw = f"{where}: object.lines[{no - 1}]"
-        if not isinstance(line, dict):
-            raise ItemRejected(f"{lw} is not an object")
-        qty, cancelled = _count(line.get("quantity"), f"{lw}.quantity"), _count(line.get("cancelledQuantity") or 0,
-                                                                                  f"{lw}.cancelledQuantity")
-        unit = money(_path(line, "unitPrice", "value"), f"{lw}.unitPrice.value")
-        orig = money(_path(line, "unitOriginalPrice", "value"), f"{lw}.unitOriginalPrice.value")
-        value = money(_path(line, "lineValue", "value"), f"{lw}.lineValue.value")
-        ordered = Decimal(qty + cancelled)
-        discount = (orig * qty - value) if orig is not None and value is not None else None
-        lines.append({
-            "order_id": entry, "line_no": no,
-            "product_id": None, "variant_id": None,
-            "sku": _clip(line.get("productNumber"), 128),
-            "size": _clip(line.get("size"), 64),
-            "size_sku": _clip(_path(line, "productSize", "SKU"), 128),
-            "order_item_id": _clip(_str_id(line.get("id")), 64),
-            "qty": ordered, "price": unit, "origprice": orig, "discount": discount, "subtotal": value,
-            "tax": money(line.get("taxPercent"), f"{lw}.taxPercent"),
-            "description": _clip(line.get("productName"), 10_000),
-            "is_bundle_virtual": False,
-            "payload": jsonable(line),
-        })
+    lines = _product_lines(entry, raw_lines, where)
     shipments = []
     for no, ship in enumerate(order.get("shipments") or [], start=1):
         if not isinstance(ship, dict):
@@ -172,6 +178,78 @@ def order_change(entry: str, order: dict[str, Any], where: str) -> ObjectChange:
         shipments.append({"order_id": entry, "shipment_no": no, "shipment_id": _clip(_str_id(ship.get("id")), 128),
                           "payload": jsonable(ship)})
     return ObjectChange("order", entry, columns=columns, lines=lines, shipments=shipments)
+
+
+def _ref(obj: Any) -> str | None:
+    """A product's / variant's id as SOAP shows it: the ERP's id (``externalId``) for objects the ERP
+    created, else Centra's id (PROTOCOL.md §1.3 ID conversion, §2.4)."""
+    if not isinstance(obj, dict):
+        return None
+    return _clip(obj.get("externalId"), 128) or _clip(_str_id(obj.get("id")), 128)
+
+
+def _product_lines(entry: str, raw_lines: list[Any], where: str) -> list[dict[str, Any]]:
+    """GraphQL ``OrderLine``s (one per size: SOAP's ``orderitem``) grouped into SOAP's line rows (one
+    per ``products > product``: a variant with its sizes, one price). Consecutive lines of the same
+    product, variant, product number, prices, tax and discount form one row; a row with one size
+    carries that size's ``size``, ``size_sku`` and ``order_item_id``. ``qty`` is ordered units
+    (``quantity + cancelledQuantity``), ``discount`` the amount (``price × qty × discountPercent``,
+    to the cent, half up), ``subtotal`` = ``price × qty − discount``, as the SOAP line carries them."""
+    groups: list[tuple[tuple[Any, ...], list[tuple[int, dict[str, Any]]]]] = []
+    for index, line in enumerate(raw_lines):
+        lw = f"{where}: object.lines[{index}]"
+        if not isinstance(line, dict):
+            raise ItemRejected(f"{lw} is not an object")
+        key = (_ref(line.get("product")), _ref(line.get("productVariant")), line.get("productNumber"),
+               money(_path(line, "unitPrice", "value"), f"{lw}.unitPrice.value"),
+               money(_path(line, "unitOriginalPrice", "value"), f"{lw}.unitOriginalPrice.value"),
+               money(line.get("taxPercent"), f"{lw}.taxPercent"),
+               money(line.get("discountPercent"), f"{lw}.discountPercent"))
+        if groups and groups[-1][0] == key:
+            groups[-1][1].append((index, line))
+        else:
+            groups.append((key, [(index, line)]))
+    rows = []
+    for no, (key, members) in enumerate(groups, start=1):
+        product_id, variant_id, number, unit, orig, tax, pct = key
+        ordered = 0
+        for index, line in members:
+            lw = f"{where}: object.lines[{index}]"
+            ordered += _count(line.get("quantity"), f"{lw}.quantity") + _count(
+                line.get("cancelledQuantity") or 0, f"{lw}.cancelledQuantity")
+        if unit is None:
+            raise ItemRejected(f"{where}: object.lines[{members[0][0]}].unitPrice.value missing")
+        qty = Decimal(ordered)
+        scaled = _scaled(unit, 2)
+        price = unit if scaled is None else scaled
+        gross = price * qty
+        discount = (gross * (pct or 0) / 100).quantize(CENT, rounding=ROUND_HALF_UP)
+        single = members[0][1] if len(members) == 1 else None
+        rows.append({
+            "order_id": entry, "line_no": no, "product_id": product_id, "variant_id": variant_id,
+            "sku": _clip(number, 128),
+            "size": _clip(single.get("size"), 64) if single else None,
+            "size_sku": _clip(_path(single, "productSize", "SKU"), 128) if single else None,
+            "order_item_id": _clip(_str_id(single.get("id")), 64) if single else None,
+            "qty": qty, "price": price, "origprice": _scaled(orig, 2), "discount": discount,
+            "subtotal": _scaled(gross - discount, 2), "tax": _scaled(tax, 3),
+            "description": _clip(members[0][1].get("productName"), 10_000),
+            # no is_bundle_virtual: bundle line types are not in the contract's GraphQL shape (GAPS); the
+            # inbox keeps what SOAP said of the same line (else the column's default, false)
+            "payload": jsonable({"lines": [line for _i, line in members]}),
+        })
+    return rows
+
+
+def _scaled(value: Decimal | None, places: int) -> Decimal | None:
+    """``value`` with at least ``places`` decimals, as SOAP writes money (``1135.00``) and tax rates
+    (``25.000``): a JSON number has no scale (``1135``, ``1135.0``), the ERP's text columns do."""
+    if value is None:
+        return None
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent > -places:
+        return value.quantize(Decimal(1).scaleb(-places))
+    return value
 
 
 # ------------------------------------------------------------------ value helpers
@@ -219,7 +297,7 @@ def date(value: Any, where: str) -> datetime | None:
     return parsed.astimezone(UTC)
 
 
-def _safe_date(value: Any) -> datetime | None:
+def safe_date(value: Any) -> datetime | None:
     try:
         return date(value, "")
     except ItemRejected:

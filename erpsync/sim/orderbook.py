@@ -79,6 +79,9 @@ class Line:
     tax_percent: Decimal
     discount_percent: Decimal
     virtual: bool  # a bundle's virtual line: carries the price, never picked
+    product_id: str = ""  # SOAP product id (the ERP's: GraphQL shows it as the product's externalId)
+    variant_id: str = ""  # SOAP variation id
+    variant_name: str = ""
 
     @property
     def quantity(self) -> int:
@@ -207,6 +210,9 @@ class OrderBook:
                         tax_percent=Decimal(str(product.get("tax") or "0")),
                         discount_percent=pct,
                         virtual=virtual,
+                        product_id=str(product.get("id") or ""),
+                        variant_id=str(_get(product, "variation", "id") or ""),
+                        variant_name=str(_get(product, "variation", "description") or ""),
                     )
                 )
         return out

@@ -112,6 +112,7 @@ class SimOptions:
     generate_rate: float = 0.0
     initial_events: int = 0
     first_event_id: int = 1000
+    gql_first_event_id: int = 1  # the GraphQL events queue's own sequence; > 2**31 for 64-bit ids
     state_file: str | None = None
     autosave_seconds: float = 5.0  # with a state_file: also save this often (a crash loses at most this much)
     hang_seconds: float = 60.0
@@ -143,6 +144,7 @@ class SimOptions:
             capture_outcome=self.capture_outcome, capture_failed_probability=self.capture_failed_probability,
             capture_pending_probability=self.capture_pending_probability,
             capture_pending_seconds=self.capture_pending_seconds,
+            first_event_id=self.gql_first_event_id,
         )
 
 

@@ -66,6 +66,8 @@ class EventMeta:
     date: datetime | None
     # the date is store-local in the hour a DST fall-back repeats: it may be up to an hour later
     date_ambiguous: bool = False
+    # GraphQL: when the page was read (its objects are the state current then); None for SOAP
+    read_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,63 @@ def _newer(seq: int | None, date: datetime | None, cur_seq: int | None, cur_date
 
 
 _DST_REPEAT = timedelta(hours=1)
+_NOT_CONTENT = frozenset({"id", "centra_id", "type", "version", "last_event_id", "last_event_seq", "last_event_date",
+                          "deleted", "deleted_at", "changed_at", "erp_taken_at", "erp_taken_version", "exported_at",
+                          "exported_version", "order_id", "line_no"})
+#: SOAP order statuses GraphQL cannot tell apart from another (its OrderStatus has no REFUNDED)
+_SAME_STATUS = {"refunded": "completed"}
+
+
+def _second(value: datetime | None) -> datetime | None:
+    return None if value is None else _aware(value).replace(microsecond=0)
+
+
+def _comparable(name: str, value: Any, payload: bool) -> Any:
+    if isinstance(value, datetime):
+        return _aware(value)
+    if name == "status" and not payload and isinstance(value, str):
+        return _SAME_STATUS.get(value, value)
+    return value
+
+
+@dataclass(frozen=True)
+class Content:
+    """What the ERP sees of one version: its columns (payload included), deleted flag, order lines."""
+
+    columns: dict[str, Any]
+    deleted: bool
+    lines: list[dict[str, Any]] | None
+
+    @classmethod
+    def of(cls, change: ObjectChange) -> Content:
+        return cls(dict(change.columns), change.delete, list(change.lines) if change.lines is not None else None)
+
+    def same(self, change: ObjectChange, *, payload: bool) -> bool:
+        """Is ``change`` this version? Compared on the columns ``change`` carries (a source leaves out
+        what it cannot know) and the order lines; the payload only when ``payload`` (the same source
+        wrote both: the two queues shape it differently). Decimals compare by value (``25.000`` is
+        ``25.00000000``)."""
+        if change.delete != self.deleted:
+            return False
+        if change.delete:
+            return True
+        for name, value in change.columns.items():
+            if name in _NOT_CONTENT or (name == "payload" and not payload):
+                continue
+            if _comparable(name, value, payload) != _comparable(name, self.columns.get(name), payload):
+                return False
+        if change.lines is None:
+            return True
+        mine, theirs = change.lines, self.lines or []
+        if len(mine) != len(theirs):
+            return False
+        for a, b in zip(mine, theirs, strict=True):
+            for name, value in a.items():
+                if name in _NOT_CONTENT or (name == "payload" and not payload):
+                    continue
+                if _comparable(name, value, payload) != _comparable(name, b.get(name), payload):
+                    return False
+        return True
 
 
 def source_of(event_id: str | None) -> str:
@@ -228,26 +287,27 @@ class InboxRepository:
             model = OBJECT_TABLES[table_name]
             keys = list({i.change.key for i in group if i.change is not None})
             current = self._current_versions(session, model, keys, generic_type)
+            name = str(model.__table__.name)  # type: ignore[attr-defined]
+            # what is stored for the objects the GraphQL queue brings (a tie in time is decided by content)
+            contents: dict[str, Content] = {}
+            gql_keys = [i.change.key for i in group
+                        if i.change is not None and source_of(i.meta.event_id) == "graphql" and i.change.key in current]
+            if gql_keys:
+                contents = self._stored_contents(session, model, list(dict.fromkeys(gql_keys)), generic_type)
             winners: dict[str, tuple[InboundItem, int]] = {}
             for item in group:
                 ch = item.change
                 assert ch is not None
                 cur = current.get(ch.key)
-                ident = (str(model.__table__.name), generic_type, ch.key)  # type: ignore[attr-defined]
+                ident = (name, generic_type, ch.key)
                 src = source_of(item.meta.event_id)
-                if cur is not None and self._sources.get(ident, "soap") != src:
-                    # the stored version came from the other queue (source = "both"): each queue has
-                    # its own id sequence, so only the object's time orders them, and the version
-                    # it already delivered (same time) is not applied again
-                    newer = (item.meta.date is not None and cur[1] is not None
-                             and item.meta.date > _aware(cur[1]))
-                else:
-                    newer = cur is None or _newer(item.meta.seq, item.meta.date, cur[0], cur[1],
-                                                  item.meta.date_ambiguous)
+                newer = cur is None or self._is_newer(item, src, cur, self._sources.get(ident, "soap"),
+                                                      contents.get(ch.key))
                 if not newer:
                     statuses[item.meta.event_id] = SUPERSEDED
                     continue
                 self._sources[ident] = src
+                contents[ch.key] = Content.of(ch)
                 version = (cur[2] if cur is not None else 0) + 1
                 if ch.key in winners:
                     prev = winners[ch.key][0]
@@ -266,6 +326,72 @@ class InboxRepository:
                 statuses[item.meta.event_id] = APPLIED
             self._write(session, model, table_name, generic_type, list(winners.values()), now)
         return statuses
+
+    @staticmethod
+    def _is_newer(item: InboundItem, src: str, cur: tuple[int | None, datetime | None, int], cur_src: str,
+                  stored: Content | None) -> bool:
+        """Does ``item`` (from queue ``src``) carry a newer version than the stored one (written by
+        ``cur_src``)? Each version is applied once whichever queue brings it first (docs/erp-tables.md).
+
+        - SOAP after SOAP: by event id, else date (the SOAP rule, unchanged).
+        - Otherwise by the object's time in whole seconds (both queues give seconds: a SOAP event's
+          date is the time of the change its snapshot shows, GraphQL's ``updatedAt`` the time of the
+          current state it shows): later is newer, earlier is older.
+        - The same second (several changes of one object within a second are common: an order placed
+          and confirmed): GraphQL shows the *current* state, SOAP a snapshot. A GraphQL object equal
+          to the stored version (the ERP-visible columns and lines; with the payload when GraphQL
+          wrote it too) is that version again: superseded; a different one is the newer state of the
+          second: applied. A SOAP snapshot of a second whose current state GraphQL already stored is
+          superseded (a change after GraphQL read it has its own GraphQL event still to come); a
+          SOAP snapshot of the second stored after GraphQL read its page wins the tie the same way.
+        - GraphQL after GraphQL with identical content (payload included) is the same state: superseded,
+          whatever the times say (customers and accounts carry no time of their own: see gql_transform).
+        """
+        if src == "soap" and cur_src == "soap":
+            return _newer(item.meta.seq, item.meta.date, cur[0], cur[1], item.meta.date_ambiguous)
+        change = item.change
+        assert change is not None
+        if src == "graphql" and cur_src == "graphql" and stored is not None and stored.same(change, payload=True):
+            return False
+        mine, theirs = _second(item.meta.date), _second(cur[1])
+        if mine is None or theirs is None:
+            return True  # unknowns go to the later arrival, as in the SOAP rule
+        if mine != theirs:
+            return mine > theirs
+        if src == "soap":
+            return False
+        if stored is None:
+            return True
+        if stored.same(change, payload=cur_src == "graphql"):
+            return False
+        stored_at = stored.columns.get("changed_at")
+        if cur_src == "soap" and item.meta.read_at is not None and isinstance(stored_at, datetime):
+            # SOAP stored its snapshot after GraphQL read the object (the two pulls raced): that
+            # snapshot may be the newer state of the second; GraphQL's own later event settles it
+            return _aware(stored_at) <= item.meta.read_at
+        return True
+
+    def _stored_contents(self, session: Session, model: type[SQLModel], keys: list[str],
+                         generic_type: str) -> dict[str, Content]:
+        """The stored version of ``keys`` as ``Content`` (columns, deleted flag, order lines)."""
+        t = model.__table__  # type: ignore[attr-defined]
+        out: dict[str, Content] = {}
+        lines: dict[str, list[dict[str, Any]]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            stmt = select(t).where(t.c.centra_id.in_(chunk))
+            if generic_type:
+                stmt = stmt.where(t.c.type == generic_type)
+            rows = [dict(r._mapping) for r in session.connection().execute(stmt)]
+            if t.name == "centra_order":
+                lt = table_of(CentraOrderLine)
+                for r in session.connection().execute(
+                        select(lt).where(lt.c.order_id.in_(chunk)).order_by(lt.c.order_id, lt.c.line_no)):
+                    lines.setdefault(r._mapping["order_id"], []).append(dict(r._mapping))
+            for row in rows:
+                out[row["centra_id"]] = Content(row, bool(row.get("deleted")),
+                                                lines.get(row["centra_id"], []) if t.name == "centra_order" else None)
+        return out
 
     @property
     def _sources(self) -> dict[tuple[str, str, str], str]:
@@ -328,17 +454,37 @@ class InboxRepository:
             replaced = [item.change.key for item, _v in winners
                         if item.change is not None and item.change.lines is not None]
             if replaced:
+                kept = self._kept_line_flags(session, winners)
                 for start in range(0, len(replaced), 500):
                     chunk = replaced[start:start + 500]
                     conn = session.connection()
                     conn.execute(delete(CentraOrderLine).where(col(CentraOrderLine.order_id).in_(chunk)))
                     conn.execute(delete(CentraOrderShipment).where(col(CentraOrderShipment.order_id).in_(chunk)))
                 lines = [ln for item, _v in winners if item.change is not None for ln in (item.change.lines or [])]
+                if kept:
+                    lines = [ln if "is_bundle_virtual" in ln else {
+                        **ln, "is_bundle_virtual": kept.get((ln["order_id"], ln["line_no"], ln.get("sku")), False)}
+                        for ln in lines]
                 shipments = [sh for item, _v in winners if item.change is not None
                              for sh in (item.change.shipments or [])]
                 for rows, tbl in ((lines, CentraOrderLine), (shipments, CentraOrderShipment)):
                     for group in _group_by_columns(rows):
                         session.connection().execute(insert(table_of(tbl)), group)
+
+    @staticmethod
+    def _kept_line_flags(session: Session, winners: list[tuple[InboundItem, int]]) -> dict[tuple[str, int, Any], bool]:
+        """``is_bundle_virtual`` of the stored lines of orders whose new lines do not say it (the
+        GraphQL shape cannot): (order, line_no, sku) -> flag, so the other queue's knowledge stays."""
+        keys = [item.change.key for item, _v in winners if item.change is not None and item.change.lines
+                and any("is_bundle_virtual" not in ln for ln in item.change.lines)]
+        found: dict[tuple[str, int, Any], bool] = {}
+        t = table_of(CentraOrderLine)
+        for start in range(0, len(keys), 500):
+            for oid, no, sku, flag in session.connection().execute(
+                    select(t.c.order_id, t.c.line_no, t.c.sku, t.c.is_bundle_virtual)
+                    .where(t.c.order_id.in_(keys[start:start + 500]))):
+                found[(oid, no, sku)] = bool(flag)
+        return found
 
     def _park_once(self, session: Session, item: InboundItem, reason: str, now: datetime) -> None:
         """Park ``item`` unless the same event (key and raw XML) is parked and open: then count the

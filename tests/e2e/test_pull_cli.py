@@ -134,3 +134,35 @@ url = "postgresql+psycopg://postgres@127.0.0.1:9/test"
         assert "Traceback" not in res.stderr, (args, res.stderr[-2000:])
         assert res.returncode == 75, (args, res.returncode, res.stderr[-500:])
         assert "database" in res.stderr.lower()
+
+
+def test_pull_source_graphql_spends_through_the_shared_governor(sim: SimServer, db_url: str, tmp_path: Path) -> None:
+    """`pull --source graphql` takes its requests and complexity from the daemon's governor (state in
+    the database, the `events` lane), not around it: what it spent shows in the shared buckets."""
+    from sqlalchemy import text
+
+    from erpsync.store.engine import make_engine
+    from erpsync.store.quota_repo import LANES_KEY
+
+    create_schema(db_url)
+    cfg = write_config(tmp_path, sim, db_url)
+    pw = sim.soap_password
+    assert run_cli(cfg, "pull", "--once", "--source", "graphql", password=pw).returncode == 0  # listeners
+    sim.generate(120)
+    res = run_cli(cfg, "pull", "--once", "--source", "graphql", "--json", password=pw)
+    assert res.returncode == 0, res.stderr[-2000:]
+    assert json.loads(res.stdout)["drained"] == 1
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT name, capacity, tokens FROM quota_bucket"))
+            buckets = {r[0]: (r[1], r[2]) for r in rows}
+            estimates = conn.execute(text("SELECT estimates FROM quota_state WHERE id = 1")).scalar()
+    finally:
+        engine.dispose()
+    assert buckets, "the CLI pull never went through the governor"
+    spent = {name: cap - tokens for name, (cap, tokens) in buckets.items()}
+    assert any(v > 0 for k, v in spent.items() if k.startswith("complexity")), spent
+    if isinstance(estimates, str):
+        estimates = json.loads(estimates)
+    assert "events" in (estimates or {}).get(LANES_KEY, {}), estimates  # the events lane spent it

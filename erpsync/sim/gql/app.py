@@ -74,6 +74,40 @@ QUERY_PERMISSIONS: dict[str, str | None] = {
 
 _schema_cache: GraphQLSchema | None = None
 _schema_lock = threading.Lock()
+INT64 = (-(2**63), 2**63 - 1)
+
+
+def _allow_64bit_ints() -> None:
+    """The simulated store's ``Int`` holds 64 bits (a long-lived store's event ids outgrow 32 bits,
+    PROTOCOL.md §2.4 [open]); graphql-core's ``Int`` is 32-bit. Values inside 32 bits behave exactly
+    as before; larger integers pass where graphql-core would raise. Installed once per process (the
+    scalar is graphql-core's one ``Int``; erpsync's client never lets it coerce values)."""
+    from graphql import GraphQLInt, IntValueNode
+
+    if getattr(GraphQLInt, "_erpsync_int64", False):
+        return
+
+    def wide(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool) and INT64[0] <= value <= INT64[1]
+
+    def widen(coerce: Callable[..., Any]) -> Callable[..., Any]:
+        return lambda value, *rest: value if wide(value) else coerce(value, *rest)
+
+    literal: Any = getattr(GraphQLInt, "coerce_input_literal", None) or GraphQLInt.parse_literal
+
+    def literal64(node: Any, variables: Any = None) -> Any:
+        if isinstance(node, IntValueNode) and wide(int(node.value)):
+            return int(node.value)
+        return literal(node, variables)
+
+    # graphql-core 3.3 reads coerce_*; serialize / parse_value / parse_literal are its older names
+    for name in ("serialize", "parse_value", "coerce_output_value", "coerce_input_value"):
+        if hasattr(GraphQLInt, name):
+            setattr(GraphQLInt, name, widen(getattr(GraphQLInt, name)))
+    for name in ("parse_literal", "coerce_input_literal"):
+        if hasattr(GraphQLInt, name):
+            setattr(GraphQLInt, name, literal64)
+    GraphQLInt._erpsync_int64 = True  # type: ignore[attr-defined]
 
 
 def contract_sdl() -> str:
@@ -137,6 +171,7 @@ class GraphqlApp:
     def __init__(self, options: GqlOptions, clock: Clock, orders: OrderBook | None = None) -> None:
         self.options = options
         self.clock = clock
+        _allow_64bit_ints()
         self.schema = contract_schema() if not options.schema_renames else renamed_schema(options.schema_renames)
         self._lock = threading.RLock()
         self._expired: set[str] = set(options.expired_tokens)
@@ -160,7 +195,7 @@ class GraphqlApp:
         )
         self.orders = orders
         # the GraphQL events queue (§2.4), fed by the same emissions as the SOAP queue
-        self.events = GqlEventQueue(clock, self._event_object)
+        self.events = GqlEventQueue(clock, self._event_object, first_id=options.first_event_id)
         orders.generator.queue.listeners.append(self._on_emitted)
 
     # --- public API -------------------------------------------------------------------------
@@ -253,7 +288,8 @@ class GraphqlApp:
     def snapshot(self) -> dict[str, Any]:
         """The catalogue, prices and stock as JSON-able data (the quota is not persisted)."""
         with self._lock:
-            return {"version": 1, "state": self.state.to_json(), "orders": self.orders.snapshot()}
+            return {"version": 1, "state": self.state.to_json(), "orders": self.orders.snapshot(),
+                    "events": self.events.snapshot()}
 
     def restore(self, data: Mapping[str, Any]) -> None:
         """Replace the state with one taken by ``snapshot``."""
@@ -263,6 +299,8 @@ class GraphqlApp:
         with self._lock:
             self.state = state
             self.orders.restore(dict(data.get("orders") or {}))
+            if data.get("events") is not None:  # files saved before the events queue was persisted have none
+                self.events.restore(dict(data["events"]))
 
     # --- pipeline ---------------------------------------------------------------------------
 
@@ -377,16 +415,17 @@ class GraphqlApp:
     def _on_emitted(self, event: Any) -> None:
         """Every emitted event: an order's ``updatedAt`` is the time of its latest change (the
         instant its SOAP event carries), then the GraphQL events queue hears of it."""
+        date = str(event.date)
+        try:
+            when = datetime.fromisoformat(date)
+        except ValueError:
+            when = datetime.strptime(date, "%Y-%m-%d %H:%M:%S")  # noqa: DTZ007 - store-local, zone added below
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=self.orders.generator.store_tz)
         if event.type == "order" and event.mission == "update":
-            date = str(event.date)
-            try:
-                when = datetime.fromisoformat(date)
-            except ValueError:
-                when = datetime.strptime(date, "%Y-%m-%d %H:%M:%S")  # noqa: DTZ007 - store-local, zone added below
-            if when.tzinfo is None:
-                when = when.replace(tzinfo=self.orders.generator.store_tz)
             self.orders.updated_at[event.entry] = when.isoformat()
-        self.events.on_soap_event(event.type, event.entry, event.mission, event.data)
+        # one change, one instant: the GraphQL event is created at the time the SOAP event carries
+        self.events.on_soap_event(event.type, event.entry, event.mission, event.data, at=when)
 
     def _event_object(self, object_type: str, reference: int) -> dict[str, Any] | None:
         """The current object behind an event (null once it is gone, and for types not modelled)."""

@@ -67,7 +67,9 @@ class GqlEventQueue:
 
     # ------------------------------------------------------------------ feeding
 
-    def on_soap_event(self, type_: str, entry: str, mission: str, data: Mapping[str, Any] | None) -> None:
+    def on_soap_event(self, type_: str, entry: str, mission: str, data: Mapping[str, Any] | None,
+                      at: datetime | None = None) -> None:
+        """Queue the GraphQL event of one emitted change (``at``: when it happened; default now)."""
         object_type = OBJECT_TYPES.get(type_)
         if object_type is None or not entry.isdigit():
             return
@@ -86,7 +88,8 @@ class GqlEventQueue:
             listener = self._listeners.get(object_type)
             if listener is None or (listener[0] is not None and change not in listener[0]):
                 return
-            ev = GqlEvent(self._next, object_type, change, ref, self._now())
+            created = self._now() if at is None else at.astimezone(UTC).isoformat(timespec="seconds")
+            ev = GqlEvent(self._next, object_type, change, ref, created)
             self._events[ev.id] = ev
             self._next += 1
             self.emitted += 1
@@ -166,6 +169,31 @@ class GqlEventQueue:
                      "createdAt": lambda _i, format=None, _c=created: _c,
                      "updatedAt": lambda _i, format=None, _c=created: _c}
                     for t, (c, created) in sorted(self._listeners.items())]
+
+    def snapshot(self) -> dict[str, Any]:
+        """The queue, its listeners and counters as JSON-able data (``--state-file``)."""
+        with self._lock:
+            return {
+                "next_id": self._next,
+                "events": [[e.id, e.object_type, e.change_type, e.reference, e.created_at]
+                           for e in sorted(self._events.values(), key=lambda e: e.id)],
+                "listeners": {t: [sorted(c) if c is not None else None, created]
+                              for t, (c, created) in self._listeners.items()},
+                "seen": sorted([t, r] for t, r in self._seen),
+                "confirmed": self.confirmed,
+                "emitted": self.emitted,
+            }
+
+    def restore(self, data: Mapping[str, Any]) -> None:
+        with self._lock:
+            self._next = int(data.get("next_id", self._first_id))
+            self._events = {int(e[0]): GqlEvent(int(e[0]), str(e[1]), str(e[2]), int(e[3]), str(e[4]))
+                            for e in data.get("events", [])}
+            self._listeners = {str(t): (set(c) if c is not None else None, str(created))
+                               for t, (c, created) in dict(data.get("listeners", {})).items()}
+            self._seen = {(str(t), int(r)) for t, r in data.get("seen", [])}
+            self.confirmed = int(data.get("confirmed", 0))
+            self.emitted = int(data.get("emitted", 0))
 
     def depth(self) -> int:
         with self._lock:

@@ -105,6 +105,8 @@ class GqlOptions:
     capture_failed_probability: float = 0.0
     capture_pending_probability: float = 0.0
     capture_pending_seconds: float = 5.0
+    #: the events queue's first id (its own sequence); above 2**31 exercises 64-bit ids ([open] §2.4)
+    first_event_id: int = 1
 
     def __post_init__(self) -> None:
         problems: list[str] = []
@@ -145,6 +147,8 @@ class GqlOptions:
             problems.append("capture_failed_probability and capture_pending_probability must be in [0, 1], sum ≤ 1")
         if self.capture_pending_seconds < 0:
             problems.append("capture_pending_seconds must be ≥ 0")
+        if not 1 <= self.first_event_id < 2**63 - 2**32:
+            problems.append("first_event_id must be a positive 64-bit integer")
         if problems:
             raise ValueError("; ".join(problems))
 

@@ -95,10 +95,30 @@ class OrderViews:
             "lineValue": price(total.quantize(Decimal("0.01"))),
             "taxPercent": float(line.tax_percent),
             "discountPercent": float(line.discount_percent),
-            "product": None,
-            "productVariant": None,
+            "product": self._product(line),
+            "productVariant": self._variant(line),
             "productSize": self._product_size(line.sku, line.size),
         }
+
+    def _product(self, line: Line) -> dict[str, Any] | None:
+        """The line's product: Centra's id, the ERP's id (SOAP's product id) as ``externalId``."""
+        if not line.product_id:
+            return None
+        pid = self.state.external.get("product", {}).get(line.product_id)
+        return {"id": pid if pid is not None else zlib.crc32(f"p:{line.product_id}".encode()) & 0x7FFFFFFF,
+                "name": line.name, "status": "ACTIVE", "productNumber": line.product_number,
+                "externalId": line.product_id, "updatedAt": lambda _info, format=None: None,
+                "variants": lambda _info, limit=20, page=1: []}
+
+    def _variant(self, line: Line) -> dict[str, Any] | None:
+        """The line's variant: Centra's id, SOAP's variation id as ``externalId``."""
+        if not line.variant_id:
+            return None
+        vid = self.state.external.get("variant", {}).get(line.variant_id)
+        return {"id": vid if vid is not None else zlib.crc32(f"v:{line.variant_id}".encode()) & 0x7FFFFFFF,
+                "name": line.variant_name or line.variant_id, "status": "ACTIVE", "variantNumber": None,
+                "externalId": line.variant_id, "product": self._product(line),
+                "productSizes": []}
 
     def _product_size(self, sku: str, size: str) -> dict[str, Any]:
         for ps in self.state.product_sizes.values():

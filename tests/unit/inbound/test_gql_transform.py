@@ -43,9 +43,13 @@ def test_order_maps_to_the_soap_rows_money_exact() -> None:
     c = ch.columns
     assert c["status"] == "completed" and c["order_total"] == Decimal("2453.20") and c["currency"] == "SEK"
     assert (c["customer_id"], c["pricelist"], c["store"], c["order_number"]) == ("81", "PL-SEK", 1, "1201")
+    assert "market" not in c  # GraphQL's Market is {id name}: not SOAP's market id (a gap, kept as stored)
     line = ch.lines[0] if ch.lines else {}
-    assert line["qty"] == 2 and line["price"] == Decimal("0.1") and line["discount"] == Decimal("0.2")
+    # ordered = quantity + cancelledQuantity; money with SOAP's scale (text columns on SQLite show it)
+    assert (str(line["qty"]), str(line["price"]), str(line["origprice"])) == ("2", "0.10", "0.30")
+    assert (str(line["discount"]), str(line["subtotal"]), str(line["tax"])) == ("0.00", "0.20", "25.000")
     assert (line["order_item_id"], line["size_sku"], line["sku"]) == ("5501", "TS01BLKXL", "TS01")
+    assert "is_bundle_virtual" not in line  # not in the GraphQL shape: the stored flag stays
     assert ch.shipments == [{"order_id": "1201", "shipment_no": 1, "shipment_id": "7",
                              "payload": {"id": 7, "number": "1201-1"}}]
     json.dumps(c["payload"])  # storable: no Decimal left in the JSON column
@@ -86,3 +90,50 @@ def test_delete_null_object_unknown_type_customer() -> None:
     cust = to_inbound_item(ev(objectType="Customer", objectReference=81,
                               object={"__typename": "Customer", "customerId": 81, "email": "a@b"}))
     assert cust.change is not None and cust.change.table == "customer" and cust.change.columns["email"] == "a@b"
+
+
+def test_sizes_of_one_product_are_one_soap_line() -> None:
+    """One GraphQL OrderLine per size; SOAP (and the ERP tables) have one row per product element."""
+    o = order()
+    size = {"productNumber": "TS01", "productName": "Organic tee", "cancelledQuantity": 0,
+            "unitPrice": {"value": Decimal("49.95")}, "unitOriginalPrice": {"value": Decimal("49.95")},
+            "lineValue": {"value": Decimal("0")}, "taxPercent": Decimal("19.0"), "discountPercent": Decimal("10.0"),
+            "product": {"id": 7, "externalId": "TSHIRT-01"}, "productVariant": {"id": 9, "externalId": "TSHIRT-01-BLK"}}
+    o["lines"] = [{**size, "id": 1, "size": "S", "quantity": 1, "productSize": {"SKU": "TS01BLKS"}},
+                  {**size, "id": 2, "size": "M", "quantity": 2, "productSize": {"SKU": "TS01BLKM"}},
+                  {**size, "id": 3, "productNumber": "CP05", "size": "ONE", "quantity": 1, "discountPercent": 0,
+                   "product": {"id": 8, "externalId": None}, "productVariant": None,
+                   "productSize": {"SKU": "CP05BEIONE"}}]
+    ch = to_inbound_item(ev(), o).change
+    assert ch is not None and ch.lines is not None and len(ch.lines) == 2
+    first, second = ch.lines
+    assert (first["line_no"], first["product_id"], first["variant_id"], first["sku"]) == (
+        1, "TSHIRT-01", "TSHIRT-01-BLK", "TS01")
+    assert (first["size"], first["size_sku"], first["order_item_id"]) == (None, None, None)  # several sizes
+    # 3 × 49.95 = 149.85; 10 % = 14.985 → 14.99 (half up, as SOAP's discount amount); 149.85 − 14.99
+    assert (str(first["qty"]), str(first["discount"]), str(first["subtotal"])) == ("3", "14.99", "134.86")
+    assert len(first["payload"]["lines"]) == 2
+    assert (second["product_id"], second["variant_id"], second["size"], second["order_item_id"]) == (
+        "8", None, "ONE", "3")  # Centra's id where the ERP gave none; the only size named
+
+
+def test_wholesale_buyer_is_not_in_the_graphql_shape() -> None:
+    o = order()
+    o["__typename"] = "WholesaleOrder"
+    o.pop("customer")
+    o["account"] = {"id": 501, "name": "Butik Nord AB"}
+    ch = to_inbound_item(ev(), o).change
+    assert ch is not None and "customer_id" not in ch.columns  # left as SOAP stored it (docs/operations.md)
+
+
+def test_customer_and_account_version_time_is_the_newest_event_of_the_page() -> None:
+    from datetime import UTC, datetime
+
+    newest = datetime(2026, 12, 1, 20, 5, tzinfo=UTC)
+    cust = to_inbound_item(ev(objectType="Customer", objectReference=81,
+                              object={"__typename": "Customer", "customerId": 81, "email": "a@b"}), None, newest)
+    assert cust.meta.date == newest and cust.change is not None
+    assert "country" not in cust.change.columns and "status" not in cust.change.columns
+    gone = to_inbound_item(ev(objectType="Customer", objectReference=81, changeType="DELETED", object=None),
+                           None, newest)
+    assert gone.meta.date is not None and gone.meta.date.isoformat() == "2026-12-01T20:00:00+00:00"
