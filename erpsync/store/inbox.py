@@ -339,7 +339,7 @@ class InboxRepository:
                              for sh in (item.change.shipments or [])]
                 for rows, tbl in ((lines, CentraOrderLine), (shipments, CentraOrderShipment)):
                     for group in _group_by_columns(rows):
-                        session.connection().execute(insert(table_of(tbl)), group)
+                        insert_rows(session, table_of(tbl), group)
 
     def _park_once(self, session: Session, item: InboundItem, reason: str, now: datetime) -> None:
         """Park ``item`` unless the same event (key and raw XML) is parked and open: then count the
@@ -478,6 +478,30 @@ def upsert_many(session: Session, table: Table, rows: list[dict[str, Any]], key:
             stmt = base.on_conflict_do_nothing(index_elements=key)
         _UPSERTS[cache_key] = stmt
     session.connection().execute(stmt, rows)
+
+
+def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Plain INSERT of ``rows`` (sharing their columns) in the session's transaction. On PostgreSQL
+    one ``COPY … FROM STDIN`` (an executemany sends and executes one statement per row: most of
+    the time of storing an order's lines); elsewhere one executemany. Values go through the
+    columns' own bind processing either way (JSON, exact decimals), so both store the same."""
+    if not rows:
+        return
+    conn = session.connection()
+    dialect = conn.dialect
+    if dialect.name != "postgresql":
+        conn.execute(insert(table), rows)
+        return
+    names = list(rows[0])
+    procs = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    columns = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
+    with driver.cursor() as cursor, cursor.copy(  # type: ignore[attr-defined]
+            f"COPY {dialect.identifier_preparer.format_table(table)} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([v if p is None or v is None else p(v)
+                            for p, v in zip(procs, (row[n] for n in names), strict=True)])
 
 
 def table_of(model: type[SQLModel]) -> Table:
