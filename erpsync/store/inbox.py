@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import JSON, String, Table, bindparam, case, delete, func, insert, or_, select, update
 from sqlmodel import Session, SQLModel, col
 from sqlmodel import select as sm_select
 
@@ -209,6 +209,10 @@ class InboxRepository:
                     "processed_at": None if parked else now, "acked_at": None,
                     "status": PARKED if parked else APPLIED,
                 })
+            if session.get_bind().dialect.name == "postgresql":
+                claimed.update(r[0] for r in pg_bulk_insert(session, t, rows, key=["event_id"], update_cols=[],
+                                                            returning="event_id"))
+                continue
             # one cached statement, executed for many rows (SQLAlchemy batches it into multi-row
             # VALUES … RETURNING: "insertmanyvalues"); a statement built with .values(rows) is
             # compiled anew for every batch, which cost more than the insert itself
@@ -467,6 +471,12 @@ def upsert_many(session: Session, table: Table, rows: list[dict[str, Any]], key:
     None: update every non-key column given."""
     if not rows:
         return
+    if session.get_bind().dialect.name == "postgresql" and not any(
+            isinstance(table.c[n].type, JSON) for n in rows[0]):
+        # (rows with a JSON payload stay an executemany: a JSON document inside a text array
+        # literal is escaped character by character, which cost more than it saved)
+        pg_bulk_insert(session, table, rows, key=key, update_cols=update_cols)
+        return
     cols = tuple(c for c in rows[0] if c not in key) if update_cols is None else tuple(update_cols)
     cache_key = (session.get_bind().dialect.name, table.name, tuple(key), cols)
     stmt = _UPSERTS.get(cache_key)
@@ -478,6 +488,59 @@ def upsert_many(session: Session, table: Table, rows: list[dict[str, Any]], key:
             stmt = base.on_conflict_do_nothing(index_elements=key)
         _UPSERTS[cache_key] = stmt
     session.connection().execute(stmt, rows)
+
+
+_PG_BULK: dict[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...] | None, str | None], str] = {}
+
+
+def pg_bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]], *, key: list[str],
+                   update_cols: list[str] | None, returning: str | None = None) -> list[tuple[Any, ...]]:
+    """PostgreSQL: INSERT … ON CONFLICT of ``rows`` (sharing their columns) as ONE statement whose
+    parameters are one array per column (``SELECT … FROM unnest(…)``), instead of a statement per
+    row. Same ON CONFLICT rules as ``upsert_many``; values go through the columns' own bind
+    processing; the arrays are cast to the columns' types without length (the assignment to the
+    column checks lengths, as a plain INSERT does)."""
+    conn = session.connection()
+    dialect = conn.dialect
+    names = tuple(rows[0])
+    cols = tuple(c for c in names if c not in key) if update_cols is None else tuple(update_cols)
+    cache_key = (table.name, names, tuple(key), cols, returning)
+    sql = _PG_BULK.get(cache_key)
+    if sql is None:
+        quote = dialect.identifier_preparer.quote
+        casts = []
+        for n in names:
+            column_type = table.c[n].type.dialect_impl(dialect)
+            impl = getattr(column_type, "impl_instance", column_type)
+            type_sql = "TEXT" if isinstance(impl, String) else impl.compile(dialect=dialect)
+            casts.append(f"CAST(%s AS {type_sql}[])")
+        conflict = ", ".join(quote(k) for k in key)
+        action = ("DO UPDATE SET " + ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in cols)) if cols \
+            else "DO NOTHING"
+        sql = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
+               f"({', '.join(quote(n) for n in names)}) SELECT * FROM unnest({', '.join(casts)}) "
+               f"ON CONFLICT ({conflict}) {action}" + (f" RETURNING {quote(returning)}" if returning else ""))
+        _PG_BULK[cache_key] = sql
+    procs = _bind_processors(dialect, table, names)
+    arrays = [[v if p is None or v is None else p(v) for v in (row[n] for row in rows)]
+              for n, p in zip(names, procs, strict=True)]
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    with driver.cursor() as cursor:
+        cursor.execute(sql, arrays)
+        return list(cursor.fetchall()) if returning else []
+
+
+_PROCESSORS: dict[tuple[str, str, tuple[str, ...]], list[Any]] = {}
+
+
+def _bind_processors(dialect: Any, table: Table, names: tuple[str, ...]) -> list[Any]:
+    key = (dialect.name, table.name, names)
+    found = _PROCESSORS.get(key)
+    if found is None:
+        found = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
+        _PROCESSORS[key] = found
+    return found
 
 
 def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -492,8 +555,8 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     if dialect.name != "postgresql":
         conn.execute(insert(table), rows)
         return
-    names = list(rows[0])
-    procs = [table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names]
+    names = tuple(rows[0])
+    procs = _bind_processors(dialect, table, names)
     driver = conn.connection.driver_connection
     assert driver is not None
     columns = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
