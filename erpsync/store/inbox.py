@@ -26,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import JSON, String, Table, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, col
 from sqlmodel import select as sm_select
 
@@ -522,13 +523,10 @@ def pg_bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]], *
                f"ON CONFLICT ({conflict}) {action}" + (f" RETURNING {quote(returning)}" if returning else ""))
         _PG_BULK[cache_key] = sql
     procs = _bind_processors(dialect, table, names)
-    arrays = [[v if p is None or v is None else p(v) for v in (row[n] for row in rows)]
-              for n, p in zip(names, procs, strict=True)]
-    driver = conn.connection.driver_connection
-    assert driver is not None
-    with driver.cursor() as cursor:
-        cursor.execute(sql, arrays)
-        return list(cursor.fetchall()) if returning else []
+    arrays = tuple([v if p is None or v is None else p(v) for v in (row[n] for row in rows)]
+                   for n, p in zip(names, procs, strict=True))
+    result = conn.exec_driver_sql(sql, arrays)  # through SQLAlchemy: its errors, its disconnect handling
+    return [tuple(r) for r in result] if returning else []
 
 
 _PROCESSORS: dict[tuple[str, str, tuple[str, ...]], list[Any]] = {}
@@ -557,14 +555,23 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         return
     names = tuple(rows[0])
     procs = _bind_processors(dialect, table, names)
+    columns = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
+    statement = f"COPY {dialect.identifier_preparer.format_table(table)} ({columns}) FROM STDIN"
     driver = conn.connection.driver_connection
     assert driver is not None
-    columns = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
-    with driver.cursor() as cursor, cursor.copy(  # type: ignore[attr-defined]
-            f"COPY {dialect.identifier_preparer.format_table(table)} ({columns}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row([v if p is None or v is None else p(v)
-                            for p, v in zip(procs, (row[n] for n in names), strict=True)])
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[attr-defined]
+            for row in rows:
+                copy.write_row([v if p is None or v is None else p(v)
+                                for p, v in zip(procs, (row[n] for n in names), strict=True)])
+    except dialect.loaded_dbapi.Error as exc:
+        # what SQLAlchemy does for its own statements: its exception classes (the pull job retries
+        # an OperationalError), and a connection that broke is not handed out again
+        disconnect = dialect.is_disconnect(exc, driver, None)
+        if disconnect:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True,
+                                  connection_invalidated=disconnect, dialect=dialect) from exc
 
 
 def table_of(model: type[SQLModel]) -> Table:
