@@ -20,6 +20,7 @@ transaction has committed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -472,10 +473,7 @@ def upsert_many(session: Session, table: Table, rows: list[dict[str, Any]], key:
     None: update every non-key column given."""
     if not rows:
         return
-    if session.get_bind().dialect.name == "postgresql" and not any(
-            isinstance(table.c[n].type, JSON) for n in rows[0]):
-        # (rows with a JSON payload stay an executemany: a JSON document inside a text array
-        # literal is escaped character by character, which cost more than it saved)
+    if session.get_bind().dialect.name == "postgresql":
         pg_bulk_insert(session, table, rows, key=key, update_cols=update_cols)
         return
     cols = tuple(c for c in rows[0] if c not in key) if update_cols is None else tuple(update_cols)
@@ -513,8 +511,11 @@ def pg_bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]], *
         for n in names:
             column_type = table.c[n].type.dialect_impl(dialect)
             impl = getattr(column_type, "impl_instance", column_type)
+            if isinstance(impl, JSON):  # serialised here, sent as a binary text[] (no array escaping)
+                casts.append("CAST(CAST(%b AS TEXT[]) AS JSON[])")
+                continue
             type_sql = "TEXT" if isinstance(impl, String) else impl.compile(dialect=dialect)
-            casts.append(f"CAST(%s AS {type_sql}[])")
+            casts.append(f"CAST(%b AS {type_sql}[])")
         conflict = ", ".join(quote(k) for k in key)
         action = ("DO UPDATE SET " + ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in cols)) if cols \
             else "DO NOTHING"
@@ -522,21 +523,25 @@ def pg_bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]], *
                f"({', '.join(quote(n) for n in names)}) SELECT * FROM unnest({', '.join(casts)}) "
                f"ON CONFLICT ({conflict}) {action}" + (f" RETURNING {quote(returning)}" if returning else ""))
         _PG_BULK[cache_key] = sql
-    procs = _bind_processors(dialect, table, names)
+    procs = _bind_processors(dialect, table, names, json_text=True)
     arrays = tuple([v if p is None or v is None else p(v) for v in (row[n] for row in rows)]
                    for n, p in zip(names, procs, strict=True))
     result = conn.exec_driver_sql(sql, arrays)  # through SQLAlchemy: its errors, its disconnect handling
     return [tuple(r) for r in result] if returning else []
 
 
-_PROCESSORS: dict[tuple[str, str, tuple[str, ...]], list[Any]] = {}
+_PROCESSORS: dict[tuple[str, str, tuple[str, ...], bool], list[Any]] = {}
 
 
-def _bind_processors(dialect: Any, table: Table, names: tuple[str, ...]) -> list[Any]:
-    key = (dialect.name, table.name, names)
+def _bind_processors(dialect: Any, table: Table, names: tuple[str, ...], *, json_text: bool = False) -> list[Any]:
+    """The columns' bind processors; ``json_text``: JSON columns serialised to text with the
+    engine's serializer (what the dialect's own JSON binding sends)."""
+    key = (dialect.name, table.name, names, json_text)
     found = _PROCESSORS.get(key)
     if found is None:
-        found = [table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
+        serialize = getattr(dialect, "_json_serializer", None) or json.dumps
+        found = [serialize if json_text and isinstance(table.c[n].type, JSON)
+                 else table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
         _PROCESSORS[key] = found
     return found
 

@@ -21,7 +21,7 @@ from erpsync.store.inbox import (
     pg_bulk_insert,
     table_of,
 )
-from erpsync.store.models import CentraOrderLine, IdMap, InboxEvent
+from erpsync.store.models import CentraOrder, CentraOrderLine, IdMap, InboxEvent
 
 NOW = datetime(2026, 10, 25, 0, 30, 15, 123456, tzinfo=UTC)
 
@@ -40,14 +40,14 @@ def _line(order_id: str, no: int, **over: Any) -> dict[str, Any]:
 
 
 def _order_item(eid: str, key: str, lines: list[dict[str, Any]]) -> InboundItem:
-    meta = EventMeta(eid, int(eid), "order", key, "update", NOW)
+    meta = EventMeta(eid, int(eid), "order", key, "update", NOW if eid != "8" else None)
     change = ObjectChange("order", key, columns={"order_number": key, "order_total": Decimal("1.00"),
                                                  "payload": {"id": key}}, lines=lines, shipments=[])
     return InboundItem(meta, change, None, "")
 
 
-def _utc(value: datetime) -> datetime:
-    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite: naive UTC
+def _utc(value: datetime | None) -> datetime | None:
+    return value if value is None or value.tzinfo is not None else value.replace(tzinfo=UTC)  # SQLite: naive
 
 
 def _lines(engine: Engine) -> list[dict[str, Any]]:
@@ -64,17 +64,24 @@ def test_order_lines_round_trip_exactly_and_claims_return_only_new_ids(engine: E
     assert out.applied == 1 and out.ack_ids == ["7"]
     stored = _lines(engine)
     assert [{k: v for k, v in r.items() if k != "id"} for r in stored] == lines
-    # re-delivered with a new one: only the new event is claimed and applied
+    # re-delivered with new ones: only the new events are claimed and applied (ids small and huge
+    # in one batch: one array of BIGINT)
+    big = str(2**63 - 2)
     with transaction(engine) as s:
-        out = repo.store_batch(s, [_order_item("7", "1", lines), _order_item("8", "2", [_line("2", 1)])], now=NOW)
-    assert (out.applied, out.duplicates, out.ack_ids) == (1, 1, ["7", "8"])
+        out = repo.store_batch(s, [_order_item("7", "1", lines), _order_item("8", "2", [_line("2", 1)]),
+                                   _order_item(big, "3", [])], now=NOW)
+    assert (out.applied, out.duplicates, out.ack_ids) == (2, 1, ["7", "8", big])
     with engine.connect() as conn:
         t, m = table_of(InboxEvent), table_of(IdMap)
         stored_dates = [(eid, _utc(date), _utc(received)) for eid, date, received in conn.execute(
             select(t.c.event_id, t.c.event_date, t.c.received_at).order_by(t.c.event_id))]
-        assert stored_dates == [("7", NOW, NOW), ("8", NOW, NOW)]
+        assert stored_dates == [("7", NOW, NOW), ("8", None, NOW), (big, NOW, NOW)]
+        assert conn.execute(select(t.c.event_seq).where(t.c.event_id == big)).scalar_one() == 2**63 - 2
         assert sorted(conn.execute(select(m.c.entity, m.c.centra_id, m.c.erp_id)).all()) == [
-            ("order", "1", None), ("order", "2", None)]
+            ("order", "1", None), ("order", "2", None), ("order", "3", None)]
+        o = table_of(CentraOrder)
+        assert conn.execute(select(o.c.payload, o.c.order_total).where(o.c.centra_id == "2")).one() == (
+            {"id": "2"}, Decimal("1.00"))
 
 
 def test_a_value_too_long_for_its_column_fails_as_a_plain_insert_does(engine: Engine) -> None:
