@@ -15,6 +15,7 @@ commit, and the rest (zeep envelopes, job bookkeeping, logging). ``--memory`` ad
 peaks of the in-job pull at 1/5 and all of ``--events`` (SQLite): flat in the number of events.
 
     .venv/bin/python -m tests.bench.bench_pull [--events 3000] [--db sqlite|postgres|both] [--phases] [--memory]
+                                               [--repeat N]
 """
 
 from __future__ import annotations
@@ -285,30 +286,49 @@ def main() -> None:
     ap.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--memory", action="store_true")
     ap.add_argument("--phases", action="store_true")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="rounds of (bare drain, in-job per database); with more than one, the best of each is "
+                         "summarised too (on a shared machine the best round is the least disturbed)")
     args = ap.parse_args()
     configure_logging("WARNING", "json")
     dbs = ["sqlite", "postgres"] if args.db == "both" else [args.db]
+    targets = {"sqlite": 1000, "postgres": 700}
+    drains: list[float] = []
+    best: dict[str, dict[str, Any]] = {}
     sim = SimProcess()
     try:
-        sim.fill(args.events)
-        n, seconds, size = bare_drain(sim)
-        drain_rate = n / seconds
         print(f"pull benchmark: {args.events} Centra-sized order events (1-6 lines, every 20th 40; 2-3 shipments; "
               f"unknown elements), simulator in a separate process; load avg {os.getloadavg()[0]:.1f}")
-        print(f"  XML per 100 events: {size / max(n, 1) * 100 / 2**20:.2f} MB")
-        print(f"  bare drain (events_Get + events_Done, nothing stored): {n} events in {seconds:.2f}s = "
-              f"{drain_rate:,.0f} events/s")
-        targets = {"sqlite": 1000, "postgres": 700}
         with tempfile.TemporaryDirectory() as tmpdir:
-            for db in dbs:
-                r = in_job(sim, db, args.events, tmpdir, phases=args.phases)
-                ratio = r["events_per_s"] / drain_rate
-                print(f"  in-job {db:<9} {args.events} events in {r['seconds']:.2f}s = {r['events_per_s']:,.0f} "
-                      f"events/s ({r['events_per_s'] / targets[db]:.2f}x the {targets[db]} target); "
-                      f"ratio to bare drain {ratio:.2f} (target 0.6); erpsync CPU {r['cpu_ms']:.2f} ms/event; "
-                      f"load avg {os.getloadavg()[0]:.1f}")
-                if args.phases:
-                    print_phases(r["phases"], r["seconds"], r["cpu_ms"], args.events)
+            for round_no in range(1, max(1, args.repeat) + 1):
+                if args.repeat > 1:
+                    print(f" round {round_no}")
+                sim.fill(args.events)
+                n, seconds, size = bare_drain(sim)
+                drain_rate = n / seconds
+                drains.append(drain_rate)
+                if round_no == 1:
+                    print(f"  XML per 100 events: {size / max(n, 1) * 100 / 2**20:.2f} MB")
+                print(f"  bare drain (events_Get + events_Done, nothing stored): {n} events in {seconds:.2f}s = "
+                      f"{drain_rate:,.0f} events/s")
+                for db in dbs:
+                    r = in_job(sim, db, args.events, tmpdir, phases=args.phases)
+                    ratio = r["events_per_s"] / drain_rate
+                    print(f"  in-job {db:<9} {args.events} events in {r['seconds']:.2f}s = {r['events_per_s']:,.0f} "
+                          f"events/s ({r['events_per_s'] / targets[db]:.2f}x the {targets[db]} target); "
+                          f"ratio to bare drain {ratio:.2f} (target 0.6); erpsync CPU {r['cpu_ms']:.2f} ms/event; "
+                          f"load avg {os.getloadavg()[0]:.1f}")
+                    if args.phases:
+                        print_phases(r["phases"], r["seconds"], r["cpu_ms"], args.events)
+                    if db not in best or r["events_per_s"] > best[db]["events_per_s"]:
+                        best[db] = r
+            if args.repeat > 1:
+                print(f" best of {args.repeat} rounds: bare drain {max(drains):,.0f} events/s")
+                for db in dbs:
+                    r = best[db]
+                    print(f"  in-job {db:<9} {r['events_per_s']:,.0f} events/s ({r['events_per_s'] / targets[db]:.2f}x "
+                          f"the target), erpsync CPU {r['cpu_ms']:.2f} ms/event; ratio to the best bare drain "
+                          f"{r['events_per_s'] / max(drains):.2f}")
             if args.memory:
                 for count in (max(100, args.events // 5), args.events):
                     r = in_job(sim, "sqlite", count, tmpdir, memory=True)
