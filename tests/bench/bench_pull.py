@@ -280,6 +280,14 @@ def print_phases(spent: dict[str, float], seconds: float, cpu_ms: float, events:
         print(f"    {label:<24} {wall * 1000 / events:6.3f} ms/event wall, {cpu * 1000 / events:6.3f} CPU")
 
 
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except OSError:  # not Linux
+        return float("nan")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=3000)
@@ -333,7 +341,7 @@ def main() -> None:
                 for count in (max(100, args.events // 5), args.events):
                     r = in_job(sim, "sqlite", count, tmpdir, memory=True)
                     print(f"  memory  {count:>6} events: peak traced allocations during the pull {r['peak_mb']:.1f} MB "
-                          f"(traced: {r['events_per_s']:,.0f} events/s)")
+                          f"(traced: {r['events_per_s']:,.0f} events/s); process RSS after it {_rss_mb():.0f} MB")
     finally:
         sim.stop()
 
