@@ -11,7 +11,7 @@ per event (the simulator runs elsewhere, so this is erpsync's own work: the stea
 loaded machine). ``--phases`` adds where the time of each in-job run goes, in ms per event: the
 HTTP round trips (events_Get + events_Done, including the simulator's time to answer), lxml parse,
 XML -> dicts, validation + mapping (pydantic models), storing (SQL inside the batch transaction),
-commit, and the rest (zeep envelopes, job bookkeeping, logging). ``--memory`` adds tracemalloc
+commit, and the rest (zeep envelopes, job bookkeeping, logging, freeing the batch). ``--memory`` adds tracemalloc
 peaks of the in-job pull at 1/5 and all of ``--events`` (SQLite): flat in the number of events.
 
     .venv/bin/python -m tests.bench.bench_pull [--events 3000] [--db sqlite|postgres|both] [--phases] [--memory]
@@ -274,7 +274,7 @@ def print_phases(spent: dict[str, float], seconds: float, cpu_ms: float, events:
     """One line per phase: wall ms/event and the erpsync process's CPU ms/event in it."""
     labels = list(dict.fromkeys(label for label, _w, _a in PHASES))
     parts = [(label, spent.get(label, 0.0), spent.get("cpu:" + label, 0.0)) for label in labels]
-    parts.append(("other (zeep, job, logs)", seconds - sum(w for _l, w, _c in parts),
+    parts.append(("other (zeep, job, frees)", seconds - sum(w for _l, w, _c in parts),
                   cpu_ms * events / 1000 - sum(c for _l, _w, c in parts)))
     for label, wall, cpu in parts:
         print(f"    {label:<24} {wall * 1000 / events:6.3f} ms/event wall, {cpu * 1000 / events:6.3f} CPU")
