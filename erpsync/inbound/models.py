@@ -47,6 +47,9 @@ _INTEGER = re.compile(r"\s*-?[0-9]+\s*")
 # ------------------------------------------------------------------ value parsers (ValueError = bad)
 
 
+_DECIMALS: dict[str, Decimal] = {}  # text -> parsed: quantities, tax rates and prices repeat a lot
+
+
 def parse_decimal(value: Any) -> Decimal | None:
     """A Centra decimal string (``1135.00``, ``25.000``) as an exact ``Decimal``; empty -> None.
     Raises ``ValueError`` for anything else (never a float, never rounded)."""
@@ -54,6 +57,17 @@ def parse_decimal(value: Any) -> Decimal | None:
         return None
     if not isinstance(value, str):
         raise ValueError("expected a decimal string, got a nested element")
+    known = _DECIMALS.get(value)
+    if known is not None:
+        return known
+    dec = _parse_decimal(value)
+    if len(_DECIMALS) >= 4096:
+        _DECIMALS.clear()
+    _DECIMALS[value] = dec
+    return dec
+
+
+def _parse_decimal(value: str) -> Decimal:
     try:
         dec = Decimal(value.strip().replace(" ", ""))
     except InvalidOperation:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import tzinfo
+from functools import cache
 from typing import Any
 
 from lxml import etree
@@ -50,34 +51,55 @@ def element_to_dict(el: etree._Element) -> Any:
     ``maxOccurs > 1`` in the bundled WSDL/XSD: ``erpsync.soap.contract``), becomes a list, also with
     one item. Attributes are ignored (Centra sends none that matter).
     """
-    return _to_dict(el, repeated_elements())
-
-
-def _to_dict(el: etree._Element, list_items: frozenset[tuple[str, str]]) -> Any:
-    # the hot path of a pull (a Centra order has hundreds of elements): leaves are read inline,
-    # one dict is built in one pass, local names come from a cache
     if len(el) == 0:
-        return el.text or None  # a leaf: its text exactly as sent
-    parent = _local(el.tag)
+        return el.text or None
+    return _to_dict(el, _local(el.tag), _repeated_by_container())
+
+
+_NONE: frozenset[str] = frozenset()
+
+
+@cache
+def _repeated_by_container() -> dict[str, frozenset[str]]:
+    """The contract's repeated ``(container, item)`` pairs as container -> item names."""
+    by: dict[str, set[str]] = {}
+    for container, item in repeated_elements():
+        by.setdefault(container, set()).add(item)
+    return {container: frozenset(items) for container, items in by.items()}
+
+
+def _to_dict(el: etree._Element, name: str, repeated: dict[str, frozenset[str]]) -> Any:
+    # the hot path of a pull (a Centra order has hundreds of elements; ~1 µs each is the budget):
+    # leaves are read inline, local names come from a cache, the list-ness of a child is one set
+    # lookup, and the "seen twice" bookkeeping only exists for an element that has such a child
     names = _LOCAL_NAMES
+    listed = repeated.get(name, _NONE)
     out: dict[str, Any] = {}
-    lists: set[str] = set()  # names whose value here is a list
-    for child in el:
+    twice: set[str] | None = None  # names seen more than once here (not declared repeated)
+    for child in el.getchildren():  # one C call for the list (cheaper than the iterator protocol)
         tag = child.tag
-        if tag.__class__ is not str:
-            continue  # comments, processing instructions
-        name = names.get(tag) or _local(tag)
-        value = _to_dict(child, list_items) if len(child) else (child.text or None)
-        if name in lists:
-            out[name].append(value)
-        elif name in out:
-            out[name] = [out[name], value]
-            lists.add(name)
-        elif (parent, name) in list_items:
-            out[name] = [value]
-            lists.add(name)
+        child_name = names.get(tag)  # type: ignore[call-overload]
+        if child_name is None:
+            if tag.__class__ is not str:
+                continue  # comments, processing instructions
+            child_name = _local(tag)
+        value = _to_dict(child, child_name, repeated) if len(child) else (child.text or None)
+        if child_name in listed:
+            items = out.get(child_name)
+            if items is None:
+                out[child_name] = [value]
+            else:
+                items.append(value)
+        elif child_name in out:
+            if twice is None:
+                twice = set()
+            if child_name in twice:
+                out[child_name].append(value)
+            else:
+                out[child_name] = [out[child_name], value]
+                twice.add(child_name)
         else:
-            out[name] = value
+            out[child_name] = value
     if not out:  # only comments inside
         return el.text or None
     return out

@@ -5,6 +5,7 @@ read-then-write; see STACK-NOTES); PostgreSQL uses psycopg 3.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +21,7 @@ def make_engine(url: str, *, busy_timeout_ms: int = 10_000, echo: bool = False, 
     e-mails, addresses, payloads) are never logged nor put in error messages, at any log level
     (``hide_parameters``): the statement is enough to diagnose."""
     kwargs.setdefault("hide_parameters", True)
+    kwargs.setdefault("json_serializer", _JSON.encode)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -30,6 +32,12 @@ def make_engine(url: str, *, busy_timeout_ms: int = 10_000, echo: bool = False, 
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         url = str(parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False))
     return create_engine(url, echo=echo, pool_pre_ping=True, **kwargs)
+
+
+# JSON columns (Centra payloads: a few KB per order, written twice per line) serialised exactly as
+# json.dumps does, without its reference-cycle bookkeeping (payloads are trees parsed from XML or
+# JSON: they cannot hold a cycle). A fifth cheaper, measured on order payloads.
+_JSON = json.JSONEncoder(check_circular=False)
 
 
 def make_read_engine(url: str, *, busy_timeout_ms: int = 10_000) -> Engine:

@@ -20,12 +20,14 @@ transaction has committed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import JSON, String, Table, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, col
 from sqlmodel import select as sm_select
 
@@ -268,9 +270,14 @@ class InboxRepository:
                     "processed_at": None if parked else now, "acked_at": None,
                     "status": PARKED if parked else APPLIED,
                 })
-            stmt = (insert_stmt(session, t).values(rows).on_conflict_do_nothing(index_elements=["event_id"])
-                    .returning(t.c.event_id))
-            claimed.update(session.connection().execute(stmt).scalars())
+            if session.get_bind().dialect.name == "postgresql":
+                claimed.update(r[0] for r in pg_bulk_insert(session, t, rows, key=["event_id"], update_cols=[],
+                                                            returning="event_id"))
+                continue
+            # one cached statement, executed for many rows (SQLAlchemy batches it into multi-row
+            # VALUES … RETURNING: "insertmanyvalues"); a statement built with .values(rows) is
+            # compiled anew for every batch, which cost more than the insert itself
+            claimed.update(session.connection().execute(_claim_stmt(session, t), rows).scalars())
         return claimed
 
     def _apply(self, session: Session, items: Sequence[InboundItem], *, now: datetime) -> dict[str, str]:
@@ -469,7 +476,7 @@ class InboxRepository:
                              for sh in (item.change.shipments or [])]
                 for rows, tbl in ((lines, CentraOrderLine), (shipments, CentraOrderShipment)):
                     for group in _group_by_columns(rows):
-                        session.connection().execute(insert(table_of(tbl)), group)
+                        insert_rows(session, table_of(tbl), group)
 
     @staticmethod
     def _kept_line_flags(session: Session, winners: list[tuple[InboundItem, int]]) -> dict[tuple[str, int, Any], bool]:
@@ -595,12 +602,25 @@ class InboxRepository:
 _UPSERTS: dict[tuple[str, str, tuple[str, ...], tuple[str, ...]], Any] = {}
 
 
+def _claim_stmt(session: Session, t: Table) -> Any:
+    key = (session.get_bind().dialect.name, t.name, ("event_id",), ("<claim>",))
+    stmt = _UPSERTS.get(key)
+    if stmt is None:
+        stmt = (insert_stmt(session, t).on_conflict_do_nothing(index_elements=["event_id"])
+                .returning(t.c.event_id))
+        _UPSERTS[key] = stmt
+    return stmt
+
+
 def upsert_many(session: Session, table: Table, rows: list[dict[str, Any]], key: list[str],
                 update_cols: list[str] | None = None) -> None:
     """INSERT … ON CONFLICT as one executemany (rows share their columns). The statement is built
     once per table/columns/dialect and reused. ``update_cols`` empty: do nothing on conflict;
     None: update every non-key column given."""
     if not rows:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        pg_bulk_insert(session, table, rows, key=key, update_cols=update_cols)
         return
     cols = tuple(c for c in rows[0] if c not in key) if update_cols is None else tuple(update_cols)
     cache_key = (session.get_bind().dialect.name, table.name, tuple(key), cols)
@@ -613,6 +633,96 @@ def upsert_many(session: Session, table: Table, rows: list[dict[str, Any]], key:
             stmt = base.on_conflict_do_nothing(index_elements=key)
         _UPSERTS[cache_key] = stmt
     session.connection().execute(stmt, rows)
+
+
+_PG_BULK: dict[tuple[str, tuple[str, ...], tuple[str, ...], tuple[str, ...] | None, str | None], str] = {}
+
+
+def pg_bulk_insert(session: Session, table: Table, rows: list[dict[str, Any]], *, key: list[str],
+                   update_cols: list[str] | None, returning: str | None = None) -> list[tuple[Any, ...]]:
+    """PostgreSQL: INSERT … ON CONFLICT of ``rows`` (sharing their columns) as ONE statement whose
+    parameters are one array per column (``SELECT … FROM unnest(…)``), instead of a statement per
+    row. Same ON CONFLICT rules as ``upsert_many``; values go through the columns' own bind
+    processing; the arrays are cast to the columns' types without length (the assignment to the
+    column checks lengths, as a plain INSERT does)."""
+    conn = session.connection()
+    dialect = conn.dialect
+    names = tuple(rows[0])
+    cols = tuple(c for c in names if c not in key) if update_cols is None else tuple(update_cols)
+    cache_key = (table.name, names, tuple(key), cols, returning)
+    sql = _PG_BULK.get(cache_key)
+    if sql is None:
+        quote = dialect.identifier_preparer.quote
+        casts = []
+        for n in names:
+            column_type = table.c[n].type.dialect_impl(dialect)
+            impl = getattr(column_type, "impl_instance", column_type)
+            if isinstance(impl, JSON):  # serialised here, sent as a binary text[] (no array escaping)
+                casts.append("CAST(CAST(%b AS TEXT[]) AS JSON[])")
+                continue
+            type_sql = "TEXT" if isinstance(impl, String) else impl.compile(dialect=dialect)
+            casts.append(f"CAST(%b AS {type_sql}[])")
+        conflict = ", ".join(quote(k) for k in key)
+        action = ("DO UPDATE SET " + ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in cols)) if cols \
+            else "DO NOTHING"
+        sql = (f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
+               f"({', '.join(quote(n) for n in names)}) SELECT * FROM unnest({', '.join(casts)}) "
+               f"ON CONFLICT ({conflict}) {action}" + (f" RETURNING {quote(returning)}" if returning else ""))
+        _PG_BULK[cache_key] = sql
+    procs = _bind_processors(dialect, table, names, json_text=True)
+    arrays = tuple([v if p is None or v is None else p(v) for v in (row[n] for row in rows)]
+                   for n, p in zip(names, procs, strict=True))
+    result = conn.exec_driver_sql(sql, arrays)  # through SQLAlchemy: its errors, its disconnect handling
+    return [tuple(r) for r in result] if returning else []
+
+
+_PROCESSORS: dict[tuple[str, str, tuple[str, ...], bool], list[Any]] = {}
+
+
+def _bind_processors(dialect: Any, table: Table, names: tuple[str, ...], *, json_text: bool = False) -> list[Any]:
+    """The columns' bind processors; ``json_text``: JSON columns serialised to text with the
+    engine's serializer (what the dialect's own JSON binding sends)."""
+    key = (dialect.name, table.name, names, json_text)
+    found = _PROCESSORS.get(key)
+    if found is None:
+        serialize = getattr(dialect, "_json_serializer", None) or json.dumps
+        found = [serialize if json_text and isinstance(table.c[n].type, JSON)
+                 else table.c[n].type.dialect_impl(dialect).bind_processor(dialect) for n in names]
+        _PROCESSORS[key] = found
+    return found
+
+
+def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Plain INSERT of ``rows`` (sharing their columns) in the session's transaction. On PostgreSQL
+    one ``COPY … FROM STDIN`` (an executemany sends and executes one statement per row: most of
+    the time of storing an order's lines); elsewhere one executemany. Values go through the
+    columns' own bind processing either way (JSON, exact decimals), so both store the same."""
+    if not rows:
+        return
+    conn = session.connection()
+    dialect = conn.dialect
+    if dialect.name != "postgresql":
+        conn.execute(insert(table), rows)
+        return
+    names = tuple(rows[0])
+    procs = _bind_processors(dialect, table, names)
+    columns = ", ".join(dialect.identifier_preparer.quote(n) for n in names)
+    statement = f"COPY {dialect.identifier_preparer.format_table(table)} ({columns}) FROM STDIN"
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[attr-defined]
+            for row in rows:
+                copy.write_row([v if p is None or v is None else p(v)
+                                for p, v in zip(procs, (row[n] for n in names), strict=True)])
+    except dialect.loaded_dbapi.Error as exc:
+        # what SQLAlchemy does for its own statements: its exception classes (the pull job retries
+        # an OperationalError), and a connection that broke is not handed out again
+        disconnect = dialect.is_disconnect(exc, driver, None)
+        if disconnect:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(statement, None, exc, dialect.loaded_dbapi.Error, hide_parameters=True,
+                                  connection_invalidated=disconnect, dialect=dialect) from exc
 
 
 def table_of(model: type[SQLModel]) -> Table:
