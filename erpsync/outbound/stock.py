@@ -17,12 +17,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
+from erpsync.errors import ErpsyncError
 from erpsync.job import RunContext
 from erpsync.outbound.changes import Refs, pending
 from erpsync.outbound.documents import SET_STOCK
 from erpsync.outbound.mappings import MappingStatus, announce, find_missing, record
+from erpsync.outbound.pacing import StockPacer
 from erpsync.outbound.push import (
     PushJob,
     SendResult,
@@ -69,8 +72,41 @@ class StockLine:
 
 
 class PushStock(PushJob):
+    """See the module docstring. After each run, ``next_run_in()`` says when the daemon runs it
+    again: the quota-derived coalescing window (``erpsync.outbound.pacing``)."""
+
     name = "push_stock"
     lane = "stock"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pacer = StockPacer(self.push.stock_mutation_share, self.push.stock_min_interval_seconds,
+                                self.push.stock_interval_seconds, self.clock, self._mutation_allowance)
+        self._next_run_in: float | None = None
+
+    def _mutation_allowance(self) -> float | None:
+        allowance = getattr(self.centra, "mutation_allowance", None)
+        if allowance is None or self.dry_run is not None:
+            return None
+        try:
+            value = allowance()
+        except (SQLAlchemyError, ErpsyncError) as exc:  # the window falls back to the fixed interval
+            self.log.warning("push.stock_pacing_unavailable", error_class=type(exc).__name__)
+            return None
+        return None if value is None else float(value)
+
+    def next_run_in(self) -> float | None:
+        """Clock seconds until the next run, as the stock budget allows after the last one (None:
+        pacing is off or the allowance unknown; the fixed ``push.stock_interval_seconds`` applies)."""
+        return self._next_run_in
+
+    def execute(self, run: RunContext) -> None:
+        self._next_run_in = None
+        try:
+            super().execute(run)
+        finally:
+            if self.dry_run is None:
+                self._next_run_in = self.pacer.ran(run.counts.get("mutations", 0))
 
     def push_once(self, run: RunContext) -> None:
         refs = Refs.from_settings(self.push)

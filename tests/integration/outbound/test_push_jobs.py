@@ -306,3 +306,38 @@ def test_postgres_statistics_are_refreshed_after_a_large_run(engine: Engine) -> 
                 "AND relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())").scalar()
         assert rows == 100
         assert ledger.analyze_if_grown() is False  # counted from zero again
+
+
+def test_stock_runs_are_paced_by_the_quota_derived_window(engine: Engine, port: InProcessCentra) -> None:
+    """After a run that sent m setStock, push_stock asks to run again m windows later (Growth at
+    share 0.8, stock's 25 %: a 10 s window); one that sent nothing, one window later."""
+    load_catalogue(engine, SMALL)
+    push_all(engine, port)
+    port.allowance = 1800 * 0.8 / 3600
+    clock = FakeClock()
+    job = PushStock(engine, port, PushSettings(), clock=clock)
+    with Session(engine) as s, s.begin():
+        rows = s.exec(select(StagingStock).order_by(col(StagingStock.ean))).all()  # type: ignore[call-overload]
+        for r in [r[0] for r in rows if r[0].warehouse in ("WH-MAIN", "WH-US")][:10]:
+            r.quantity += 3
+    assert job.run().counts["mutations"] == 2
+    assert job.next_run_in() == pytest.approx(20.0)
+    clock.advance(20)
+    assert job.run().counts.get("mutations", 0) == 0
+    assert job.next_run_in() == pytest.approx(10.0)
+    # pacing off: the daemon keeps the fixed push.stock_interval_seconds
+    off = PushStock(engine, port, PushSettings(stock_mutation_share=0), clock=clock)
+    off.run()
+    assert off.next_run_in() is None
+
+
+def test_the_ports_mutation_allowance_is_the_governors_hourly_refill() -> None:
+    from types import SimpleNamespace
+
+    from erpsync.graphql.quota import QuotaGovernor, tier_limits
+    from erpsync.outbound.port import GraphqlPort
+
+    gov = QuotaGovernor(tier_limits("growth"), clock=FakeClock(), share=0.8)
+    port = GraphqlPort(SimpleNamespace(governor=gov))  # type: ignore[arg-type]
+    assert port.mutation_allowance() == pytest.approx(1800 * 0.8 / 3600)
+    assert GraphqlPort(SimpleNamespace(governor=None)).mutation_allowance() is None  # type: ignore[arg-type]
