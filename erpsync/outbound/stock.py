@@ -7,6 +7,11 @@ spending attempts, and is parked only when the product is parked or absent from 
 as soon as the product is accepted); a level for a warehouse Centra does not have is parked after
 ``push.max_attempts`` runs.
 A batch rejected with ``userErrors`` is bisected: the bad lines are parked, the rest lands.
+
+While a catalogue push is under way (levels of this run wait for their products), the first levels of
+sizes it already created go in full batches only; the rest follows with later products or once the
+catalogue is done. Changes to levels Centra already has always go. The daemon runs the job again
+after ``next_run_in()``: the quota-derived coalescing window (``erpsync.outbound.pacing``).
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ class StockLine:
     ean: str
     quantity: int
     product: str | None  # the product number it belongs to, for the "waiting" reason
+    first: bool = False  # Centra never accepted a level for it (a new size's first stock)
 
 
 class PushStock(PushJob):
@@ -128,7 +134,8 @@ class PushStock(PushJob):
                 wh = ref_key(ref)
                 self._warehouses.setdefault(wh, dict(ref))
                 line = StockLine(item.erp_key, item.hash, wh, item.payload["productSize"]["EAN"],
-                                 int(item.payload["quantity"]), item.depends_on)
+                                 int(item.payload["quantity"]), item.depends_on,
+                                 item.outbound is None or item.outbound.accepted_hash is None)
                 if known_eans is not None and line.ean not in known_eans:
                     for_product.append((Rejected(line.erp_key, line.hash,
                                                  f"product size EAN {line.ean} is not in Centra yet",
@@ -143,14 +150,29 @@ class PushStock(PushJob):
                            for i in ready.pop(status.ref)]
                 self.ledger.reject("stock", unknown)
                 run.counts["parked"] += len(unknown)
+        products_coming = False
         if for_product:  # waits while its product is on its way; parked only when it cannot come
-            run.counts.update(self.ledger.wait_for("stock", for_product, Dependencies(self.engine, self.push.on_absent),
-                                                   self.push.max_attempts))
+            waits = self.ledger.wait_for("stock", for_product, Dependencies(self.engine, self.push.on_absent),
+                                         self.push.max_attempts)
+            run.counts.update(waits)
+            products_coming = waits.get("waiting", 0) > 0
         if waiting:
             parked_now = self.ledger.wait("stock", waiting, self.push.max_attempts)
             run.counts["waiting"] += len(waiting) - len(parked_now)
             run.counts["parked"] += len(parked_now)
         sizer = self._sizer = self.sizer("setStock", self.push.stock_batch_size, self.push.stock_batch_max)
+        if products_coming:
+            # a catalogue push is under way: the first levels of the sizes it already created go in
+            # full batches only (the rest follows with the next products, or once the catalogue is
+            # done), so a paced run spends its mutations on live changes, not on 3 small setStock
+            for key, lines in list(ready.items()):
+                first = [line for line in lines if line.first]
+                full = len(first) - len(first) % sizer.size
+                if full < len(first):
+                    ready[key] = [line for line in lines if not line.first] + first[:full]
+                    run.counts["held_for_full_batch"] += len(first) - full
+                    if not ready[key]:
+                        del ready[key]
         self.declare_backlog(sum(-(-len(lines) // sizer.size) for lines in ready.values()))
         try:
             for key in sorted(ready):
