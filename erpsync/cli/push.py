@@ -152,7 +152,7 @@ def plan_cmd(obj: Any, entities: tuple[str, ...], as_json: bool) -> None:
                 share=s.quota.share,
                 limits_1h=(limits["requests_1h"], limits["mutations_1h"], limits["complexity_1h"]),
                 limits_10s=(limits["requests_10s"], limits["mutations_10s"], limits["complexity_10s"]),
-                entities=entities or ENTITIES,
+                entities=entities or ENTITIES, live_stock_share=s.push.stock_mutation_share,
             )
         from erpsync.outbound.fulfilment import fulfilment_plan
 
