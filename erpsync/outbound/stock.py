@@ -9,8 +9,9 @@ as soon as the product is accepted); a level for a warehouse Centra does not hav
 A batch rejected with ``userErrors`` is bisected: the bad lines are parked, the rest lands.
 
 While a catalogue push is under way (levels of this run wait for their products), the first levels of
-sizes it already created go in full batches only; the rest follows with later products or once the
-catalogue is done. Changes to levels Centra already has always go. The daemon runs the job again
+sizes it already created go in full batches only, apart from the live changes (levels Centra already
+has), and the rest once the catalogue is done; those batches (``first_level_mutations``) are the
+push's own work and are not charged to live stock's budget. The daemon runs the job again
 after ``next_run_in()``: the quota-derived coalescing window (``erpsync.outbound.pacing``).
 """
 
@@ -111,8 +112,9 @@ class PushStock(PushJob):
         try:
             super().execute(run)
         finally:
-            if self.dry_run is None:
-                self._next_run_in = self.pacer.ran(run.counts.get("mutations", 0))
+            if self.dry_run is None:  # first levels sent during a catalogue push are the push's, not live stock's
+                self._next_run_in = self.pacer.ran(run.counts.get("mutations", 0)
+                                                   - run.counts.get("first_level_mutations", 0))
 
     def push_once(self, run: RunContext) -> None:
         refs = Refs.from_settings(self.push)
@@ -161,31 +163,39 @@ class PushStock(PushJob):
             run.counts["waiting"] += len(waiting) - len(parked_now)
             run.counts["parked"] += len(parked_now)
         sizer = self._sizer = self.sizer("setStock", self.push.stock_batch_size, self.push.stock_batch_max)
-        if products_coming:
-            # a catalogue push is under way: the first levels of the sizes it already created go in
-            # full batches only (the rest follows with the next products, or once the catalogue is
-            # done), so a paced run spends its mutations on live changes, not on 3 small setStock
-            for key, lines in list(ready.items()):
-                first = [line for line in lines if line.first]
-                full = len(first) - len(first) % sizer.size
-                if full < len(first):
-                    ready[key] = [line for line in lines if not line.first] + first[:full]
-                    run.counts["held_for_full_batch"] += len(first) - full
-                    if not ready[key]:
-                        del ready[key]
-        self.declare_backlog(sum(-(-len(lines) // sizer.size) for lines in ready.values()))
+        groups: list[tuple[list[StockLine], bool]] = []  # (lines, first levels during a catalogue push)
+        for key in sorted(ready):
+            lines = ready[key]
+            if not products_coming:
+                groups.append((lines, False))
+                continue
+            # a catalogue push is under way: the first levels of the sizes it already created are the
+            # push's own work (plan counts them), sent in full batches only, the rest when it ends;
+            # live changes (levels Centra has) go at once, paced by stock's budget
+            first = [line for line in lines if line.first]
+            live = [line for line in lines if not line.first]
+            full = len(first) - len(first) % sizer.size
+            if len(first) > full:
+                run.counts["held_for_full_batch"] += len(first) - full
+            if live:
+                groups.append((live, False))
+            if full:
+                groups.append((first[:full], True))
+        self.declare_backlog(sum(-(-len(lines) // sizer.size) for lines, _ in groups))
         try:
-            for key in sorted(ready):
-                lines, start = ready[key], 0
+            for lines, bulk in groups:
+                start = 0
                 while start < len(lines):
                     batch = lines[start:start + sizer.size]
                     run.checkpoint()
                     try:
-                        run.counts["mutations"] += bisect(batch, self._send, self._accepted(run),
-                                                          self._rejected(run))
+                        sent = bisect(batch, self._send, self._accepted(run), self._rejected(run))
                     except SplitBatch:
                         run.counts["batches_split"] += 1
                         continue  # the size shrank: the same lines again, in smaller batches
+                    run.counts["mutations"] += sent
+                    if bulk:
+                        run.counts["first_level_mutations"] += sent
                     start += len(batch)
         finally:
             self.declare_backlog(0)

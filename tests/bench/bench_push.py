@@ -239,7 +239,7 @@ def main() -> None:
 
 
 class Freshness:
-    """While the catalogue pushes: a feeder changes stock levels of sizes already in Centra, and the
+    """While the catalogue pushes: a feeder changes stock levels Centra already holds, and the
     daemon's own ``push_stock`` job (``build_app(jobs=["push_stock"])``: the real scheduler, the job
     pacing itself by the quota-derived window of ``push.stock_mutation_share``) pushes them.
 
@@ -287,14 +287,16 @@ class Freshness:
         self.levels = sum(r[3].get("sent", 0) for r in ok)
 
     def _feed(self) -> None:
-        from erpsync.outbound.stock import accepted_keys
-
+        """Live changes: levels Centra already holds (accepted once), in WH-MAIN, ``rate`` a second."""
         rng = random.Random(7)
         eans: list[str] = []
+        held = text("SELECT erp_key FROM outbound_item WHERE entity = 'stock' AND accepted_hash IS NOT NULL "
+                    "AND erp_key LIKE 'WH-MAIN|%'")
         while not self.stop_event.is_set():
             self.clock.sleep(1.0 / self.rate)
             if len(self.changes) % 20 == 0 or not eans:
-                eans = sorted(accepted_keys(self.engine, "size"))
+                with self.engine.connect() as conn:
+                    eans = sorted(k.partition("|")[2] for (k,) in conn.execute(held))
             if not eans:
                 continue
             with self.engine.begin() as conn:
@@ -328,7 +330,8 @@ class Freshness:
             else:
                 unmeasured += 1
         mutations = sum(r[3].get("mutations", 0) for r in runs)
-        levels = sum(r[3].get("sent", 0) for r in runs)
+        first = sum(r[3].get("first_level_mutations", 0) for r in runs)
+        live = mutations - first
         held = max((r[3].get("held_for_full_batch", 0) for r in runs), default=0)
         lat = sorted(latencies)
         print("the daemon's push_stock runs (start s, duration s, mutations, levels): " + ", ".join(
@@ -342,10 +345,11 @@ class Freshness:
                   f"(target ≤ 30 s: p99/target = {p99 / 30:.2f}); window {self.window:.1f} s")
         span = self.stopped - self.started
         hourly = 1800 * 0.8 / 3600 * span
-        print(f"stock's mutations: {mutations} in {len(runs)} runs over {span:.0f} s = "
-              f"{mutations / max(1, total_mutations):.1%} of all mutations, {mutations / hourly:.1%} of the hourly "
-              f"share over that time (target ≤ 25 %; push.stock_mutation_share = {self.push.stock_mutation_share}); "
-              f"{levels} levels; first levels held for full batches at most {held} in a run")
+        print(f"stock's mutations for live changes: {live} in {len(runs)} runs over {span:.0f} s = "
+              f"{live / hourly:.1%} of the hourly share over that time (target ≤ 25 %; push.stock_mutation_share "
+              f"= {self.push.stock_mutation_share}), {live / max(1, total_mutations):.1%} of all mutations; besides, "
+              f"{first} full setStock of first levels of the new products (the push's own work, in plan; at most "
+              f"{held} held for a full batch): all stock = {mutations / hourly:.1%} of the hourly share")
         gov = self.app.wiring.overrides["governor"]
         st = gov.stats
         print(f"stock calls behind the catalogue: {st.lane_waited.get('stock', 0)} of "

@@ -343,34 +343,43 @@ def test_the_ports_mutation_allowance_is_the_governors_hourly_refill() -> None:
     assert GraphqlPort(SimpleNamespace(governor=None)).mutation_allowance() is None  # type: ignore[arg-type]
 
 
-def test_while_products_are_coming_first_levels_go_in_full_batches_only(engine: Engine, port: InProcessCentra) -> None:
+def test_while_products_are_coming_first_levels_go_in_full_batches(engine: Engine, port: InProcessCentra) -> None:
     """A catalogue push under way (a product's levels wait for it): the first levels of sizes already
-    created go in whole batches only, a change to a level Centra has goes at once; once nothing waits,
-    the rest goes."""
+    created go in whole batches only, apart from the live changes (levels Centra has), which go at once
+    and alone are charged to stock's paced budget; once nothing waits, the rest goes."""
     load_catalogue(engine, SMALL)
     push = PushSettings(stock_batch_size=100, stock_batch_max=100)
     assert PushProducts(engine, port, push, clock=FakeClock()).run().outcome == "ok"
-    with Session(engine) as s, s.begin():  # one level Centra already has (accepted before)
+    with Session(engine) as s, s.begin():  # one level Centra will already have
         row = s.exec(select(StagingStock).order_by(col(StagingStock.ean))).first()[0]  # type: ignore[call-overload,index]
         live = (row.warehouse, row.ean)
     first = PushStock(engine, port, push, clock=FakeClock()).run().counts
     assert first["mutations"] == 6 and first.get("held_for_full_batch", 0) == 0  # nothing coming: all goes
     bigger = Catalogue(products=13, variants=3, sizes=5)
     load_catalogue(engine, bigger)  # a 13th product, not in Centra yet
+
+    def forget_first_levels() -> None:  # the 12 products' stock as never sent, the live one accepted
+        with Session(engine) as s, s.begin():
+            s.exec(update(OutboundItem).where(col(OutboundItem.entity) == "stock",  # type: ignore[call-overload]
+                                             col(OutboundItem.erp_key) != f"{live[0]}|{live[1]}")
+                   .values(accepted_hash=None))
+
+    forget_first_levels()
+    quiet = PushStock(engine, port, push, clock=FakeClock()).run().counts
+    assert quiet["waiting"] == 15 * 3  # the 13th product's 15 sizes × 3 warehouses
+    # no live change: whole batches of 100 first levels go, per warehouse 180 (179 in the live one's)
+    assert quiet["held_for_full_batch"] == 80 + 80 + 79 and quiet["mutations"] == 3
+    forget_first_levels()
     with Session(engine) as s, s.begin():
         s.exec(update(StagingStock).where(col(StagingStock.warehouse) == live[0],  # type: ignore[call-overload]
                                          col(StagingStock.ean) == live[1]).values(quantity=StagingStock.quantity + 5))
-    # reset the 12 products' stock to "never sent" (their first levels), keeping the live one accepted
-    with Session(engine) as s, s.begin():
-        s.exec(update(OutboundItem).where(col(OutboundItem.entity) == "stock",  # type: ignore[call-overload]
-                                         col(OutboundItem.erp_key) != f"{live[0]}|{live[1]}")
-               .values(accepted_hash=None))
-    port.mutation_fields.clear()
-    during = PushStock(engine, port, push, clock=FakeClock()).run().counts
-    assert during["waiting"] == 15 * 3  # the 13th product's 15 sizes × 3 warehouses
-    # per warehouse 180 first levels (179 + the live one in its warehouse): one full batch of 100 each
-    assert during["held_for_full_batch"] == 80 + 80 + 79
-    assert during["mutations"] == 4  # 100, 100, and 100 + the live change (two batches of 100)
+    port.allowance = 1800 * 0.8 / 3600
+    job = PushStock(engine, port, push, clock=FakeClock())
+    busy = job.run().counts
+    # the live change in a batch of its own, and the whole batches of first levels
+    assert busy["mutations"] == 4 and busy["first_level_mutations"] == 3 and busy["sent"] == 301
+    assert busy["held_for_full_batch"] == 80 + 80 + 79
+    assert job.next_run_in() == pytest.approx(10.0)  # one live mutation: one window
     assert PushProducts(engine, port, push, clock=FakeClock()).run().outcome == "ok"
     after = PushStock(engine, port, push, clock=FakeClock()).run().counts
     assert after.get("held_for_full_batch", 0) == 0 and after.get("waiting", 0) == 0
