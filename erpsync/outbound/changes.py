@@ -285,6 +285,8 @@ def pending(
     Items whose exact payload Centra rejected before (``OutboundItem.rejected_hash``, parked) are
     left out unless ``include_rejected``: they wait for the ERP data to change or an operator.
     """
+    if entity == "stock":  # the big one (a push_stock run every window): skip unchanged rows before building them
+        return _stock(session, refs or Refs(), on_absent, keys, changed_only=True, include_rejected=include_rejected)
     return (item for item in desired(session, entity, refs=refs, on_absent=on_absent, keys=keys)
             if item.changed and (include_rejected or not item.rejected))
 
@@ -320,9 +322,12 @@ def _stock_scan(session: OrmSession, refs: Refs, on_absent: OnAbsent, keys: Iter
         yield row, qty, removed, sha(stock_canonical_json(cached[1], row[1], qty).encode()).hexdigest(), cached[0]
 
 
-def _stock(session: OrmSession, refs: Refs, on_absent: OnAbsent, keys: Iterable[str] | None,
-           ) -> Iterator[PendingItem]:
+def _stock(session: OrmSession, refs: Refs, on_absent: OnAbsent, keys: Iterable[str] | None, *,
+           changed_only: bool = False, include_rejected: bool = False) -> Iterator[PendingItem]:
     for row, qty, removed, digest, ref in _stock_scan(session, refs, on_absent, keys):
+        # row[5..11]: the outbound row (id, …, accepted_hash at 8, rejected_hash at 11), as plan reads it
+        if changed_only and row[5] is not None and (row[8] == digest or (row[11] == digest and not include_rejected)):
+            continue
         wh, ean = row[0], row[1]
         payload = {"warehouse": ref, "productSize": {"EAN": ean}, "quantity": qty}
         yield PendingItem("stock", f"{wh}|{ean}", payload, digest, _oref(row, 5) if row[5] is not None else None,

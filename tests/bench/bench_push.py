@@ -261,6 +261,21 @@ class Freshness:
         self.app = build_app(settings, jobs=["push_stock"], engine=engine, clock=clock, leadership=AlwaysLeader(),
                              environ={}, graphql=port, governor=governor)
         self.window = self.app.jobs["push_stock"].pacer.window() or 0.0
+        self.profile = None
+        if os.environ.get("BENCH_PROFILE_STOCK"):  # where the daemon's stock runs spend their CPU
+            import cProfile
+
+            job, profile = self.app.jobs["push_stock"], cProfile.Profile()
+            inner = job.execute
+
+            def profiled(run: Any) -> None:
+                profile.enable()
+                try:
+                    inner(run)
+                finally:
+                    profile.disable()
+
+            job.execute, self.profile = profiled, profile
         self.stop_event = threading.Event()
         self.changes: list[float] = []
         self.threads: list[threading.Thread] = []
@@ -282,6 +297,8 @@ class Freshness:
         self.stopped = self.clock.time()
         if self.app.daemon.read_engine is not self.engine:
             self.app.daemon.read_engine.dispose()
+        if self.profile is not None:
+            self.profile.dump_stats(os.environ["BENCH_PROFILE_STOCK"])
         ok = [r for r in self.runs() if r[2] == "ok"]
         self.mutations = sum(r[3].get("mutations", 0) for r in ok)
         self.levels = sum(r[3].get("sent", 0) for r in ok)
