@@ -10,8 +10,9 @@ has earned the mutations the last run spent:
 - ``window`` = 1 ÷ (stock share × allowance per second): the time in which stock's budget earns one
   mutation (Growth at share 0.8 and 25 %: 1,440 mutations an hour → 360 for stock → 10 s);
 - after a run that spent ``m`` mutations, the next starts when the budget has paid for them
-  (``m`` windows after the debt it already had), and never sooner than one window (a run that
-  sent nothing waits one window: a change arriving then waits at most that long);
+  (``m`` windows after the run's start, or after the debt it already had), and never sooner than
+  one window after the run's start (a run that sent nothing: a change arriving then waits at most
+  about a window);
 - bounds: never sooner than ``push.stock_min_interval_seconds`` (a big tier would otherwise diff
   the stock table every second), never later than ``push.stock_interval_seconds`` (the longest a
   change waits, whatever a bulk run cost; the debt is kept, so the runs after it stay spaced).
@@ -51,15 +52,17 @@ class StockPacer:
             return None
         return self._bounded(1.0 / (self.share * rate))
 
-    def ran(self, mutations: int) -> float | None:
-        """A run just ended having sent ``mutations``: the seconds until the next one (None: pacing
-        is off, keep the fixed interval)."""
+    def ran(self, mutations: int, started: float | None = None) -> float | None:
+        """A run that started at ``started`` (clock time; default now) just ended having sent
+        ``mutations``: the seconds until the next one (None: pacing is off, keep the fixed
+        interval). Windows count from the run's start, so a long run does not stretch them."""
         window = self.window()
         if window is None:
             return None
         now = self.clock.time()
-        self._paid_until = max(self._paid_until, now) + max(0, mutations) * window
-        return self._bounded(max(window, self._paid_until - now))
+        start = now if started is None else min(started, now)
+        self._paid_until = max(self._paid_until, start) + max(0, mutations) * window
+        return self._bounded(max(start + window, self._paid_until) - now)
 
     def _bounded(self, seconds: float) -> float:
         return min(self.max_seconds, max(self.min_seconds, seconds))

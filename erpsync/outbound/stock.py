@@ -109,12 +109,13 @@ class PushStock(PushJob):
 
     def execute(self, run: RunContext) -> None:
         self._next_run_in = None
+        started = self.clock.time()
         try:
             super().execute(run)
         finally:
             if self.dry_run is None:  # first levels sent during a catalogue push are the push's, not live stock's
                 self._next_run_in = self.pacer.ran(run.counts.get("mutations", 0)
-                                                   - run.counts.get("first_level_mutations", 0))
+                                                   - run.counts.get("first_level_mutations", 0), started)
 
     def push_once(self, run: RunContext) -> None:
         refs = Refs.from_settings(self.push)

@@ -72,3 +72,14 @@ def test_a_lower_allowance_seen_from_centra_widens_the_window() -> None:
     assert p.window() == pytest.approx(10.0)
     seen["rate"] = GROWTH_08 / 2
     assert p.window() == pytest.approx(20.0)
+
+
+def test_windows_count_from_the_runs_start_and_a_run_always_rests_the_minimum() -> None:
+    clock = FakeClock()
+    p = pacer(clock)
+    started = clock.time()
+    clock.advance(4)  # a run of 4 s that sent one setStock
+    assert p.ran(1, started) == pytest.approx(6.0)
+    started = clock.time() + 6
+    clock.advance(6 + 8)  # a run of 8 s that sent nothing: still the minimum rest of 5 s
+    assert p.ran(0, started) == pytest.approx(5.0)
