@@ -506,6 +506,8 @@ def run_daemon(settings: Settings, config_path: Path | None, jobs: Sequence[str]
     if isinstance(clock, ScaledClock):
         log.warning("daemon.time_scaled", factor=clock.factor, epoch=clock.epoch,
                     detail="ERPSYNC_SIM_TIME_SCALE is set: jobs and schedules run on the simulator's clock")
+    for warning in settings.deprecations():
+        log.warning("config.deprecated_key", detail=warning)
     engine = make_engine(settings.database_url, busy_timeout_ms=settings.database.busy_timeout_ms,
                          echo=settings.database.echo)
     try:

@@ -161,9 +161,10 @@ class QuotaSettings(_Section):
     # explicit limits, used when tier = "custom": [requests, mutations, complexity] per window
     limits_10s: tuple[int, int, int] | None = None
     limits_1h: tuple[int, int, int] | None = None
-    # no longer used (work-conserving lanes, erpsync.graphql.quota); accepted so old configs load
-    stock_reserve: float = Field(0.3, ge=0, lt=1)
-    prices_reserve: float = Field(0.2, ge=0, lt=1)
+    # deprecated, without effect: fixed lane floors before the work-conserving lanes
+    # (erpsync.graphql.quota); still accepted so an existing config loads, with a warning
+    stock_reserve: float | None = Field(None, ge=0, lt=1)
+    prices_reserve: float | None = Field(None, ge=0, lt=1)
     refresh_seconds: float = Field(300.0, gt=0)
 
 
@@ -175,7 +176,13 @@ class PullSettings(_Section):
 
 
 class PushSettings(_Section):
+    # the longest gap between two push_stock runs (with stock_mutation_share = 0: the fixed interval)
     stock_interval_seconds: float = Field(60.0, gt=0)
+    # live stock changes spend at most this fraction of erpsync's hourly mutation allowance: staged
+    # changes are coalesced within the window that budget allows (erpsync.outbound.pacing); 0: off
+    stock_mutation_share: float = Field(0.25, ge=0, le=1)
+    # push_stock never runs more often than this, however large the tier (each run diffs the stock)
+    stock_min_interval_seconds: float = Field(5.0, gt=0)
     prices_interval_seconds: float = Field(300.0, gt=0)
     products_interval_seconds: float = Field(900.0, gt=0)
     # first size of setStock batches; adapts (erpsync.outbound.batching) up to stock_batch_max
@@ -288,6 +295,19 @@ class Settings(_Section):
         """Every configured URL that may carry a password."""
         sides = [side.url for side in (self.centra.soap, self.centra.graphql) if side is not None]
         return [self.database_url, self.erp.sql.url, *sides]
+
+    def deprecations(self) -> list[str]:
+        """Keys set in this configuration that no longer have an effect (``config check`` and the
+        daemon's start warn about each; the config still loads)."""
+        out = []
+        for key, value in (("quota.stock_reserve", self.quota.stock_reserve),
+                           ("quota.prices_reserve", self.quota.prices_reserve)):
+            if value is not None:
+                out.append(f"{key} = {value:g} has no effect any more and will be refused in a later "
+                           "release: the quota lanes lend what they do not use (a lane keeps back what "
+                           "the higher lanes' backlog and demand need); remove the key. Stock's share of "
+                           "the mutations is push.stock_mutation_share")
+        return out
 
     def missing_secrets(self, only: Collection[str] | None = None) -> list[ConfigProblem]:
         """Secrets that are not set (``only``: the dotted names to consider; default all)."""
@@ -427,10 +447,6 @@ def semantic_problems(settings: Settings) -> list[tuple[str, str]]:
     for key, limits in (("quota.limits_10s", q.limits_10s), ("quota.limits_1h", q.limits_1h)):
         if limits is not None and any(v <= 0 for v in limits):
             out.append((key, "every limit must be > 0"))
-    if q.stock_reserve + q.prices_reserve >= 1:
-        out.append(("quota.prices_reserve", f"quota.stock_reserve + quota.prices_reserve must be below 1 "
-                                            f"(is {q.stock_reserve + q.prices_reserve:g}): nothing would be "
-                                            "left for the catalogue"))
     out += _database_url_problems("database.url", settings.database_url, backends=("sqlite", "postgresql"))
     if settings.erp.sql.url:
         out += _database_url_problems("erp.sql.url", settings.erp.sql.url, backends=None)

@@ -30,6 +30,8 @@ def config_check(obj: Ctx, require_secrets: bool) -> None:
         echo(f"warning: {problem}", err=True)
     for warning in file_permission_warnings(obj.config_path):
         echo(f"warning: {warning}", err=True)
+    for warning in settings.deprecations():
+        echo(f"warning: {warning}", err=True)
     echo(f"configuration OK: {obj.config_path}")
     from erpsync.app import default_jobs, jobs_off
 

@@ -152,7 +152,7 @@ def plan_cmd(obj: Any, entities: tuple[str, ...], as_json: bool) -> None:
                 share=s.quota.share,
                 limits_1h=(limits["requests_1h"], limits["mutations_1h"], limits["complexity_1h"]),
                 limits_10s=(limits["requests_10s"], limits["mutations_10s"], limits["complexity_10s"]),
-                entities=entities or ENTITIES,
+                entities=entities or ENTITIES, live_stock_share=s.push.stock_mutation_share,
             )
         from erpsync.outbound.fulfilment import fulfilment_plan
 
@@ -179,7 +179,8 @@ def plan_cmd(obj: Any, entities: tuple[str, ...], as_json: bool) -> None:
                    + f" {e.parked:>7,} {e.mutations:>10,} {e.requests:>9,}")
     echo(f"total: {result.mutations:,} mutations in {result.requests:,} requests; "
                f"{s.quota.tier} tier × share {s.quota.share} = {result.mutations_per_second:.3f} mutations/s "
-               f"→ about {_duration(result.seconds)}")
+               f"({result.live_stock_per_second:.3f}/s kept for live stock changes, "
+               f"push.stock_mutation_share) → about {_duration(result.seconds)}")
     # the fulfilment lane goes first in the governor: its ETA does not wait for the catalogue backlog
     echo(f"fulfilment: {fulfil['deliveries']:,} pending deliveries, {fulfil['cancellations']:,} cancellations, "
                f"{fulfil['mutations']:,} mutations → about {_duration(fulfil['seconds'])}"

@@ -122,6 +122,14 @@ class JobState:
     rerun: bool = False  # a trigger (webhook) came while running: one more run right after this one
 
 
+def job_clock_factor(clock: Clock) -> float:
+    """How much faster than real time the jobs' clock runs (a ``ScaledClock``, possibly behind the
+    daemon's ``StopAwareClock``); 1 for the system clock."""
+    inner = getattr(clock, "inner", clock)
+    factor = getattr(inner, "factor", 1.0)
+    return float(factor) if isinstance(factor, int | float) and factor > 0 else 1.0
+
+
 class Daemon:
     def __init__(
         self,
@@ -328,6 +336,7 @@ class Daemon:
             if was_degraded:
                 self.metrics.degraded.labels(name).set(0)
                 log.info("daemon.job_recovered", job=name, failed_runs=failed_before)
+            self._pace(name)
             if result.counts.get("sent"):
                 self._wake_jobs(spec.wakes)
         elif result.outcome == "retry":
@@ -420,6 +429,17 @@ class Daemon:
                                executor="heartbeat", misfire_grace_time=None, next_run_time=now)
         self.scheduler.add_job(self._write_instance, IntervalTrigger(seconds=self.instance_interval),
                                id="_instance", executor="state", misfire_grace_time=None, next_run_time=now)
+
+    def _pace(self, name: str) -> None:
+        """A job that paces itself (``next_run_in()``: clock seconds, or None for its trigger's
+        interval; push_stock's quota-derived window) runs next after that long, not at its tick."""
+        pace = getattr(self.specs[name].job, "next_run_in", None)
+        delay = pace() if callable(pace) else None
+        if delay is None or self.stop_event.is_set() or self.scheduler.get_job(name) is None:
+            return
+        # the jobs' clock may be a simulator's, `factor` times faster than the scheduler's real time
+        real = max(0.0, float(delay)) / job_clock_factor(self.quota_clock)
+        self.scheduler.modify_job(name, next_run_time=self.clock.now() + timedelta(seconds=real))
 
     def _wake_jobs(self, names: tuple[str, ...]) -> None:
         """Run these jobs now instead of at their next tick (one already running keeps its tick)."""

@@ -25,7 +25,8 @@ the shop's other integrations), and is consulted before every call:
   - every grant feeds the lane's demand rate (exponentially weighted, ``RATE_SECONDS``).
 
   All of it lives in the shared state (``QuotaSnapshot.lanes``), so lanes of different processes
-  see each other. ``stock_reserve`` / ``prices_reserve`` (fixed floors before) are no longer used.
+  see each other. (The fixed floors ``quota.stock_reserve`` / ``quota.prices_reserve`` of before are
+  deprecated: accepted with a warning, without effect.)
 - Complexity before the first send: a caller passes ``bound`` (``erpsync.graphql.complexity``:
   an upper bound from the document's selection set, list limits and input size); the charge is
   ``bound × ratio``, the ratio learnt per operation from ``extensions.complexity`` (1.0 before
@@ -371,8 +372,6 @@ class QuotaGovernor:
         *,
         clock: Clock,
         share: float = 0.8,
-        stock_reserve: float = 0.3,
-        prices_reserve: float = 0.2,
         refresh_seconds: float = 300.0,
         store: QuotaStore | None = None,
         default_complexity: int = DEFAULT_COMPLEXITY_GUESS,
@@ -382,8 +381,6 @@ class QuotaGovernor:
             raise ValueError(f"limits missing for {sorted(missing)}")
         if not 0 < share <= 1:
             raise ValueError("share must be in (0, 1]")
-        if stock_reserve < 0 or prices_reserve < 0 or stock_reserve + prices_reserve >= 1:
-            raise ValueError("stock_reserve + prices_reserve must be in [0, 1)")
         self.limits = {b: int(limits[b]) for b in BUCKETS}
         self.clock = clock
         self.share = share
@@ -404,7 +401,6 @@ class QuotaGovernor:
     def from_settings(cls, settings: QuotaSettings, *, clock: Clock, store: QuotaStore | None = None) -> QuotaGovernor:
         return cls(
             limits_from_settings(settings), clock=clock, share=settings.share,
-            stock_reserve=settings.stock_reserve, prices_reserve=settings.prices_reserve,
             refresh_seconds=settings.refresh_seconds, store=store,
         )
 

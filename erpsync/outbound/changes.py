@@ -285,6 +285,8 @@ def pending(
     Items whose exact payload Centra rejected before (``OutboundItem.rejected_hash``, parked) are
     left out unless ``include_rejected``: they wait for the ERP data to change or an operator.
     """
+    if entity == "stock":  # the big one (a push_stock run every window): skip unchanged rows before building them
+        return _stock(session, refs or Refs(), on_absent, keys, changed_only=True, include_rejected=include_rejected)
     return (item for item in desired(session, entity, refs=refs, on_absent=on_absent, keys=keys)
             if item.changed and (include_rejected or not item.rejected))
 
@@ -320,9 +322,12 @@ def _stock_scan(session: OrmSession, refs: Refs, on_absent: OnAbsent, keys: Iter
         yield row, qty, removed, sha(stock_canonical_json(cached[1], row[1], qty).encode()).hexdigest(), cached[0]
 
 
-def _stock(session: OrmSession, refs: Refs, on_absent: OnAbsent, keys: Iterable[str] | None,
-           ) -> Iterator[PendingItem]:
+def _stock(session: OrmSession, refs: Refs, on_absent: OnAbsent, keys: Iterable[str] | None, *,
+           changed_only: bool = False, include_rejected: bool = False) -> Iterator[PendingItem]:
     for row, qty, removed, digest, ref in _stock_scan(session, refs, on_absent, keys):
+        # row[5..11]: the outbound row (id, …, accepted_hash at 8, rejected_hash at 11), as plan reads it
+        if changed_only and row[5] is not None and (row[8] == digest or (row[11] == digest and not include_rejected)):
+            continue
         wh, ean = row[0], row[1]
         payload = {"warehouse": ref, "productSize": {"EAN": ean}, "quantity": qty}
         yield PendingItem("stock", f"{wh}|{ean}", payload, digest, _oref(row, 5) if row[5] is not None else None,
@@ -540,6 +545,9 @@ class Plan:
     requests_per_second: float
     #: (allowance at the start, refill per second) of erpsync's mutation and request buckets, 10 s and 1 h
     buckets: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: mutations per second live stock changes may take meanwhile (``push.stock_mutation_share`` of the
+    #: hourly allowance: the stock lane is ahead of the catalogue and paced to that budget)
+    live_stock_per_second: float = 0.0
 
     @property
     def mutations(self) -> int:
@@ -554,13 +562,18 @@ class Plan:
         """The push's time under the quota, as the governor's work-conserving lanes spend it: every
         bucket of erpsync's share starts full and refills continuously, so ``n`` tokens take
         ``(n − allowance) / refill`` (the slowest bucket rules). Without bucket figures: the
-        sustained time under the hourly buckets × share."""
+        sustained time under the hourly buckets × share. Live stock changes, paced to their budget,
+        take ``live_stock_per_second`` of every mutation and request bucket's refill meanwhile (one
+        request per ``setStock``): the higher lane goes first, the push gets the rest."""
+        live = self.live_stock_per_second
         if not self.buckets:
-            return max(self.mutations / self.mutations_per_second, self.requests / self.requests_per_second)
+            return max(self.mutations / max(1e-9, self.mutations_per_second - live),
+                       self.requests / max(1e-9, self.requests_per_second - live))
         worst = 0.0
         for name, (allowance, refill) in self.buckets.items():
             n = self.mutations if name.startswith("mutations") else self.requests
-            worst = max(worst, max(0.0, n - allowance) / refill if refill > 0 else 0.0)
+            left = refill - live
+            worst = max(worst, max(0.0, n - allowance) / left if left > 0 else 0.0)
         return worst
 
     def as_dict(self) -> dict[str, Any]:
@@ -570,6 +583,7 @@ class Plan:
                                     "mutations": e.mutations, "requests": e.requests} for e in self.entities},
             "mutations": self.mutations, "requests": self.requests,
             "mutations_per_second": round(self.mutations_per_second, 6),
+            "live_stock_per_second": round(self.live_stock_per_second, 6),
             "seconds": round(self.seconds, 1),
         }
 
@@ -634,6 +648,7 @@ def plan(
     limits_1h: tuple[int, int, int] | None = None,
     entities: Sequence[str] = ENTITIES,
     limits_10s: tuple[int, int, int] | None = None,
+    live_stock_share: float = 0.0,
 ) -> Plan:
     """Count what a push would send, without sending anything.
 
@@ -643,7 +658,9 @@ def plan(
     ``prices`` product prices across every pricelist; one ``setStock`` per warehouse per batch of
     sizes (batches grow as the push's adaptive sizes do on a fast store).
     Requests: one per mutation plus one externalId lookup per ``products`` batch of creates.
-    With ``limits_10s`` (and the hourly limits) ``Plan.seconds`` follows the quota buckets.
+    With ``limits_10s`` (and the hourly limits) ``Plan.seconds`` follows the quota buckets;
+    ``live_stock_share`` (``push.stock_mutation_share``) is the part of the hourly mutation allowance
+    live stock changes take meanwhile (the paced ``push_stock``, ahead of the catalogue).
     """
     batching = batching or Batching()
     mps, rps = tier_rates(tier, share, limits_1h)
@@ -703,4 +720,4 @@ def plan(
         for window, seconds, lim in (("10s", 10.0, limits_10s), ("1h", 3600.0, hour)):
             buckets[f"requests_{window}"] = (lim[0] * share, lim[0] * share / seconds)
             buckets[f"mutations_{window}"] = (lim[1] * share, lim[1] * share / seconds)
-    return Plan(out, mps, rps, buckets)
+    return Plan(out, mps, rps, buckets, live_stock_per_second=max(0.0, live_stock_share) * mps)

@@ -46,6 +46,15 @@ class GraphqlPort:
         if self.client.governor is not None:
             self.client.governor.declare_backlog(lane, mutations)
 
+    def mutation_allowance(self) -> float | None:
+        """erpsync's hourly mutation allowance per second (the governor's refill of ``mutations_1h``:
+        the share, lowered when other integrations were seen to spend more than theirs)."""
+        governor = self.client.governor
+        if governor is None:
+            return None
+        views, _info = governor.snapshot()
+        return next((v.refill_per_second for v in views if v.name == "mutations_1h"), None)
+
     def close(self) -> None:
         self.client.close()
 

@@ -270,6 +270,7 @@ class OutboundLedger:
                               "rejected_hash": None, "last_error": i.reason, "updated_at": now} for i in items],
                          ["status", "attempts", "rejected_hash", "last_error", "updated_at"])
             self._resolve_parked(s, entity, [i.erp_key for i in items], now, resolution="requeued")
+        self.written += len(items)  # a first stock run holds every level of a new catalogue: 45,000 rows
 
     def park_dependency(self, entity: str, items: Sequence[Rejected]) -> None:
         """Park items whose dependency is itself parked or absent from the ERP. No ``rejected_hash``
@@ -284,6 +285,7 @@ class OutboundLedger:
             for item in items:
                 self._park(s, PARK_KIND[entity], f"{entity}:{item.erp_key}", item.reason, item.payload, now)
         self._note_parked(entity, items)
+        self.written += len(items)
 
     def wait(self, entity: str, items: Sequence[Rejected], max_waits: int) -> list[Rejected]:
         """These items cannot be sent yet (their product is not in Centra). Count the wait; park and
@@ -308,6 +310,7 @@ class OutboundLedger:
                     waiting.append({"entity": entity, "erp_key": item.erp_key, "status": "waiting", "attempts": n,
                                     "last_error": item.reason, "updated_at": now})
             _upsert_many(s, waiting, ["status", "attempts", "last_error", "updated_at"])
+            self.written += len(waiting)
             for item in to_park:
                 reason = f"{item.reason} (still missing after {max_waits} runs)"
                 parked.append(Rejected(item.erp_key, item.hash, reason, item.payload, "missing_after_runs"))

@@ -7,6 +7,12 @@ spending attempts, and is parked only when the product is parked or absent from 
 as soon as the product is accepted); a level for a warehouse Centra does not have is parked after
 ``push.max_attempts`` runs.
 A batch rejected with ``userErrors`` is bisected: the bad lines are parked, the rest lands.
+
+While a catalogue push is under way (levels of this run wait for their products), the first levels of
+sizes it already created go in full batches only, apart from the live changes (levels Centra already
+has), and the rest once the catalogue is done; those batches (``first_level_mutations``) are the
+push's own work and are not charged to live stock's budget. The daemon runs the job again
+after ``next_run_in()``: the quota-derived coalescing window (``erpsync.outbound.pacing``).
 """
 
 from __future__ import annotations
@@ -17,12 +23,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col
 
+from erpsync.errors import ErpsyncError
 from erpsync.job import RunContext
 from erpsync.outbound.changes import Refs, pending
 from erpsync.outbound.documents import SET_STOCK
 from erpsync.outbound.mappings import MappingStatus, announce, find_missing, record
+from erpsync.outbound.pacing import StockPacer
 from erpsync.outbound.push import (
     PushJob,
     SendResult,
@@ -66,11 +75,47 @@ class StockLine:
     ean: str
     quantity: int
     product: str | None  # the product number it belongs to, for the "waiting" reason
+    first: bool = False  # Centra never accepted a level for it (a new size's first stock)
 
 
 class PushStock(PushJob):
+    """See the module docstring. After each run, ``next_run_in()`` says when the daemon runs it
+    again: the quota-derived coalescing window (``erpsync.outbound.pacing``)."""
+
     name = "push_stock"
     lane = "stock"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pacer = StockPacer(self.push.stock_mutation_share, self.push.stock_min_interval_seconds,
+                                self.push.stock_interval_seconds, self.clock, self._mutation_allowance)
+        self._next_run_in: float | None = None
+
+    def _mutation_allowance(self) -> float | None:
+        allowance = getattr(self.centra, "mutation_allowance", None)
+        if allowance is None or self.dry_run is not None:
+            return None
+        try:
+            value = allowance()
+        except (SQLAlchemyError, ErpsyncError) as exc:  # the window falls back to the fixed interval
+            self.log.warning("push.stock_pacing_unavailable", error_class=type(exc).__name__)
+            return None
+        return None if value is None else float(value)
+
+    def next_run_in(self) -> float | None:
+        """Clock seconds until the next run, as the stock budget allows after the last one (None:
+        pacing is off or the allowance unknown; the fixed ``push.stock_interval_seconds`` applies)."""
+        return self._next_run_in
+
+    def execute(self, run: RunContext) -> None:
+        self._next_run_in = None
+        started = self.clock.time()
+        try:
+            super().execute(run)
+        finally:
+            if self.dry_run is None:  # first levels sent during a catalogue push are the push's, not live stock's
+                self._next_run_in = self.pacer.ran(run.counts.get("mutations", 0)
+                                                   - run.counts.get("first_level_mutations", 0), started)
 
     def push_once(self, run: RunContext) -> None:
         refs = Refs.from_settings(self.push)
@@ -92,7 +137,8 @@ class PushStock(PushJob):
                 wh = ref_key(ref)
                 self._warehouses.setdefault(wh, dict(ref))
                 line = StockLine(item.erp_key, item.hash, wh, item.payload["productSize"]["EAN"],
-                                 int(item.payload["quantity"]), item.depends_on)
+                                 int(item.payload["quantity"]), item.depends_on,
+                                 item.outbound is None or item.outbound.accepted_hash is None)
                 if known_eans is not None and line.ean not in known_eans:
                     for_product.append((Rejected(line.erp_key, line.hash,
                                                  f"product size EAN {line.ean} is not in Centra yet",
@@ -107,27 +153,50 @@ class PushStock(PushJob):
                            for i in ready.pop(status.ref)]
                 self.ledger.reject("stock", unknown)
                 run.counts["parked"] += len(unknown)
+        products_coming = False
         if for_product:  # waits while its product is on its way; parked only when it cannot come
-            run.counts.update(self.ledger.wait_for("stock", for_product, Dependencies(self.engine, self.push.on_absent),
-                                                   self.push.max_attempts))
+            waits = self.ledger.wait_for("stock", for_product, Dependencies(self.engine, self.push.on_absent),
+                                         self.push.max_attempts)
+            run.counts.update(waits)
+            products_coming = waits.get("waiting", 0) > 0
         if waiting:
             parked_now = self.ledger.wait("stock", waiting, self.push.max_attempts)
             run.counts["waiting"] += len(waiting) - len(parked_now)
             run.counts["parked"] += len(parked_now)
         sizer = self._sizer = self.sizer("setStock", self.push.stock_batch_size, self.push.stock_batch_max)
-        self.declare_backlog(sum(-(-len(lines) // sizer.size) for lines in ready.values()))
+        groups: list[tuple[list[StockLine], bool]] = []  # (lines, first levels during a catalogue push)
+        for key in sorted(ready):
+            lines = ready[key]
+            if not products_coming:
+                groups.append((lines, False))
+                continue
+            # a catalogue push is under way: the first levels of the sizes it already created are the
+            # push's own work (plan counts them), sent in full batches only, the rest when it ends;
+            # live changes (levels Centra has) go at once, paced by stock's budget
+            first = [line for line in lines if line.first]
+            live = [line for line in lines if not line.first]
+            full = len(first) - len(first) % sizer.size
+            if len(first) > full:
+                run.counts["held_for_full_batch"] += len(first) - full
+            if live:
+                groups.append((live, False))
+            if full:
+                groups.append((first[:full], True))
+        self.declare_backlog(sum(-(-len(lines) // sizer.size) for lines, _ in groups))
         try:
-            for key in sorted(ready):
-                lines, start = ready[key], 0
+            for lines, bulk in groups:
+                start = 0
                 while start < len(lines):
                     batch = lines[start:start + sizer.size]
                     run.checkpoint()
                     try:
-                        run.counts["mutations"] += bisect(batch, self._send, self._accepted(run),
-                                                          self._rejected(run))
+                        sent = bisect(batch, self._send, self._accepted(run), self._rejected(run))
                     except SplitBatch:
                         run.counts["batches_split"] += 1
                         continue  # the size shrank: the same lines again, in smaller batches
+                    run.counts["mutations"] += sent
+                    if bulk:
+                        run.counts["first_level_mutations"] += sent
                     start += len(batch)
         finally:
             self.declare_backlog(0)

@@ -62,3 +62,13 @@ def test_db_upgrade_on_empty_sqlite_then_noop(tmp_path: Path) -> None:
     assert second.returncode == 0 and "already current" in second.stdout
     status = erpsync("db", "status", "--config", "config/erpsync.example.toml", env=env)
     assert status.returncode == 0 and "current" in status.stdout
+
+
+def test_config_check_warns_about_the_deprecated_lane_reserves(tmp_path: Path) -> None:
+    cfg = tmp_path / "old.toml"
+    cfg.write_text('[centra.graphql]\nurl = "http://127.0.0.1:1/graphql"\n[quota]\nstock_reserve = 0.3\n'
+                   'prices_reserve = 0.2\n')
+    r = erpsync("--config", str(cfg), "config", "check", env={"ERPSYNC_CENTRA_GRAPHQL_TOKEN": "tok"})
+    assert r.returncode == 0, r.stderr
+    assert "warning: quota.stock_reserve = 0.3 has no effect" in r.stderr
+    assert "warning: quota.prices_reserve = 0.2 has no effect" in r.stderr

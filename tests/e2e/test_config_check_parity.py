@@ -41,7 +41,7 @@ CASES = [
     ("cron-range", {"cron": "61 3 * * *"}, "daemon.housekeeping_cron"),
     ("custom-tier-without-limits", {"quota": 'tier = "custom"'}, "quota.tier"),
     ("one-limit-only", {"quota": "limits_10s = [60, 20, 250000]"}, "quota.limits_1h"),
-    ("reserves-sum", {"quota": "stock_reserve = 0.6\nprices_reserve = 0.5"}, "quota.prices_reserve"),
+    ("deprecated-reserve-out-of-range", {"quota": "stock_reserve = 1.5"}, "quota.stock_reserve"),
     ("db-port", {"database_url": "postgresql+psycopg://u@127.0.0.1:54x2/db"}, "database.url"),
     ("db-driver-missing", {"database_url": "postgresql+psycopg2://u@127.0.0.1/db"}, "database.url"),
     ("db-mysql", {"database_url": "mysql://u@127.0.0.1/db"}, "database.url"),

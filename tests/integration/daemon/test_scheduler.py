@@ -303,3 +303,30 @@ def test_a_run_that_sent_something_wakes_the_jobs_waiting_for_it(sqlite_engine: 
         wait_for(lambda: len(stock.calls) >= 2, 10, "the stock run woken by the catalogue push")
         assert stock.calls[1] >= products.calls[0] + 0.3
         assert t.stop() == 0
+
+
+def test_a_self_paced_job_runs_again_after_the_delay_it_asks_for(sqlite_engine: Engine) -> None:
+    """push_stock's quota-derived window: the daemon runs it again after ``next_run_in()`` seconds of
+    the jobs' clock (here a clock 10× faster than real time: 2 s → 0.2 s), not at its hourly tick."""
+    from erpsync.clock import ScaledClock
+    from erpsync.job import RunContext
+    from tests.integration.daemon.helpers import ScriptedJob
+
+    class Paced(ScriptedJob):
+        name = "push_stock"
+
+        def execute(self, run: RunContext) -> None:
+            self.calls.append(time.monotonic())
+
+        def next_run_in(self) -> float | None:
+            return 2.0
+
+    stop = threading.Event()
+    job = Paced(sqlite_engine, [], stop_event=stop)
+    d = make_daemon(sqlite_engine, [JobSpec("push_stock", job, every(3600))], stop,
+                    quota_clock=ScaledClock(10.0, time.time()))
+    with running(d) as t:
+        wait_for(lambda: len(job.calls) >= 3, 10, "three paced runs")
+        assert t.stop() == 0
+    gaps = [b - a for a, b in itertools.pairwise(job.calls)]
+    assert all(0.15 <= g < 1.5 for g in gaps), gaps

@@ -77,8 +77,7 @@ def drive(
     per_request: int = 1, threads: int = 1, share: float = 0.8, refresh_seconds: float = 300.0,
     store: QuotaStore | None = None, lane: str = "stock",
 ) -> tuple[DriveResult, QuotaGovernor]:
-    gov = QuotaGovernor(limits, clock=clock, share=share, refresh_seconds=refresh_seconds, store=store,
-                        stock_reserve=0.3, prices_reserve=0.2)
+    gov = QuotaGovernor(limits, clock=clock, share=share, refresh_seconds=refresh_seconds, store=store)
     adapter = RecordingAdapter(clock)
     session = requests.Session()
     session.mount("http://", adapter)

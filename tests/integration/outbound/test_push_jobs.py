@@ -306,3 +306,94 @@ def test_postgres_statistics_are_refreshed_after_a_large_run(engine: Engine) -> 
                 "AND relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())").scalar()
         assert rows == 100
         assert ledger.analyze_if_grown() is False  # counted from zero again
+
+
+def test_rows_held_for_their_products_count_towards_the_statistics_refresh(engine: Engine) -> None:
+    """A first stock run during a catalogue push writes every level as ``waiting`` (45,000 rows for
+    1,000 products): without fresh statistics the next run's diff on PostgreSQL took minutes."""
+    from erpsync.outbound.state import OutboundLedger, Rejected
+
+    ledger = OutboundLedger(engine, FakeClock())
+    ledger.ANALYZE_AFTER_ROWS = 100
+    ledger.hold("stock", [Rejected(f"WH|{i}", "h", "product not in Centra yet", {}) for i in range(60)])
+    ledger.wait("stock", [Rejected(f"WH|w{i}", "h", "product not in Centra yet", {}) for i in range(40)], 5)
+    assert ledger.analyze_if_grown() is (engine.dialect.name == "postgresql")
+
+
+def test_stock_runs_are_paced_by_the_quota_derived_window(engine: Engine, port: InProcessCentra) -> None:
+    """After a run that sent m setStock, push_stock asks to run again m windows later (Growth at
+    share 0.8, stock's 25 %: a 10 s window); one that sent nothing, one window later."""
+    load_catalogue(engine, SMALL)
+    push_all(engine, port)
+    port.allowance = 1800 * 0.8 / 3600
+    clock = FakeClock()
+    job = PushStock(engine, port, PushSettings(), clock=clock)
+    with Session(engine) as s, s.begin():
+        rows = s.exec(select(StagingStock).order_by(col(StagingStock.ean))).all()  # type: ignore[call-overload]
+        for r in [r[0] for r in rows if r[0].warehouse in ("WH-MAIN", "WH-US")][:10]:
+            r.quantity += 3
+    assert job.run().counts["mutations"] == 2
+    assert job.next_run_in() == pytest.approx(20.0)
+    clock.advance(20)
+    assert job.run().counts.get("mutations", 0) == 0
+    assert job.next_run_in() == pytest.approx(10.0)
+    # pacing off: the daemon keeps the fixed push.stock_interval_seconds
+    off = PushStock(engine, port, PushSettings(stock_mutation_share=0), clock=clock)
+    off.run()
+    assert off.next_run_in() is None
+
+
+def test_the_ports_mutation_allowance_is_the_governors_hourly_refill() -> None:
+    from types import SimpleNamespace
+
+    from erpsync.graphql.quota import QuotaGovernor, tier_limits
+    from erpsync.outbound.port import GraphqlPort
+
+    gov = QuotaGovernor(tier_limits("growth"), clock=FakeClock(), share=0.8)
+    port = GraphqlPort(SimpleNamespace(governor=gov))  # type: ignore[arg-type]
+    assert port.mutation_allowance() == pytest.approx(1800 * 0.8 / 3600)
+    assert GraphqlPort(SimpleNamespace(governor=None)).mutation_allowance() is None  # type: ignore[arg-type]
+
+
+def test_while_products_are_coming_first_levels_go_in_full_batches(engine: Engine, port: InProcessCentra) -> None:
+    """A catalogue push under way (a product's levels wait for it): the first levels of sizes already
+    created go in whole batches only, apart from the live changes (levels Centra has), which go at once
+    and alone are charged to stock's paced budget; once nothing waits, the rest goes."""
+    load_catalogue(engine, SMALL)
+    push = PushSettings(stock_batch_size=100, stock_batch_max=100)
+    assert PushProducts(engine, port, push, clock=FakeClock()).run().outcome == "ok"
+    with Session(engine) as s, s.begin():  # one level Centra will already have
+        row = s.exec(select(StagingStock).order_by(col(StagingStock.ean))).first()[0]  # type: ignore[call-overload,index]
+        live = (row.warehouse, row.ean)
+    first = PushStock(engine, port, push, clock=FakeClock()).run().counts
+    assert first["mutations"] == 6 and first.get("held_for_full_batch", 0) == 0  # nothing coming: all goes
+    bigger = Catalogue(products=13, variants=3, sizes=5)
+    load_catalogue(engine, bigger)  # a 13th product, not in Centra yet
+
+    def forget_first_levels() -> None:  # the 12 products' stock as never sent, the live one accepted
+        with Session(engine) as s, s.begin():
+            s.exec(update(OutboundItem).where(col(OutboundItem.entity) == "stock",  # type: ignore[call-overload]
+                                             col(OutboundItem.erp_key) != f"{live[0]}|{live[1]}")
+                   .values(accepted_hash=None))
+
+    forget_first_levels()
+    quiet = PushStock(engine, port, push, clock=FakeClock()).run().counts
+    assert quiet["waiting"] == 15 * 3  # the 13th product's 15 sizes × 3 warehouses
+    # no live change: whole batches of 100 first levels go, per warehouse 180 (179 in the live one's)
+    assert quiet["held_for_full_batch"] == 80 + 80 + 79 and quiet["mutations"] == 3
+    forget_first_levels()
+    with Session(engine) as s, s.begin():
+        s.exec(update(StagingStock).where(col(StagingStock.warehouse) == live[0],  # type: ignore[call-overload]
+                                         col(StagingStock.ean) == live[1]).values(quantity=StagingStock.quantity + 5))
+    port.allowance = 1800 * 0.8 / 3600
+    job = PushStock(engine, port, push, clock=FakeClock())
+    busy = job.run().counts
+    # the live change in a batch of its own, and the whole batches of first levels
+    assert busy["mutations"] == 4 and busy["first_level_mutations"] == 3 and busy["sent"] == 301
+    assert busy["held_for_full_batch"] == 80 + 80 + 79
+    assert job.next_run_in() == pytest.approx(10.0)  # one live mutation: one window
+    assert PushProducts(engine, port, push, clock=FakeClock()).run().outcome == "ok"
+    after = PushStock(engine, port, push, clock=FakeClock()).run().counts
+    assert after.get("held_for_full_batch", 0) == 0 and after.get("waiting", 0) == 0
+    want = expected_state(bigger)["stock"]
+    assert centra_state(port.app.state)["stock"] == {**want, live: want[live] + 5}

@@ -101,3 +101,26 @@ def test_plan_time_is_bound_by_the_hourly_mutation_bucket() -> None:
 def test_stock_fast_path_is_exactly_the_canonical_json(warehouse: dict[str, object], ean: str, qty: int) -> None:
     payload = {"warehouse": warehouse, "productSize": {"EAN": ean}, "quantity": qty}
     assert stock_canonical_json(canonical_json(warehouse), ean, qty) == canonical_json(payload)
+
+
+def test_plan_time_leaves_live_stock_its_budget() -> None:
+    """Paced live stock changes (push.stock_mutation_share of the hourly allowance) go ahead of the
+    push: the ETA counts the refill they take. Growth × 0.8: the 10 s bucket refills 1.6/s, stock's
+    25 % of 1,440 an hour is 0.1/s, so 1,054 mutations take (1,054 − 16) / 1.5 s, not / 1.6."""
+    from erpsync.outbound.changes import plan
+
+    class NoRows:
+        def execute(self, *_a: object, **_k: object) -> list[object]:
+            return []
+
+    mps, rps = tier_rates("growth", 0.8)
+    buckets = {"mutations_10s": (16.0, 1.6), "mutations_1h": (1440.0, 0.4),
+               "requests_10s": (48.0, 4.8), "requests_1h": (4000.0, 4000 / 3600)}
+    plain = Plan([EntityPlan("product", mutations=1054, requests=1054)], mps, rps, buckets)
+    assert plain.seconds == pytest.approx((1054 - 16) / 1.6)
+    live = Plan([EntityPlan("product", mutations=1054, requests=1054)], mps, rps, buckets,
+                live_stock_per_second=0.25 * mps)
+    assert live.seconds == pytest.approx((1054 - 16) / 1.5)
+    assert live.as_dict()["live_stock_per_second"] == pytest.approx(0.1)
+    assert plan(NoRows(), entities=(), tier="growth", share=0.8,  # type: ignore[arg-type]
+                live_stock_share=0.25).live_stock_per_second == pytest.approx(0.1)

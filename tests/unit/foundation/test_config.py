@@ -204,3 +204,19 @@ def test_config_check_warns_about_a_readable_file_with_a_password(tmp_path: Path
     assert r.exit_code == 0, r.output
     assert ("database.url: holds a password" in r.stderr) is warned, r.stderr
     assert "pw-123" not in r.output
+
+
+def test_the_old_lane_reserves_still_load_but_are_reported_deprecated(tmp_path: Path) -> None:
+    """An operator's config from before the work-conserving lanes keeps loading; each dead key is named."""
+    old = load_settings(write(tmp_path, MINIMAL + "[quota]\nstock_reserve = 0.3\nprices_reserve = 0.2\n"), SECRETS)
+    warnings = old.deprecations()
+    assert [w.split(" = ")[0] for w in warnings] == ["quota.stock_reserve", "quota.prices_reserve"]
+    assert all("no effect" in w for w in warnings)
+    assert load_settings(write(tmp_path, MINIMAL), SECRETS).deprecations() == []
+    assert load_settings(EXAMPLE, SECRETS).deprecations() == []  # the example no longer sets them
+
+
+def test_stock_pacing_defaults() -> None:
+    s = load_settings(EXAMPLE, SECRETS)
+    assert (s.push.stock_mutation_share, s.push.stock_min_interval_seconds, s.push.stock_interval_seconds) == (
+        0.25, 5.0, 60.0)

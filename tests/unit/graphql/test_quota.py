@@ -27,10 +27,9 @@ NOW = 1_800_000_000.0
 
 
 def governor(limits: dict[str, int] | None = None, *, clock: FakeClock | None = None, share: float = 1.0,
-             stock_reserve: float = 0.0, prices_reserve: float = 0.0, **kw: object) -> QuotaGovernor:
+             **kw: object) -> QuotaGovernor:
     clock = clock or FakeClock(NOW)
-    gov = QuotaGovernor({**BIG, **(limits or {})}, clock=clock, share=share, stock_reserve=stock_reserve,
-                        prices_reserve=prices_reserve, **kw)  # type: ignore[arg-type]
+    gov = QuotaGovernor({**BIG, **(limits or {})}, clock=clock, share=share, **kw)  # type: ignore[arg-type]
     return gov
 
 
@@ -131,7 +130,7 @@ def test_share_leaves_the_rest_to_other_integrations() -> None:
 
 def test_growth_tier_binds_on_hourly_mutations() -> None:
     clock = FakeClock(NOW)
-    gov = QuotaGovernor(tier_limits("growth"), clock=clock, share=0.8, stock_reserve=0, prices_reserve=0)
+    gov = QuotaGovernor(tier_limits("growth"), clock=clock, share=0.8)
     gov.reseed([], at=NOW)
     granted = 0
     end = NOW + 2 * 3600
@@ -155,8 +154,10 @@ def test_limits_from_settings() -> None:
 
 
 def test_without_higher_lane_work_the_catalogue_spends_the_whole_share() -> None:
-    gov = governor({"mutations_10s": 10}, stock_reserve=0.3, prices_reserve=0.2)
-    assert drain(gov, mutations=1, complexity=1, lane="catalogue") == 10  # no fixed floors any more
+    gov = QuotaGovernor.from_settings(QuotaSettings(tier="custom", limits_10s=(10**6, 10, 10**9),
+                                                    limits_1h=(10**8, 10**8, 10**12), share=1.0,
+                                                    stock_reserve=0.3, prices_reserve=0.2), clock=FakeClock(NOW))
+    assert drain(gov, mutations=1, complexity=1, lane="catalogue") == 10  # the old floors have no effect
 
 
 def test_declared_backlog_of_a_higher_lane_is_kept_free() -> None:
@@ -317,7 +318,7 @@ def test_grants_never_exceed_the_server_buckets(calls: list[tuple[str, int, int,
     limits = {"requests_10s": 20, "requests_1h": 300, "complexity_10s": 2000, "complexity_1h": 30_000,
               "mutations_10s": 8, "mutations_1h": 100}
     clock = FakeClock(NOW)
-    gov = QuotaGovernor(limits, clock=clock, share=1.0, stock_reserve=0.3, prices_reserve=0.2)
+    gov = QuotaGovernor(limits, clock=clock, share=1.0)
     referee = Quota({"REQUEST_COUNT:TEN_SECONDS": 20, "REQUEST_COUNT:ONE_HOUR": 300,
                      "QUERY_COMPLEXITY:TEN_SECONDS": 2000, "QUERY_COMPLEXITY:ONE_HOUR": 30_000,
                      "MUTATION_COUNT:TEN_SECONDS": 8, "MUTATION_COUNT:ONE_HOUR": 100}, clock)
@@ -338,7 +339,7 @@ def run_against_referee(other: float, hours: float, refresh: float = 300.0) -> t
     Returns the governor, the 429 count, and the 429 count of the last hour."""
     clock = FakeClock(NOW)
     limits = {**BIG, "mutations_10s": 40, "mutations_1h": 3600}
-    gov = QuotaGovernor(limits, clock=clock, share=0.8, refresh_seconds=refresh, stock_reserve=0, prices_reserve=0)
+    gov = QuotaGovernor(limits, clock=clock, share=0.8, refresh_seconds=refresh)
     server = Quota({"REQUEST_COUNT:TEN_SECONDS": 10**6, "REQUEST_COUNT:ONE_HOUR": 10**8,
                     "QUERY_COMPLEXITY:TEN_SECONDS": 10**9, "QUERY_COMPLEXITY:ONE_HOUR": 10**11,
                     "MUTATION_COUNT:TEN_SECONDS": 40, "MUTATION_COUNT:ONE_HOUR": 3600}, clock, other_share=other)

@@ -59,9 +59,13 @@ class InProcessCentra:
     calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (operation name, variables)
     mutation_fields: list[str] = field(default_factory=list)  # every mutation field sent
     sizes: Any = None  # where learnt batch sizes are kept (a QuotaGovernor), None: per run only
+    allowance: float | None = None  # erpsync's hourly mutations per second (push_stock's pacing); None: unknown
 
     def size_store(self) -> Any:
         return self.sizes
+
+    def mutation_allowance(self) -> float | None:
+        return self.allowance
 
     def _post(self, document: str, variables: Mapping[str, Any]) -> Mapping[str, Any]:
         body = json.dumps({"query": document, "variables": dict(variables)}).encode()
