@@ -283,9 +283,11 @@ class InboxRepository:
                 statuses[item.meta.event_id] = PARKED
             else:
                 by_table.setdefault((item.change.table, item.change.generic_type or ""), []).append(item)
-        for (table_name, generic_type), group in by_table.items():
+        # tables in one order, keys sorted: two transactions lock what they share in the same order
+        for (table_name, generic_type), group in sorted(by_table.items(), key=lambda kv: kv[0]):
             model = OBJECT_TABLES[table_name]
-            keys = list({i.change.key for i in group if i.change is not None})
+            keys = sorted({i.change.key for i in group if i.change is not None})
+            self._claim_objects(session, generic_type or table_name, keys, now)
             current = self._current_versions(session, model, keys, generic_type)
             name = str(model.__table__.name)  # type: ignore[attr-defined]
             # what is stored for the objects the GraphQL queue brings (a tie in time is decided by content)
@@ -326,6 +328,17 @@ class InboxRepository:
                 statuses[item.meta.event_id] = APPLIED
             self._write(session, model, table_name, generic_type, list(winners.values()), now)
         return statuses
+
+    @staticmethod
+    def _claim_objects(session: Session, entity: str, keys: list[str], now: datetime) -> None:
+        """Insert the objects' ``id_map`` rows (nothing if there) before reading their versions. An
+        object the other queue's puller is creating right now (its row not committed, so invisible to
+        ``SELECT … FOR UPDATE``) makes this wait for that commit; the versions read next then include
+        it, instead of both transactions taking the object for new and the later commit overwriting the
+        earlier one whatever their times (PostgreSQL; SQLite writers are serialised anyway)."""
+        rows = [{"entity": entity, "centra_id": key, "erp_id": None, "updated_at": now} for key in keys]
+        for start in range(0, len(rows), 500):
+            upsert_many(session, table_of(IdMap), rows[start:start + 500], ["entity", "centra_id"], [])
 
     @staticmethod
     def _is_newer(item: InboundItem, src: str, cur: tuple[int | None, datetime | None, int], cur_src: str,
