@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, case, delete, func, insert, or_, select, update
@@ -140,6 +141,13 @@ def _comparable(name: str, value: Any, payload: bool) -> Any:
     return value
 
 
+def _canonical(value: Any) -> Any:
+    """One spelling per value, so equal values sort alike (``25.000`` and ``25.0``)."""
+    if isinstance(value, Decimal):
+        return value.normalize()
+    return value
+
+
 @dataclass(frozen=True)
 class Content:
     """What the ERP sees of one version: its columns (payload included), deleted flag, order lines."""
@@ -171,9 +179,16 @@ class Content:
         mine, theirs = change.lines, self.lines or []
         if len(mine) != len(theirs):
             return False
+        if not payload:
+            # the other queue's lines: matched by content, not position or line id (PROTOCOL.md §2.4: the
+            # GraphQL order of lines and OrderLine.id need not be SOAP's; the stored ids are kept on write)
+            names = [n for n in mine[0] if n not in _NOT_CONTENT and n not in ("payload", "order_item_id")]
+            def canon(line: dict[str, Any]) -> tuple[Any, ...]:
+                return tuple(_canonical(_comparable(n, line.get(n), payload)) for n in names)
+            return sorted(map(canon, mine), key=repr) == sorted(map(canon, theirs), key=repr)
         for a, b in zip(mine, theirs, strict=True):
             for name, value in a.items():
-                if name in _NOT_CONTENT or (name == "payload" and not payload):
+                if name in _NOT_CONTENT:
                     continue
                 if _comparable(name, value, payload) != _comparable(name, b.get(name), payload):
                     return False
@@ -467,17 +482,20 @@ class InboxRepository:
             replaced = [item.change.key for item, _v in winners
                         if item.change is not None and item.change.lines is not None]
             if replaced:
-                kept = self._kept_line_flags(session, winners)
+                stored = self._stored_lines(session, winners)
                 for start in range(0, len(replaced), 500):
                     chunk = replaced[start:start + 500]
                     conn = session.connection()
                     conn.execute(delete(CentraOrderLine).where(col(CentraOrderLine.order_id).in_(chunk)))
                     conn.execute(delete(CentraOrderShipment).where(col(CentraOrderShipment.order_id).in_(chunk)))
-                lines = [ln for item, _v in winners if item.change is not None for ln in (item.change.lines or [])]
-                if kept:
-                    lines = [ln if "is_bundle_virtual" in ln else {
-                        **ln, "is_bundle_virtual": kept.get((ln["order_id"], ln["line_no"], ln.get("sku")), False)}
-                        for ln in lines]
+                lines = []
+                for item, _v in winners:
+                    if item.change is None or not item.change.lines:
+                        continue
+                    new_lines = item.change.lines
+                    if stored.get(item.change.key) and any("is_bundle_virtual" not in ln for ln in new_lines):
+                        new_lines = _keep_from_stored(new_lines, stored[item.change.key])
+                    lines.extend(new_lines)
                 shipments = [sh for item, _v in winners if item.change is not None
                              for sh in (item.change.shipments or [])]
                 for rows, tbl in ((lines, CentraOrderLine), (shipments, CentraOrderShipment)):
@@ -485,18 +503,19 @@ class InboxRepository:
                         session.connection().execute(insert(table_of(tbl)), group)
 
     @staticmethod
-    def _kept_line_flags(session: Session, winners: list[tuple[InboundItem, int]]) -> dict[tuple[str, int, Any], bool]:
-        """``is_bundle_virtual`` of the stored lines of orders whose new lines do not say it (the
-        GraphQL shape cannot): (order, line_no, sku) -> flag, so the other queue's knowledge stays."""
+    def _stored_lines(session: Session, winners: list[tuple[InboundItem, int]]) -> dict[str, list[dict[str, Any]]]:
+        """The stored lines (line_no order) of orders whose new lines come from the GraphQL shape (no
+        ``is_bundle_virtual``): what the other queue knew of them is kept (``_keep_from_stored``)."""
         keys = [item.change.key for item, _v in winners if item.change is not None and item.change.lines
                 and any("is_bundle_virtual" not in ln for ln in item.change.lines)]
-        found: dict[tuple[str, int, Any], bool] = {}
+        found: dict[str, list[dict[str, Any]]] = {}
         t = table_of(CentraOrderLine)
         for start in range(0, len(keys), 500):
-            for oid, no, sku, flag in session.connection().execute(
-                    select(t.c.order_id, t.c.line_no, t.c.sku, t.c.is_bundle_virtual)
-                    .where(t.c.order_id.in_(keys[start:start + 500]))):
-                found[(oid, no, sku)] = bool(flag)
+            for r in session.connection().execute(
+                    select(t.c.order_id, t.c.line_no, t.c.sku, t.c.size_sku, t.c.price, t.c.order_item_id,
+                           t.c.is_bundle_virtual).where(t.c.order_id.in_(keys[start:start + 500]))
+                    .order_by(t.c.order_id, t.c.line_no)):
+                found.setdefault(r.order_id, []).append(dict(r._mapping))
         return found
 
     def _park_once(self, session: Session, item: InboundItem, reason: str, now: datetime) -> None:
@@ -630,6 +649,35 @@ def upsert_many(session: Session, table: Table, rows: list[dict[str, Any]], key:
 
 def table_of(model: type[SQLModel]) -> Table:
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
+
+
+def _keep_from_stored(lines: list[dict[str, Any]], stored: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """GraphQL-shaped ``lines`` with what only the stored lines know: ``is_bundle_virtual`` (not in
+    the GraphQL shape) and, when the line ids are not the stored ones ([open]: ``OrderLine.id`` may
+    not be SOAP's ``orderitem`` id), the stored ``order_item_id``. A line is matched by its id, else
+    by SKU (product number and size SKU), then unit price, then position (PROTOCOL.md §2.4: one SKU
+    can sit on two lines); each stored line matches once."""
+    free = list(stored)
+    ids = {s["order_item_id"] for s in stored if s["order_item_id"] is not None}
+    out = []
+    for ln in lines:
+        match = None
+        if ln.get("order_item_id") is not None and ln["order_item_id"] in ids:
+            match = next((s for s in free if s["order_item_id"] == ln["order_item_id"]), None)
+        if match is None:
+            same_sku = [s for s in free if (s["sku"], s["size_sku"]) == (ln.get("sku"), ln.get("size_sku"))]
+            same_price = [s for s in same_sku if s["price"] is not None and ln.get("price") is not None
+                          and Decimal(s["price"]) == Decimal(ln["price"])]
+            candidates = same_price or same_sku
+            match = candidates[0] if candidates else None
+        row = dict(ln)
+        if match is not None:
+            free.remove(match)
+            if ln.get("order_item_id") not in ids and match["order_item_id"] is not None:
+                row["order_item_id"] = match["order_item_id"]
+        row.setdefault("is_bundle_virtual", bool(match["is_bundle_virtual"]) if match is not None else False)
+        out.append(row)
+    return out
 
 
 def _group_by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
