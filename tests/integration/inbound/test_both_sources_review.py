@@ -312,3 +312,35 @@ def test_dst_fall_back_second_pass_is_one_version(engine: Engine) -> None:
     assert soap_at == datetime(2026, 10, 25, 0, 10, tzinfo=UTC)
     assert store(engine, soap_order(10, soap_at, ambiguous=True)) == ["applied"]
     assert store(engine, gql_order(1, "2026-10-25T01:10:00Z")) == ["superseded"]
+
+
+def test_a_parked_graphql_event_retried_later_is_judged_as_read_when_parked(engine: Engine) -> None:
+    """`erpsync parked retry` of a GraphQL event applies the object read when it was parked. SOAP stored
+    a state of that second after the read: the replay must not bring the older read back (the live
+    rule: a SOAP snapshot stored after GraphQL read its page wins the same-second tie)."""
+    import json
+
+    from sqlalchemy import update
+
+    from erpsync.inbound.replay import replay_parked_event
+    from erpsync.store.models import ParkedItem
+
+    bad = gql_order(5, "2026-12-01T12:00:00Z")  # CONFIRMED, read before SOAP stored PROCESSING
+    event = {"id": 5, "objectType": "Order", "changeType": "UPDATED", "objectReference": 1201,
+             "createdAt": "2026-12-01T12:00:00Z", "object": None}
+    order = dict(bad.change.columns["payload"]) if bad.change else {}
+    order["grandTotal"] = {"value": "oops", "currency": {"code": "SEK"}}
+    parked_item = gql_transform.to_inbound_item(event, order)
+    assert parked_item.change is None
+    assert store(engine, parked_item, now=T0 + timedelta(minutes=1)) == ["parked"]
+    assert store(engine, soap_order(10, T0, status="processing"), now=T0 + timedelta(minutes=2)) == ["applied"]
+    repo = InboxRepository()
+    with transaction(engine) as session:
+        parked = repo.parked(session)[0]
+        fixed = json.loads(parked.payload or "")
+        fixed["object"]["grandTotal"]["value"] = 150
+        session.connection().execute(update(ParkedItem).values(payload=json.dumps(fixed)))
+    with transaction(engine) as session:
+        result = replay_parked_event(session, repo, repo.parked(session)[0], TZ, T0 + timedelta(hours=5))
+    assert result.status == "superseded"
+    assert order_row(engine)[:2] == (1, "processing")
