@@ -351,9 +351,16 @@ class InboxRepository:
         ``SELECT … FOR UPDATE``) makes this wait for that commit; the versions read next then include
         it, instead of both transactions taking the object for new and the later commit overwriting the
         earlier one whatever their times (PostgreSQL; SQLite writers are serialised anyway)."""
-        rows = [{"entity": entity, "centra_id": key, "erp_id": None, "updated_at": now} for key in keys]
-        for start in range(0, len(rows), 500):
-            upsert_many(session, table_of(IdMap), rows[start:start + 500], ["entity", "centra_id"], [])
+        t = table_of(IdMap)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            # only the missing ones: on PostgreSQL every INSERT attempt, conflicting or not, takes a
+            # value of id_map's (32-bit) id sequence
+            known = set(session.connection().execute(
+                select(t.c.centra_id).where(t.c.entity == entity, t.c.centra_id.in_(chunk))).scalars())
+            rows = [{"entity": entity, "centra_id": key, "erp_id": None, "updated_at": now}
+                    for key in chunk if key not in known]
+            upsert_many(session, t, rows, ["entity", "centra_id"], [])
 
     @staticmethod
     def _is_newer(item: InboundItem, src: str, cur: tuple[int | None, datetime | None, int], cur_src: str,
@@ -475,9 +482,7 @@ class InboxRepository:
         for rows in (updates, deletes):
             for group in _group_by_columns(rows):
                 upsert_many(session, table, group, key_cols)
-        idmap = [{"entity": generic_type or table_name, "centra_id": item.change.key, "erp_id": None,
-                  "updated_at": now} for item, _v in winners if item.change is not None]
-        upsert_many(session, table_of(IdMap), idmap, ["entity", "centra_id"], [])
+        # the id_map rows: inserted by _claim_objects before the versions were read
         if table_name == "order":
             replaced = [item.change.key for item, _v in winners
                         if item.change is not None and item.change.lines is not None]

@@ -344,3 +344,19 @@ def test_a_parked_graphql_event_retried_later_is_judged_as_read_when_parked(engi
         result = replay_parked_event(session, repo, repo.parked(session)[0], TZ, T0 + timedelta(hours=5))
     assert result.status == "superseded"
     assert order_row(engine)[:2] == (1, "processing")
+
+
+def test_versions_of_a_known_object_take_no_id_map_ids(engine: Engine) -> None:
+    """id_map.id is a 32-bit serial: on PostgreSQL every INSERT … ON CONFLICT attempt takes a value, so
+    re-inserting a known object's row per version would run it out on a busy store. Only new objects
+    take one."""
+    from erpsync.store.models import IdMap
+
+    for n in range(5):
+        store(engine, customer(str(10 + n), T0 + timedelta(seconds=n), f"v{n}@x"))
+    other = customer("20", T0, "b@x")
+    other = replace(other, change=replace(other.change, key="82")) if other.change else other
+    store(engine, other)
+    with Session(engine) as s:
+        ids = sorted(r[0] for r in s.exec(select(IdMap.id)).all())  # type: ignore[call-overload]
+    assert ids == [1, 2]
