@@ -179,6 +179,8 @@ class Content:
         mine, theirs = change.lines, self.lines or []
         if len(mine) != len(theirs):
             return False
+        if not mine:
+            return True
         if not payload:
             # the other queue's lines: matched by content, not position or line id (PROTOCOL.md §2.4: the
             # GraphQL order of lines and OrderLine.id need not be SOAP's; the stored ids are kept on write)

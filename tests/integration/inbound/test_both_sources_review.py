@@ -276,6 +276,12 @@ def test_graphql_line_ids_other_than_soaps_are_the_same_version(engine: Engine) 
     assert order_lines(engine) == [(1, "BNDL", "501", True), (2, "TS01", "502", False)]
 
 
+def test_an_order_without_lines_from_the_other_queue(engine: Engine) -> None:
+    """Same-second tie, no lines on either side: compared (the line comparison indexed the first line)."""
+    assert store(engine, soap_order(10, T0, products=[])) == ["applied"]
+    assert store(engine, gql_order(1, "2026-12-01T12:00:00Z", lines=[])) == ["superseded"]
+
+
 @pytest.mark.xfail(strict=True, reason="#15 review: a change of a field only SOAP carries (customer country/"
                    "status, order market, a wholesale buyer) is superseded when GraphQL stored that second (or a "
                    "later one) first, so it never reaches the table; needs a merge of SOAP's gap columns into "
