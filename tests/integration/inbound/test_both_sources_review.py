@@ -366,3 +366,63 @@ def test_versions_of_a_known_object_take_no_id_map_ids(engine: Engine) -> None:
     with Session(engine) as s:
         ids = sorted(r[0] for r in s.exec(select(IdMap.id)).all())  # type: ignore[call-overload]
     assert ids == [1, 2]
+
+
+class _FakeGraphql:
+    """A GraphQL events queue whose ids come as JSON strings beyond 2**53; ``lose_confirms`` confirm
+    calls are applied by nobody and answered with a transient failure (the commit stands)."""
+
+    def __init__(self, events: list[dict[str, Any]]) -> None:
+        self.events = events
+        self.confirmed: list[list[int]] = []
+        self.lose_confirms = 0
+
+    def query(self, doc: str, variables: dict[str, Any] | None = None, lane: str = "") -> Any:
+        if "eventListeners" in doc:
+            data = {"eventListeners": [{"objectType": t, "changeTypes": list(gql_transform_types())}
+                                       for t in ("Order", "Customer", "Account")]}
+        else:
+            data = {"events": list(self.events[: (variables or {}).get("limit", 200)]), "orders": []}
+        return type("Q", (), {"data": data})()
+
+    def mutate(self, doc: str, variables: dict[str, Any], lane: str = "") -> Any:
+        from erpsync.errors import RetryLater
+
+        if self.lose_confirms:
+            self.lose_confirms -= 1
+            raise RetryLater("confirmEvents: connection reset")
+        self.confirmed.append(list(variables["ids"]))
+        done = {str(i) for i in variables["ids"]}
+        self.events = [e for e in self.events if str(e["id"]).strip() not in done]
+        return type("M", (), {"user_errors": []})()
+
+
+def gql_transform_types() -> tuple[str, ...]:
+    from erpsync.inbound.gql_documents import ALL_CHANGE_TYPES
+
+    return ALL_CHANGE_TYPES
+
+
+def test_a_lost_confirm_after_the_commit_redelivers_without_a_second_application(engine: Engine) -> None:
+    from erpsync.clock import FakeClock
+    from erpsync.inbound.gql_source import GraphqlPullJob
+    from erpsync.inbound.retry import Backoff
+
+    base = 2**53 + 10
+    events = [{"id": str(base + n), "objectType": "Customer", "changeType": "UPDATED", "objectReference": "81",
+               "createdAt": f"2026-12-01T13:00:0{n}+01:00",
+               "object": {"__typename": "Customer", "customerId": 81, "email": "a@x", "firstName": "A",
+                          "lastName": "B"}} for n in range(3)]
+    client = _FakeGraphql(events)
+    job = GraphqlPullJob(engine, GraphqlEventSource(client), clock=FakeClock(),  # type: ignore[arg-type]
+                         backoff=Backoff(attempts=1))
+    client.lose_confirms = 1
+    assert job.run().outcome != "ok"  # stored and committed, the confirm lost
+    res = job.run()
+    assert res.outcome == "ok" and (res.counts["applied"], res.counts["duplicates"]) == (0, 3)
+    assert client.confirmed == [[base, base + 1, base + 2]] and client.events == []
+    with Session(engine) as s:
+        rows = s.exec(select(InboxEvent.event_id, InboxEvent.status)).all()  # type: ignore[call-overload]
+    assert sorted(tuple(r) for r in rows) == [(f"gql:{base}", "applied"), (f"gql:{base + 1}", "superseded"),
+                                              (f"gql:{base + 2}", "superseded")]
+    assert customer_row(engine)[:2] == (1, "a@x")
