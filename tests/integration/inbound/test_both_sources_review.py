@@ -436,3 +436,22 @@ def test_an_order_placed_in_the_dst_fall_back_hour_is_one_version_later_on(engin
     placed = "2026-10-25 02:30:00"  # Stockholm, the second pass: 01:30:00Z
     assert store(engine, soap_order(10, T0, created=placed)) == ["applied"]  # a December change of it
     assert store(engine, gql_order(1, "2026-12-01T12:00:00Z", created="2026-10-25T01:30:00Z")) == ["superseded"]
+
+
+def test_an_order_event_with_an_unreadable_reference_is_parked_and_confirmed(engine: Engine) -> None:
+    """objectReference '²' passed ``isdigit`` and crashed ``int`` while the page's orders were read:
+    the run failed before storing anything, on every run (a poison event at the head of the queue)."""
+    from erpsync.clock import FakeClock
+    from erpsync.inbound.gql_source import GraphqlPullJob
+    from erpsync.inbound.retry import Backoff
+
+    events = [{"id": 7, "objectType": "Order", "changeType": "UPDATED", "objectReference": "²",
+               "createdAt": "2026-12-01T12:00:00Z", "object": None},
+              {"id": 8, "objectType": "Customer", "changeType": "UPDATED", "objectReference": 81,
+               "createdAt": "2026-12-01T12:00:00Z", "object": {"customerId": 81, "email": "a@x"}}]
+    client = _FakeGraphql(events)
+    job = GraphqlPullJob(engine, GraphqlEventSource(client), clock=FakeClock(),  # type: ignore[arg-type]
+                         backoff=Backoff(attempts=1))
+    res = job.run()
+    assert res.outcome == "ok" and (res.counts["parked"], res.counts["applied"]) == (1, 1)
+    assert client.confirmed == [[7, 8]]
