@@ -661,27 +661,33 @@ def table_of(model: type[SQLModel]) -> Table:
 def _keep_from_stored(lines: list[dict[str, Any]], stored: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """GraphQL-shaped ``lines`` with what only the stored lines know: ``is_bundle_virtual`` (not in
     the GraphQL shape) and, when the line ids are not the stored ones ([open]: ``OrderLine.id`` may
-    not be SOAP's ``orderitem`` id), the stored ``order_item_id``. A line is matched by its id, else
-    by SKU (product number and size SKU), then unit price, then position (PROTOCOL.md §2.4: one SKU
-    can sit on two lines); each stored line matches once."""
+    not be SOAP's ``orderitem`` id), the stored ``order_item_id``. A line is matched by its id first
+    (all lines), then the rest by SKU (product number and size SKU), then unit price, then position
+    (PROTOCOL.md §2.4: one SKU can sit on two lines); each stored line matches once."""
     free = list(stored)
     ids = {s["order_item_id"] for s in stored if s["order_item_id"] is not None}
-    out = []
-    for ln in lines:
-        match = None
+    matches: list[dict[str, Any] | None] = [None] * len(lines)
+    for i, ln in enumerate(lines):
         if ln.get("order_item_id") is not None and ln["order_item_id"] in ids:
-            match = next((s for s in free if s["order_item_id"] == ln["order_item_id"]), None)
-        if match is None:
-            same_sku = [s for s in free if (s["sku"], s["size_sku"]) == (ln.get("sku"), ln.get("size_sku"))]
-            same_price = [s for s in same_sku if s["price"] is not None and ln.get("price") is not None
-                          and Decimal(s["price"]) == Decimal(ln["price"])]
-            candidates = same_price or same_sku
-            match = candidates[0] if candidates else None
+            found = next((s for s in free if s["order_item_id"] == ln["order_item_id"]), None)
+            if found is not None:
+                free.remove(found)
+                matches[i] = found
+    for i, ln in enumerate(lines):
+        if matches[i] is not None or ln.get("order_item_id") in ids:
+            continue
+        same_sku = [s for s in free if (s["sku"], s["size_sku"]) == (ln.get("sku"), ln.get("size_sku"))]
+        same_price = [s for s in same_sku if s["price"] is not None and ln.get("price") is not None
+                      and Decimal(s["price"]) == Decimal(ln["price"])]
+        candidates = same_price or same_sku
+        if candidates:
+            free.remove(candidates[0])
+            matches[i] = candidates[0]
+    out = []
+    for ln, match in zip(lines, matches, strict=True):
         row = dict(ln)
-        if match is not None:
-            free.remove(match)
-            if ln.get("order_item_id") not in ids and match["order_item_id"] is not None:
-                row["order_item_id"] = match["order_item_id"]
+        if match is not None and ln.get("order_item_id") not in ids and match["order_item_id"] is not None:
+            row["order_item_id"] = match["order_item_id"]
         row.setdefault("is_bundle_virtual", bool(match["is_bundle_virtual"]) if match is not None else False)
         out.append(row)
     return out

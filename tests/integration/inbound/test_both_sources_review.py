@@ -455,3 +455,13 @@ def test_an_order_event_with_an_unreadable_reference_is_parked_and_confirmed(eng
     res = job.run()
     assert res.outcome == "ok" and (res.counts["parked"], res.counts["applied"]) == (1, 1)
     assert client.confirmed == [[7, 8]]
+
+
+def test_a_line_added_with_a_known_sku_keeps_its_own_id(engine: Engine) -> None:
+    """A line added in Centra with the SKU of an existing one, listed first: the existing line keeps
+    its id (matched by id), the new one keeps its new id (no two lines with one id)."""
+    assert store(engine, soap_order(10, T0)) == ["applied"]
+    added = gql_line(503, "P1", "V1", "TS01", "XL", "TS01XL", "50", "Organic tee")
+    later = gql_order(1, "2026-12-01T12:00:07Z", status="PROCESSING", lines=[added, *gql_lines()])
+    assert store(engine, later) == ["applied"]
+    assert sorted(item for _no, _sku, item, _flag in order_lines(engine)) == ["501", "502", "503"]
