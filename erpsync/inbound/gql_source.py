@@ -37,7 +37,7 @@ from erpsync.inbound.gql_documents import (
     PAGE_LIMIT,
     SET_EVENT_LISTENERS,
 )
-from erpsync.inbound.gql_transform import SOURCE_PREFIX, safe_date, to_inbound_item
+from erpsync.inbound.gql_transform import SOURCE_PREFIX, is_digits, safe_date, to_inbound_item
 from erpsync.inbound.pull import PullJob
 from erpsync.inbound.retry import Backoff
 from erpsync.job import RunContext
@@ -79,7 +79,7 @@ class GraphqlEventSource:
         for ev in events:
             ref = ev.get("objectReference") if isinstance(ev, dict) else None
             if (isinstance(ev, dict) and ev.get("objectType") == "Order" and ev.get("changeType") != "DELETED"
-                    and str(ref).isdigit() and int(str(ref)) not in numbers):
+                    and is_digits(str(ref)) and int(str(ref)) not in numbers):
                 numbers.append(int(str(ref)))
         orders: dict[str, dict[str, Any]] = {}
         for start in range(0, len(numbers), ORDERS_PAGE):

@@ -49,13 +49,19 @@ def event_id(raw: Any) -> int:
         raise ItemRejected("event.id: not an integer")
     if isinstance(raw, int):
         value = raw
-    elif isinstance(raw, str) and raw.strip().isdigit():
+    elif isinstance(raw, str) and is_digits(raw.strip()):
         value = int(raw.strip())
     else:
         raise ItemRejected(f"event.id: {str(raw)[:40]!r} is not an integer")
     if not 0 <= value <= MAX_INT64:
         raise ItemRejected(f"event.id: {value} does not fit 64 bits")
     return value
+
+
+def is_digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes ``²`` (which ``int`` refuses: a crash, the page
+    never stored) and other scripts' digits (which ``int`` reads: another event's id)."""
+    return text.isascii() and text.isdigit()
 
 
 def inbox_id(raw: Any) -> str:
@@ -106,7 +112,7 @@ def event_change(otype: str, change_type: str, entry: str, obj: Any, event: dict
     queue stored there (NULL when only GraphQL ever delivered the object)."""
     if not otype:
         raise ItemRejected("event.objectType missing")
-    if not entry or not entry.isdigit():
+    if not entry or not is_digits(entry):
         raise ItemRejected(f"{otype}: event.objectReference {entry!r} is not an integer")
     table = DEDICATED.get(otype, "generic")
     generic_type = otype.lower()[:40] if table == "generic" else None

@@ -6,8 +6,8 @@ reason and one more attempt."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, tzinfo
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, tzinfo
 
 from sqlmodel import Session
 
@@ -58,4 +58,9 @@ def _graphql_item(parked: ParkedItem) -> InboundItem:
         raise ProtocolError(f"parked GraphQL event {parked.key}: its payload is not an event object")
     order = event.get("object") if event.get("objectType") == "Order" and isinstance(event.get("object"), dict) \
         else None
-    return gql_transform.to_inbound_item(event, order)
+    item = gql_transform.to_inbound_item(event, order)
+    # the object is the one read when the event was parked: a same-second tie is judged as of then (a
+    # SOAP snapshot stored since wins it, as in a live pull), never as a fresh read
+    created = parked.created_at
+    read_at = created if created.tzinfo is not None else created.replace(tzinfo=UTC)
+    return replace(item, meta=replace(item.meta, read_at=read_at))

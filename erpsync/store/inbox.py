@@ -24,6 +24,7 @@ import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any, cast
 
 from sqlalchemy import JSON, String, Table, bindparam, case, delete, func, insert, or_, select, update
@@ -142,6 +143,13 @@ def _comparable(name: str, value: Any, payload: bool) -> Any:
     return value
 
 
+def _canonical(value: Any) -> Any:
+    """One spelling per value, so equal values sort alike (``25.000`` and ``25.0``)."""
+    if isinstance(value, Decimal):
+        return value.normalize()
+    return value
+
+
 @dataclass(frozen=True)
 class Content:
     """What the ERP sees of one version: its columns (payload included), deleted flag, order lines."""
@@ -173,9 +181,18 @@ class Content:
         mine, theirs = change.lines, self.lines or []
         if len(mine) != len(theirs):
             return False
+        if not mine:
+            return True
+        if not payload:
+            # the other queue's lines: matched by content, not position or line id (PROTOCOL.md §2.4: the
+            # GraphQL order of lines and OrderLine.id need not be SOAP's; the stored ids are kept on write)
+            names = [n for n in mine[0] if n not in _NOT_CONTENT and n not in ("payload", "order_item_id")]
+            def canon(line: dict[str, Any]) -> tuple[Any, ...]:
+                return tuple(_canonical(_comparable(n, line.get(n), payload)) for n in names)
+            return sorted(map(canon, mine), key=repr) == sorted(map(canon, theirs), key=repr)
         for a, b in zip(mine, theirs, strict=True):
             for name, value in a.items():
-                if name in _NOT_CONTENT or (name == "payload" and not payload):
+                if name in _NOT_CONTENT:
                     continue
                 if _comparable(name, value, payload) != _comparable(name, b.get(name), payload):
                     return False
@@ -290,9 +307,11 @@ class InboxRepository:
                 statuses[item.meta.event_id] = PARKED
             else:
                 by_table.setdefault((item.change.table, item.change.generic_type or ""), []).append(item)
-        for (table_name, generic_type), group in by_table.items():
+        # tables in one order, keys sorted: two transactions lock what they share in the same order
+        for (table_name, generic_type), group in sorted(by_table.items(), key=lambda kv: kv[0]):
             model = OBJECT_TABLES[table_name]
-            keys = list({i.change.key for i in group if i.change is not None})
+            keys = sorted({i.change.key for i in group if i.change is not None})
+            self._claim_objects(session, generic_type or table_name, keys, now)
             current = self._current_versions(session, model, keys, generic_type)
             name = str(model.__table__.name)  # type: ignore[attr-defined]
             # what is stored for the objects the GraphQL queue brings (a tie in time is decided by content)
@@ -333,6 +352,24 @@ class InboxRepository:
                 statuses[item.meta.event_id] = APPLIED
             self._write(session, model, table_name, generic_type, list(winners.values()), now)
         return statuses
+
+    @staticmethod
+    def _claim_objects(session: Session, entity: str, keys: list[str], now: datetime) -> None:
+        """Insert the objects' ``id_map`` rows (nothing if there) before reading their versions. An
+        object the other queue's puller is creating right now (its row not committed, so invisible to
+        ``SELECT … FOR UPDATE``) makes this wait for that commit; the versions read next then include
+        it, instead of both transactions taking the object for new and the later commit overwriting the
+        earlier one whatever their times (PostgreSQL; SQLite writers are serialised anyway)."""
+        t = table_of(IdMap)
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            # only the missing ones: on PostgreSQL every INSERT attempt, conflicting or not, takes a
+            # value of id_map's (32-bit) id sequence
+            known = set(session.connection().execute(
+                select(t.c.centra_id).where(t.c.entity == entity, t.c.centra_id.in_(chunk))).scalars())
+            rows = [{"entity": entity, "centra_id": key, "erp_id": None, "updated_at": now}
+                    for key in chunk if key not in known]
+            upsert_many(session, t, rows, ["entity", "centra_id"], [])
 
     @staticmethod
     def _is_newer(item: InboundItem, src: str, cur: tuple[int | None, datetime | None, int], cur_src: str,
@@ -454,24 +491,25 @@ class InboxRepository:
         for rows in (updates, deletes):
             for group in _group_by_columns(rows):
                 upsert_many(session, table, group, key_cols)
-        idmap = [{"entity": generic_type or table_name, "centra_id": item.change.key, "erp_id": None,
-                  "updated_at": now} for item, _v in winners if item.change is not None]
-        upsert_many(session, table_of(IdMap), idmap, ["entity", "centra_id"], [])
+        # the id_map rows: inserted by _claim_objects before the versions were read
         if table_name == "order":
             replaced = [item.change.key for item, _v in winners
                         if item.change is not None and item.change.lines is not None]
             if replaced:
-                kept = self._kept_line_flags(session, winners)
+                stored = self._stored_lines(session, winners)
                 for start in range(0, len(replaced), 500):
                     chunk = replaced[start:start + 500]
                     conn = session.connection()
                     conn.execute(delete(CentraOrderLine).where(col(CentraOrderLine.order_id).in_(chunk)))
                     conn.execute(delete(CentraOrderShipment).where(col(CentraOrderShipment.order_id).in_(chunk)))
-                lines = [ln for item, _v in winners if item.change is not None for ln in (item.change.lines or [])]
-                if kept:
-                    lines = [ln if "is_bundle_virtual" in ln else {
-                        **ln, "is_bundle_virtual": kept.get((ln["order_id"], ln["line_no"], ln.get("sku")), False)}
-                        for ln in lines]
+                lines = []
+                for item, _v in winners:
+                    if item.change is None or not item.change.lines:
+                        continue
+                    new_lines = item.change.lines
+                    if stored.get(item.change.key) and any("is_bundle_virtual" not in ln for ln in new_lines):
+                        new_lines = _keep_from_stored(new_lines, stored[item.change.key])
+                    lines.extend(new_lines)
                 shipments = [sh for item, _v in winners if item.change is not None
                              for sh in (item.change.shipments or [])]
                 for rows, tbl in ((lines, CentraOrderLine), (shipments, CentraOrderShipment)):
@@ -479,18 +517,19 @@ class InboxRepository:
                         insert_rows(session, table_of(tbl), group)
 
     @staticmethod
-    def _kept_line_flags(session: Session, winners: list[tuple[InboundItem, int]]) -> dict[tuple[str, int, Any], bool]:
-        """``is_bundle_virtual`` of the stored lines of orders whose new lines do not say it (the
-        GraphQL shape cannot): (order, line_no, sku) -> flag, so the other queue's knowledge stays."""
+    def _stored_lines(session: Session, winners: list[tuple[InboundItem, int]]) -> dict[str, list[dict[str, Any]]]:
+        """The stored lines (line_no order) of orders whose new lines come from the GraphQL shape (no
+        ``is_bundle_virtual``): what the other queue knew of them is kept (``_keep_from_stored``)."""
         keys = [item.change.key for item, _v in winners if item.change is not None and item.change.lines
                 and any("is_bundle_virtual" not in ln for ln in item.change.lines)]
-        found: dict[tuple[str, int, Any], bool] = {}
+        found: dict[str, list[dict[str, Any]]] = {}
         t = table_of(CentraOrderLine)
         for start in range(0, len(keys), 500):
-            for oid, no, sku, flag in session.connection().execute(
-                    select(t.c.order_id, t.c.line_no, t.c.sku, t.c.is_bundle_virtual)
-                    .where(t.c.order_id.in_(keys[start:start + 500]))):
-                found[(oid, no, sku)] = bool(flag)
+            for r in session.connection().execute(
+                    select(t.c.order_id, t.c.line_no, t.c.sku, t.c.size_sku, t.c.price, t.c.order_item_id,
+                           t.c.is_bundle_virtual).where(t.c.order_id.in_(keys[start:start + 500]))
+                    .order_by(t.c.order_id, t.c.line_no)):
+                found.setdefault(r.order_id, []).append(dict(r._mapping))
         return found
 
     def _park_once(self, session: Session, item: InboundItem, reason: str, now: datetime) -> None:
@@ -727,6 +766,41 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
 
 def table_of(model: type[SQLModel]) -> Table:
     return cast(Table, model.__table__)  # type: ignore[attr-defined]
+
+
+def _keep_from_stored(lines: list[dict[str, Any]], stored: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """GraphQL-shaped ``lines`` with what only the stored lines know: ``is_bundle_virtual`` (not in
+    the GraphQL shape) and, when the line ids are not the stored ones ([open]: ``OrderLine.id`` may
+    not be SOAP's ``orderitem`` id), the stored ``order_item_id``. A line is matched by its id first
+    (all lines), then the rest by SKU (product number and size SKU), then unit price, then position
+    (PROTOCOL.md §2.4: one SKU can sit on two lines); each stored line matches once."""
+    free = list(stored)
+    ids = {s["order_item_id"] for s in stored if s["order_item_id"] is not None}
+    matches: list[dict[str, Any] | None] = [None] * len(lines)
+    for i, ln in enumerate(lines):
+        if ln.get("order_item_id") is not None and ln["order_item_id"] in ids:
+            found = next((s for s in free if s["order_item_id"] == ln["order_item_id"]), None)
+            if found is not None:
+                free.remove(found)
+                matches[i] = found
+    for i, ln in enumerate(lines):
+        if matches[i] is not None or ln.get("order_item_id") in ids:
+            continue
+        same_sku = [s for s in free if (s["sku"], s["size_sku"]) == (ln.get("sku"), ln.get("size_sku"))]
+        same_price = [s for s in same_sku if s["price"] is not None and ln.get("price") is not None
+                      and Decimal(s["price"]) == Decimal(ln["price"])]
+        candidates = same_price or same_sku
+        if candidates:
+            free.remove(candidates[0])
+            matches[i] = candidates[0]
+    out = []
+    for ln, match in zip(lines, matches, strict=True):
+        row = dict(ln)
+        if match is not None and ln.get("order_item_id") not in ids and match["order_item_id"] is not None:
+            row["order_item_id"] = match["order_item_id"]
+        row.setdefault("is_bundle_virtual", bool(match["is_bundle_virtual"]) if match is not None else False)
+        out.append(row)
+    return out
 
 
 def _group_by_columns(rows: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:

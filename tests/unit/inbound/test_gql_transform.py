@@ -137,3 +137,13 @@ def test_customer_and_account_version_time_is_the_newest_event_of_the_page() -> 
     gone = to_inbound_item(ev(objectType="Customer", objectReference=81, changeType="DELETED", object=None),
                            None, newest)
     assert gone.meta.date is not None and gone.meta.date.isoformat() == "2026-12-01T20:00:00+00:00"
+
+
+@pytest.mark.parametrize("raw", ["²", "١٢", "12²"])
+def test_ids_and_references_in_other_digits_are_parked_not_a_crash_or_another_id(raw: str) -> None:
+    """``str.isdigit`` takes '²' (``int`` then raises: the whole page failed, every run) and Arabic-Indic
+    digits (``int`` reads them: another event's id). Both are parked naming the field."""
+    item = to_inbound_item(ev(id=raw))
+    assert item.change is None and "event.id" in (item.park_reason or "")
+    item = to_inbound_item(ev(objectType="Customer", objectReference=raw, object={"customerId": 81}))
+    assert item.change is None and "objectReference" in (item.park_reason or "")
