@@ -743,6 +743,12 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
     if dialect.name != "postgresql":
         conn.execute(insert(table), rows)
         return
+    # COPY applies only the server's defaults: fill the columns' Python-side scalar defaults (an
+    # INSERT through SQLAlchemy would) for columns the rows leave out
+    defaults = {c.name: c.default.arg for c in table.columns
+                if c.name not in rows[0] and c.default is not None and getattr(c.default, "is_scalar", False)}
+    if defaults:
+        rows = [{**row, **defaults} for row in rows]
     names = tuple(rows[0])
     procs = _bind_processors(dialect, table, names)
     columns = ", ".join(dialect.identifier_preparer.quote(n) for n in names)

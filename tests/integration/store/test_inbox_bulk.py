@@ -103,3 +103,14 @@ def test_copy_respects_the_foreign_key_like_a_plain_insert(engine: Engine) -> No
         return
     with pytest.raises(IntegrityError), transaction(engine) as s:
         insert_rows(s, table_of(CentraOrderLine), [_line("nope", 1)])
+
+
+def test_lines_without_a_defaulted_column_get_its_default_as_a_plain_insert_does(engine: Engine) -> None:
+    """A source that cannot say a column with a model default (GraphQL lines carry no bundle flag)
+    stores the default, on PostgreSQL's COPY path too (COPY applies only server defaults)."""
+    repo = InboxRepository()
+    line = {k: v for k, v in _line("1", 1).items() if k != "is_bundle_virtual"}
+    with transaction(engine) as s:
+        out = repo.store_batch(s, [_order_item("7", "1", [line])], now=NOW)
+    assert out.applied == 1
+    assert [r["is_bundle_virtual"] for r in _lines(engine)] == [False]
