@@ -745,7 +745,7 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         return
     # COPY applies only the server's defaults: fill the columns' Python-side scalar defaults (an
     # INSERT through SQLAlchemy would) for columns the rows leave out
-    defaults = {c.name: c.default.arg for c in table.columns
+    defaults = {c.name: c.default.arg for c in table.columns  # type: ignore[attr-defined]
                 if c.name not in rows[0] and c.default is not None and getattr(c.default, "is_scalar", False)}
     if defaults:
         rows = [{**row, **defaults} for row in rows]
