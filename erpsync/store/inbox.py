@@ -92,6 +92,42 @@ class ObjectChange:
         return (self.table, self.generic_type or "", self.key)
 
 
+@dataclass
+class _GapMark:
+    """The SOAP event that last wrote an object's SOAP-only columns, and their values."""
+
+    seq: int | None
+    date: datetime | None
+    values: dict[str, Any]
+    dirty: bool = False
+    bumped: bool = False
+
+    def take(self, item: InboundItem, columns: tuple[str, ...], *, whole: bool = False) -> bool:
+        """Record ``item`` (a SOAP event newer than this mark) as the last writer of ``columns``.
+        Returns whether a value the ERP sees changed (not counted for a ``whole`` write: that one is
+        a version of its own)."""
+        change = item.change
+        assert change is not None
+        values = {c: change.columns[c] for c in columns if c in change.columns}
+        changed = any(_comparable(c, v, True) != _comparable(c, self.values.get(c), True) for c, v in values.items())
+        self.values.update(values)
+        self.seq, self.date, self.dirty = item.meta.seq, item.meta.date, True
+        if changed and not whole:
+            self.bumped = True
+        return changed and not whole
+
+
+def _soap_only(table: str, stored: Content | None) -> tuple[str, ...]:
+    """The SOAP-only columns of ``table``; an order's buyer too when the stored order is GraphQL's
+    WholesaleOrder (its shape has no buyer), or for a version SOAP writes whole (``stored`` None)."""
+    cols = SOAP_ONLY.get(table, ())
+    if table == "order":
+        payload = stored.columns.get("payload") if stored is not None else None
+        if stored is None or (isinstance(payload, dict) and payload.get("__typename") == "WholesaleOrder"):
+            cols = (*cols, "customer_id")
+    return cols
+
+
 @dataclass(frozen=True)
 class InboundItem:
     """One received event: either a change to apply or the reason it must be parked."""
@@ -124,6 +160,11 @@ def _newer(seq: int | None, date: datetime | None, cur_seq: int | None, cur_date
 
 
 _DST_REPEAT = timedelta(hours=1)
+#: columns only the SOAP queue carries (the GraphQL shape's gaps, gql_transform.GAPS): they follow
+#: SOAP's own event order (``soap_event_seq`` / ``soap_event_date``), not the both-queues decision.
+#: An order's ``customer_id`` is one of them when the stored GraphQL order is a WholesaleOrder.
+SOAP_ONLY: dict[str, tuple[str, ...]] = {"order": ("market",), "customer": ("country", "status"),
+                                         "account": ("status",)}
 _NOT_CONTENT = frozenset({"id", "centra_id", "type", "version", "last_event_id", "last_event_seq", "last_event_date",
                           "deleted", "deleted_at", "changed_at", "erp_taken_at", "erp_taken_version", "exported_at",
                           "exported_version", "order_id", "line_no"})
@@ -318,8 +359,20 @@ class InboxRepository:
             contents: dict[str, Content] = {}
             gql_keys = [i.change.key for i in group
                         if i.change is not None and source_of(i.meta.event_id) == "graphql" and i.change.key in current]
-            if gql_keys:
-                contents = self._stored_contents(session, model, list(dict.fromkeys(gql_keys)), generic_type)
+            # the SOAP-only columns of objects both queues write (loaded only then: SOAP alone never needs them)
+            gql_in_group = {i.change.key for i in group if i.change is not None
+                            and source_of(i.meta.event_id) == "graphql"}
+            gap_keys = [i.change.key for i in group if i.change is not None and table_name in SOAP_ONLY
+                        and source_of(i.meta.event_id) == "soap"
+                        and (i.change.key in gql_in_group
+                             or self._sources.get((name, generic_type, i.change.key)) == "graphql")]
+            gap_keys = list(dict.fromkeys(gap_keys))
+            if gql_keys or (gap_keys and table_name == "order"):
+                contents = self._stored_contents(
+                    session, model, list(dict.fromkeys(gql_keys + (gap_keys if table_name == "order" else []))),
+                    generic_type)
+            marks = self._gap_marks(session, model, table_name, [k for k in gap_keys if k in current])
+            marks.update({k: _GapMark(None, None, {}) for k in gap_keys if k not in current})
             winners: dict[str, tuple[InboundItem, int]] = {}
             for item in group:
                 ch = item.change
@@ -329,11 +382,23 @@ class InboxRepository:
                 src = source_of(item.meta.event_id)
                 newer = cur is None or self._is_newer(item, src, cur, self._sources.get(ident, "soap"),
                                                       contents.get(ch.key))
+                mark = marks.get(ch.key)
                 if not newer:
                     statuses[item.meta.event_id] = SUPERSEDED
+                    if (src == "soap" and mark is not None and cur is not None and not ch.delete
+                            and _newer(item.meta.seq, item.meta.date, mark.seq, mark.date,
+                                       item.meta.date_ambiguous)):
+                        # its version is superseded, not its SOAP-only columns: they follow SOAP's order
+                        bumped = mark.take(item, _soap_only(table_name, contents.get(ch.key)))
+                        if bumped:
+                            current[ch.key] = (cur[0], cur[1], cur[2] + 1)  # the ERP must take the row again
+                        if bumped and ch.key in winners:
+                            winners[ch.key] = (winners[ch.key][0], cur[2] + 1)
                     continue
                 self._sources[ident] = src
                 contents[ch.key] = Content.of(ch)
+                if src == "soap" and mark is not None and not ch.delete:
+                    mark.take(item, _soap_only(table_name, None), whole=True)
                 version = (cur[2] if cur is not None else 0) + 1
                 if ch.key in winners:
                     prev = winners[ch.key][0]
@@ -350,7 +415,7 @@ class InboxRepository:
                     winners[ch.key] = (item, version)
                 current[ch.key] = (item.meta.seq, item.meta.date, version)
                 statuses[item.meta.event_id] = APPLIED
-            self._write(session, model, table_name, generic_type, list(winners.values()), now)
+            self._write(session, model, table_name, generic_type, list(winners.values()), now, marks, current)
         return statuses
 
     @staticmethod
@@ -415,6 +480,27 @@ class InboxRepository:
             return _aware(stored_at) <= item.meta.read_at
         return True
 
+    @staticmethod
+    def _gap_marks(session: Session, model: type[SQLModel], table_name: str, keys: list[str]) -> dict[str, _GapMark]:
+        """The SOAP-only columns of ``keys`` (rows locked by ``_current_versions``) and the SOAP event that
+        wrote them: ``soap_event_*``, else the row's last event when SOAP wrote it (rows stored before
+        migration 0004), else unknown (a SOAP event then counts as newer, as in the SOAP rule)."""
+        if not keys:
+            return {}
+        t = table_of(model)
+        cols = _soap_only(table_name, None)
+        found: dict[str, _GapMark] = {}
+        for start in range(0, len(keys), 500):
+            stmt = select(t.c.centra_id, t.c.soap_event_seq, t.c.soap_event_date, t.c.last_event_id,
+                          t.c.last_event_seq, t.c.last_event_date, *(t.c[c] for c in cols)).where(
+                t.c.centra_id.in_(keys[start:start + 500]))
+            for r in session.connection().execute(stmt):
+                seq, date = r.soap_event_seq, r.soap_event_date
+                if seq is None and date is None and source_of(r.last_event_id) == "soap":
+                    seq, date = r.last_event_seq, r.last_event_date
+                found[r.centra_id] = _GapMark(seq, date, {c: r._mapping[c] for c in cols})
+        return found
+
     def _stored_contents(self, session: Session, model: type[SQLModel], keys: list[str],
                          generic_type: str) -> dict[str, Content]:
         """The stored version of ``keys`` as ``Content`` (columns, deleted flag, order lines)."""
@@ -465,11 +551,21 @@ class InboxRepository:
 
     def _write(
         self, session: Session, model: type[SQLModel], table_name: str, generic_type: str,
-        winners: list[tuple[InboundItem, int]], now: datetime,
+        winners: list[tuple[InboundItem, int]], now: datetime, marks: dict[str, _GapMark] | None = None,
+        current: dict[str, tuple[int | None, datetime | None, int]] | None = None,
     ) -> None:
+        table = model.__table__  # type: ignore[attr-defined]
+        marks = marks or {}
+        won = {item.change.key for item, _v in winners if item.change is not None}
+        for key, mark in marks.items():
+            if mark.dirty and key not in won:
+                # only the SOAP-only columns of a superseded SOAP event (its version came from GraphQL)
+                values: dict[str, Any] = {**mark.values, "soap_event_seq": mark.seq, "soap_event_date": mark.date}
+                if mark.bumped and current is not None:
+                    values.update(version=current[key][2], changed_at=now)
+                session.connection().execute(update(table).where(table.c.centra_id == key).values(**values))
         if not winners:
             return
-        table = model.__table__  # type: ignore[attr-defined]
         key_cols = ["centra_id", "type"] if generic_type else ["centra_id"]
         updates: list[dict[str, Any]] = []
         deletes: list[dict[str, Any]] = []
@@ -482,6 +578,12 @@ class InboxRepository:
             }
             if generic_type:
                 base["type"] = generic_type
+            if table_name in SOAP_ONLY:
+                gap = marks.get(ch.key)
+                if gap is not None and gap.dirty:
+                    base.update(gap.values, soap_event_seq=gap.seq, soap_event_date=gap.date)
+                elif source_of(item.meta.event_id) == "soap":
+                    base.update(soap_event_seq=item.meta.seq, soap_event_date=item.meta.date)
             if ch.delete and not ch.columns:
                 deletes.append({**base, "deleted": True, "deleted_at": item.meta.date or now})
             else:
@@ -745,7 +847,7 @@ def insert_rows(session: Session, table: Table, rows: list[dict[str, Any]]) -> N
         return
     # COPY applies only the server's defaults: fill the columns' Python-side scalar defaults (an
     # INSERT through SQLAlchemy would) for columns the rows leave out
-    defaults = {c.name: c.default.arg for c in table.columns
+    defaults = {c.name: c.default.arg for c in table.columns  # type: ignore[attr-defined]
                 if c.name not in rows[0] and c.default is not None and getattr(c.default, "is_scalar", False)}
     if defaults:
         rows = [{**row, **defaults} for row in rows]

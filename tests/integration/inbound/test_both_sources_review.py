@@ -282,17 +282,32 @@ def test_an_order_without_lines_from_the_other_queue(engine: Engine) -> None:
     assert store(engine, gql_order(1, "2026-12-01T12:00:00Z", lines=[])) == ["superseded"]
 
 
-@pytest.mark.xfail(strict=True, reason="#15 review: a change of a field only SOAP carries (customer country/"
-                   "status, order market, a wholesale buyer) is superseded when GraphQL stored that second (or a "
-                   "later one) first, so it never reaches the table; needs a merge of SOAP's gap columns into "
-                   "the GraphQL-stored version, not a decision between whole versions")
 def test_a_soap_only_field_change_survives_graphql_storing_its_second_first(engine: Engine) -> None:
     assert store(engine, customer("10", T0, "a@x", country="SE")) == ["applied"]
     moved = T0 + timedelta(seconds=9)
     # the customer moves to Norway: GraphQL's event (same email and name: its shape has no country) first
     assert store(engine, customer("gql:1", moved, "a@x")) == ["applied"]
-    store(engine, customer("11", moved, "a@x", country="NO"))
-    assert customer_row(engine)[2] == "NO"
+    # its version is GraphQL's (superseded: one `applied` per version), its SOAP-only column SOAP's;
+    # the row's version moves on so that the ERP takes it again
+    assert store(engine, customer("11", moved, "a@x", country="NO")) == ["superseded"]
+    assert customer_row(engine) == (3, "a@x", "NO")
+    # an older SOAP event (a parked one retried) never brings its country back
+    assert store(engine, customer("9", T0 - timedelta(seconds=9), "a@x", country="DK")) == ["superseded"]
+    assert customer_row(engine) == (3, "a@x", "NO")
+
+
+def test_soap_only_columns_follow_soap_within_one_batch_and_for_a_wholesale_buyer(engine: Engine) -> None:
+    """SOAP applied, GraphQL's later state and SOAP's snapshot of it in one batch: the row written
+    once keeps SOAP's market (only the last winner per object is written). A wholesale order's buyer
+    (not in GraphQL's WholesaleOrder) follows SOAP; a retail order's customer follows the version."""
+    later = gql_order(1, "2026-12-01T12:00:07Z", status="PROCESSING")
+    snap = soap_order(11, T0 + timedelta(seconds=7), status="processing")
+    snap.change.columns["market"] = "Retail-NO"  # type: ignore[union-attr]
+    assert store(engine, soap_order(10, T0), later, snap) == ["applied", "applied", "superseded"]
+    with Session(engine) as s:
+        row = tuple(s.exec(select(CentraOrder.version, CentraOrder.status, CentraOrder.market,  # type: ignore[call-overload]
+                                  CentraOrder.last_event_id, CentraOrder.soap_event_seq)).one())
+    assert row == (3, "processing", "Retail-NO", "gql:1", 11)
 
 
 @pytest.mark.xfail(strict=True, reason="#15 review: a customer/account's GraphQL time is the newest createdAt "
