@@ -250,7 +250,18 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+#: tables whose GraphQL object has no time of its own: its version time (the newest createdAt of its
+#: events in the page) is only a lower bound of the state it shows (gql_transform.to_inbound_item)
+LOWER_BOUND_TIMES = frozenset({"customer", "account"})
+
+
 class InboxRepository:
+    def __init__(self, *, graphql_queue_read: bool = True) -> None:
+        """``graphql_queue_read``: the GraphQL events queue is being read (``[centra.events] source``
+        ``graphql`` or ``both``), so every change of an object has a GraphQL event still to come. False
+        (source ``soap``, e.g. after a roll-back) lets SOAP's snapshots move objects GraphQL stored."""
+        self.graphql_queue_read = graphql_queue_read
+
     def store_batch(
         self,
         session: Session,
@@ -436,13 +447,15 @@ class InboxRepository:
                     for key in chunk if key not in known]
             upsert_many(session, t, rows, ["entity", "centra_id"], [])
 
-    @staticmethod
-    def _is_newer(item: InboundItem, src: str, cur: tuple[int | None, datetime | None, int], cur_src: str,
+    def _is_newer(self, item: InboundItem, src: str, cur: tuple[int | None, datetime | None, int], cur_src: str,
                   stored: Content | None) -> bool:
         """Does ``item`` (from queue ``src``) carry a newer version than the stored one (written by
         ``cur_src``)? Each version is applied once whichever queue brings it first (docs/erp-tables.md).
 
         - SOAP after SOAP: by event id, else date (the SOAP rule, unchanged).
+        - SOAP after a customer or account GraphQL stored (while the GraphQL queue is read): superseded,
+          whatever the times. GraphQL's time of them is only a lower bound of the state it shows;
+          every later change has its own GraphQL event still queued. (SOAP-only columns: ``_GapMark``.)
         - Otherwise by the object's time in whole seconds (both queues give seconds: a SOAP event's
           date is the time of the change its snapshot shows, GraphQL's ``updatedAt`` the time of the
           current state it shows): later is newer, earlier is older.
@@ -460,6 +473,12 @@ class InboxRepository:
             return _newer(item.meta.seq, item.meta.date, cur[0], cur[1], item.meta.date_ambiguous)
         change = item.change
         assert change is not None
+        if src == "soap" and cur_src == "graphql" and change.table in LOWER_BOUND_TIMES and self.graphql_queue_read:
+            # GraphQL stored the customer's (account's) state current when it read it, stamped with a
+            # time that is only a lower bound (events of it may sit on a later page): a SOAP snapshot
+            # of a later time may still be older. Every change after that read has a GraphQL event
+            # still queued, which brings it: the snapshot never moves the row (its SOAP-only columns do)
+            return False
         if src == "graphql" and cur_src == "graphql" and stored is not None and stored.same(change, payload=True):
             return False
         mine, theirs = _second(item.meta.date), _second(cur[1])

@@ -310,18 +310,31 @@ def test_soap_only_columns_follow_soap_within_one_batch_and_for_a_wholesale_buye
     assert row == (3, "processing", "Retail-NO", "gql:1", 11)
 
 
-@pytest.mark.xfail(strict=True, reason="#15 review: a customer/account's GraphQL time is the newest createdAt "
-                   "of its events in the page; when its later events sit on the next page the current state "
-                   "is stamped too early, and a SOAP snapshot between the two times overwrites it with an "
-                   "OLDER state (documented only as 'applied once more with the same content')")
 def test_customer_events_straddling_pages_never_bring_an_older_state_back(engine: Engine) -> None:
     assert store(engine, customer("10", T0, "v1@x")) == ["applied"]
     # the customer changed at +5 (v2), +7 and +9 (v3); GraphQL's full page ends with the +5 event, the
     # object it shows is the current v3: stamped +5
     assert store(engine, customer("gql:1", T0 + timedelta(seconds=5), "v3@x")) == ["applied"]
     # SOAP lags: its snapshot of +7 is older than what the table holds
-    store(engine, customer("11", T0 + timedelta(seconds=7), "v2b@x"))
+    assert store(engine, customer("11", T0 + timedelta(seconds=7), "v2b@x")) == ["superseded"]
     assert customer_row(engine)[1] == "v3@x"
+    # GraphQL's next page: the events of +7 and +9, the same current state, stamped +9: the same version
+    assert store(engine, customer("gql:2", T0 + timedelta(seconds=9), "v3@x"),
+                 customer("gql:3", T0 + timedelta(seconds=9), "v3@x")) == ["superseded", "superseded"]
+    assert customer_row(engine)[:2] == (2, "v3@x")
+    # a real later change comes through GraphQL's own event (SOAP's snapshot of it is superseded)
+    assert store(engine, customer("12", T0 + timedelta(seconds=20), "v4@x")) == ["superseded"]
+    assert store(engine, customer("gql:4", T0 + timedelta(seconds=20), "v4@x")) == ["applied"]
+    assert customer_row(engine)[:2] == (3, "v4@x")
+
+
+def test_with_the_graphql_queue_no_longer_read_soap_moves_what_graphql_stored(engine: Engine) -> None:
+    """source = "soap" again (a roll-back): no GraphQL event will come, SOAP's later snapshot is newer."""
+    assert store(engine, customer("gql:1", T0 + timedelta(seconds=5), "v3@x")) == ["applied"]
+    with transaction(engine) as session:
+        out = InboxRepository(graphql_queue_read=False).store_batch(
+            session, [customer("11", T0 + timedelta(seconds=7), "v4@x")], now=T0 + timedelta(hours=2))
+    assert out.applied == 1 and customer_row(engine) == (2, "v4@x", "SE")
 
 
 @pytest.mark.xfail(strict=True, reason="#15 review (documented limit): a SOAP date without offset in the "
