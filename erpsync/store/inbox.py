@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import JSON, String, Table, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import JSON, String, Table, bindparam, case, delete, func, insert, literal, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, col
 from sqlmodel import select as sm_select
@@ -86,6 +86,10 @@ class ObjectChange:
     lines: list[dict[str, Any]] | None = None
     shipments: list[dict[str, Any]] | None = None
     generic_type: str | None = None
+    #: columns holding a store-local date in the hour a DST fall-back repeats, read as the first pass
+    #: (it may be the second, an hour later): compared as either reading, never written over the
+    #: other queue's unambiguous value
+    ambiguous: frozenset[str] = frozenset()
 
     @property
     def identity(self) -> tuple[str, str, str]:
@@ -167,7 +171,8 @@ SOAP_ONLY: dict[str, tuple[str, ...]] = {"order": ("market",), "customer": ("cou
                                          "account": ("status",)}
 _NOT_CONTENT = frozenset({"id", "centra_id", "type", "version", "last_event_id", "last_event_seq", "last_event_date",
                           "deleted", "deleted_at", "changed_at", "erp_taken_at", "erp_taken_version", "exported_at",
-                          "exported_version", "order_id", "line_no"})
+                          "exported_version", "order_id", "line_no", "soap_event_seq", "soap_event_date",
+                          "last_event_date_ambiguous", "created_ambiguous"})
 #: SOAP order statuses GraphQL cannot tell apart from another (its OrderStatus has no REFUNDED)
 _SAME_STATUS = {"refunded": "completed"}
 
@@ -198,10 +203,13 @@ class Content:
     columns: dict[str, Any]
     deleted: bool
     lines: list[dict[str, Any]] | None
+    #: columns read in a repeated DST hour (``ObjectChange.ambiguous``)
+    ambiguous: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, change: ObjectChange) -> Content:
-        return cls(dict(change.columns), change.delete, list(change.lines) if change.lines is not None else None)
+        return cls(dict(change.columns), change.delete, list(change.lines) if change.lines is not None else None,
+                   change.ambiguous)
 
     def same(self, change: ObjectChange, *, payload: bool) -> bool:
         """Is ``change`` this version? Compared on the columns ``change`` carries (a source leaves out
@@ -215,7 +223,8 @@ class Content:
         for name, value in change.columns.items():
             if name in _NOT_CONTENT or (name == "payload" and not payload):
                 continue
-            if _comparable(name, value, payload) != _comparable(name, self.columns.get(name), payload):
+            if _comparable(name, value, payload) != _comparable(name, self.columns.get(name), payload) and not (
+                    _either_reading(value, self.columns.get(name), name in change.ambiguous, name in self.ambiguous)):
                 return False
         if change.lines is None:
             return True
@@ -238,6 +247,15 @@ class Content:
                 if _comparable(name, value, payload) != _comparable(name, b.get(name), payload):
                     return False
         return True
+
+
+def _either_reading(mine: Any, theirs: Any, mine_ambiguous: bool, theirs_ambiguous: bool) -> bool:
+    """Are two datetimes the same instant when an ambiguous one (a store-local reading of the repeated
+    DST hour, taken as the first pass) may be the second pass, an hour later?"""
+    if not isinstance(mine, datetime) or not isinstance(theirs, datetime):
+        return False
+    mine, theirs = _aware(mine), _aware(theirs)
+    return (mine_ambiguous and mine + _DST_REPEAT == theirs) or (theirs_ambiguous and theirs + _DST_REPEAT == mine)
 
 
 def source_of(event_id: str | None) -> str:
@@ -352,6 +370,7 @@ class InboxRepository:
     def _apply(self, session: Session, items: Sequence[InboundItem], *, now: datetime) -> dict[str, str]:
         """Decide and write the object changes of ``items``; returns event_id -> status."""
         self._sources.clear()
+        self._ambiguous_dates.clear()
         statuses: dict[str, str] = {}
         by_table: dict[tuple[str, str], list[InboundItem]] = {}
         for item in items:
@@ -392,7 +411,7 @@ class InboxRepository:
                 ident = (name, generic_type, ch.key)
                 src = source_of(item.meta.event_id)
                 newer = cur is None or self._is_newer(item, src, cur, self._sources.get(ident, "soap"),
-                                                      contents.get(ch.key))
+                                                      contents.get(ch.key), ident in self._ambiguous_dates)
                 mark = marks.get(ch.key)
                 if not newer:
                     statuses[item.meta.event_id] = SUPERSEDED
@@ -407,6 +426,10 @@ class InboxRepository:
                             winners[ch.key] = (winners[ch.key][0], cur[2] + 1)
                     continue
                 self._sources[ident] = src
+                if item.meta.date_ambiguous:
+                    self._ambiguous_dates.add(ident)
+                else:
+                    self._ambiguous_dates.discard(ident)
                 contents[ch.key] = Content.of(ch)
                 if src == "soap" and mark is not None and not ch.delete:
                     mark.take(item, _soap_only(table_name, None), whole=True)
@@ -448,7 +471,7 @@ class InboxRepository:
             upsert_many(session, t, rows, ["entity", "centra_id"], [])
 
     def _is_newer(self, item: InboundItem, src: str, cur: tuple[int | None, datetime | None, int], cur_src: str,
-                  stored: Content | None) -> bool:
+                  stored: Content | None, cur_ambiguous: bool = False) -> bool:
         """Does ``item`` (from queue ``src``) carry a newer version than the stored one (written by
         ``cur_src``)? Each version is applied once whichever queue brings it first (docs/erp-tables.md).
 
@@ -484,6 +507,8 @@ class InboxRepository:
         mine, theirs = _second(item.meta.date), _second(cur[1])
         if mine is None or theirs is None:
             return True  # unknowns go to the later arrival, as in the SOAP rule
+        if src == "graphql" and cur_src == "soap" and cur_ambiguous and mine == theirs + _DST_REPEAT:
+            theirs = mine  # the stored SOAP date's other reading (the second pass): the same second
         if mine != theirs:
             return mine > theirs
         if src == "soap":
@@ -539,8 +564,18 @@ class InboxRepository:
                     lines.setdefault(r._mapping["order_id"], []).append(dict(r._mapping))
             for row in rows:
                 out[row["centra_id"]] = Content(row, bool(row.get("deleted")),
-                                                lines.get(row["centra_id"], []) if t.name == "centra_order" else None)
+                                                lines.get(row["centra_id"], []) if t.name == "centra_order" else None,
+                                                frozenset({"created"}) if row.get("created_ambiguous") else frozenset())
         return out
+
+    @property
+    def _ambiguous_dates(self) -> set[tuple[str, str, str]]:
+        """Objects whose stored version's date is a SOAP date read in a repeated DST hour (one ``_apply``)."""
+        found: set[tuple[str, str, str]] | None = getattr(self, "_ambiguous_set", None)
+        if found is None:
+            found = set()
+            self._ambiguous_set = found
+        return found
 
     @property
     def _sources(self) -> dict[tuple[str, str, str], str]:
@@ -557,15 +592,18 @@ class InboxRepository:
         t = model.__table__  # type: ignore[attr-defined]
         found: dict[str, tuple[int | None, datetime | None, int]] = {}
         for start in range(0, len(keys), 500):
+            flag = t.c.last_event_date_ambiguous if "last_event_date_ambiguous" in t.c else literal(None)
             stmt = select(t.c.centra_id, t.c.last_event_seq, t.c.last_event_date, t.c.version,
-                          t.c.last_event_id).where(t.c.centra_id.in_(keys[start:start + 500]))
+                          t.c.last_event_id, flag).where(t.c.centra_id.in_(keys[start:start + 500]))
             if generic_type:
                 stmt = stmt.where(t.c.type == generic_type)
             stmt = stmt.with_for_update()
-            for cid, seq, date, version, last_id in session.connection().execute(stmt):
+            for cid, seq, date, version, last_id, ambiguous in session.connection().execute(stmt):
                 found[cid] = (seq, date, version)
                 if source_of(last_id) != "soap":
                     self._sources[(str(t.name), generic_type, cid)] = source_of(last_id)
+                if ambiguous:
+                    self._ambiguous_dates.add((str(t.name), generic_type, cid))
         return found
 
     def _write(
@@ -588,9 +626,16 @@ class InboxRepository:
         key_cols = ["centra_id", "type"] if generic_type else ["centra_id"]
         updates: list[dict[str, Any]] = []
         deletes: list[dict[str, Any]] = []
+        kept_created = self._unambiguous_created(session, table_name, winners)
         for item, version in winners:
             ch = item.change
             assert ch is not None
+            columns = ch.columns
+            if table_name == "order" and "created" in columns:
+                columns = {**columns, "created_ambiguous": "created" in ch.ambiguous}
+                if ch.key in kept_created:
+                    # the other queue's unambiguous value of the same instant: never flipped by an hour
+                    columns.update(created=kept_created[ch.key], created_ambiguous=False)
             base: dict[str, Any] = {
                 "centra_id": ch.key, "last_event_id": item.meta.event_id, "last_event_seq": item.meta.seq,
                 "last_event_date": item.meta.date, "version": version, "changed_at": now,
@@ -603,11 +648,12 @@ class InboxRepository:
                     base.update(gap.values, soap_event_seq=gap.seq, soap_event_date=gap.date)
                 elif source_of(item.meta.event_id) == "soap":
                     base.update(soap_event_seq=item.meta.seq, soap_event_date=item.meta.date)
+                base["last_event_date_ambiguous"] = item.meta.date_ambiguous
             if ch.delete and not ch.columns:
                 deletes.append({**base, "deleted": True, "deleted_at": item.meta.date or now})
             else:
                 deleted_at = (item.meta.date or now) if ch.delete else None
-                updates.append({**base, "deleted": ch.delete, "deleted_at": deleted_at, **ch.columns})
+                updates.append({**base, "deleted": ch.delete, "deleted_at": deleted_at, **columns})
         # rows of one statement must share their columns: group by column set
         for rows in (updates, deletes):
             for group in _group_by_columns(rows):
@@ -636,6 +682,29 @@ class InboxRepository:
                 for rows, tbl in ((lines, CentraOrderLine), (shipments, CentraOrderShipment)):
                     for group in _group_by_columns(rows):
                         insert_rows(session, table_of(tbl), group)
+
+    @staticmethod
+    def _unambiguous_created(session: Session, table_name: str,
+                             winners: list[tuple[InboundItem, int]]) -> dict[str, datetime]:
+        """Orders whose new ``created`` is an ambiguous SOAP reading while the stored one is the other
+        reading, unambiguous (GraphQL's): that stored value, to keep."""
+        if table_name != "order":
+            return {}
+        mine = {item.change.key: item.change.columns["created"] for item, _v in winners
+                if item.change is not None and "created" in item.change.ambiguous
+                and isinstance(item.change.columns.get("created"), datetime)}
+        if not mine:
+            return {}
+        t = table_of(CentraOrder)
+        keys = sorted(mine)
+        kept: dict[str, datetime] = {}
+        for start in range(0, len(keys), 500):
+            for cid, created, ambiguous in session.connection().execute(
+                    select(t.c.centra_id, t.c.created, t.c.created_ambiguous)
+                    .where(t.c.centra_id.in_(keys[start:start + 500]))):
+                if created is not None and not ambiguous and _either_reading(mine[cid], created, True, False):
+                    kept[cid] = _aware(created)
+        return kept
 
     @staticmethod
     def _stored_lines(session: Session, winners: list[tuple[InboundItem, int]]) -> dict[str, list[dict[str, Any]]]:

@@ -87,6 +87,9 @@ class _SoapGapMark(SQLModel):
 
     soap_event_seq: int | None = Field(default=None, sa_type=BigInteger)
     soap_event_date: datetime | None = None
+    # last_event_date is a store-local SOAP date in the hour a DST fall-back repeats (read as the first
+    # pass; it may be the second): compared with GraphQL's times as either reading
+    last_event_date_ambiguous: bool | None = None
 
 
 class CentraOrder(_CentraObject, _SoapGapMark, table=True):
@@ -100,6 +103,8 @@ class CentraOrder(_CentraObject, _SoapGapMark, table=True):
     market: str | None = Field(default=None, max_length=128)
     pricelist: str | None = Field(default=None, max_length=128)
     created: datetime | None = None
+    # `created` is SOAP's store-local reading of a repeated DST hour (the first pass; may be the second)
+    created_ambiguous: bool | None = None
     payload: dict[str, Any] | None = _json()
     # `erpsync export`'s cursor: the version last written to an export file
     exported_version: int | None = None

@@ -337,9 +337,6 @@ def test_with_the_graphql_queue_no_longer_read_soap_moves_what_graphql_stored(en
     assert out.applied == 1 and customer_row(engine) == (2, "v4@x", "SE")
 
 
-@pytest.mark.xfail(strict=True, reason="#15 review (documented limit): a SOAP date without offset in the "
-                   "repeated DST fall-back hour is read as the first pass against GraphQL's times, so the "
-                   "same version from GraphQL an hour 'later' is applied a second time")
 def test_dst_fall_back_second_pass_is_one_version(engine: Engine) -> None:
     # Stockholm 2026-10-25 02:10:00 second pass = 01:10:00Z; SOAP's offset-less date reads it 00:10:00Z
     soap_at = datetime(2026, 10, 25, 2, 10, tzinfo=TZ).astimezone(UTC)  # fold=0: the first pass
@@ -456,14 +453,20 @@ def test_a_lost_confirm_after_the_commit_redelivers_without_a_second_application
     assert customer_row(engine)[:2] == (1, "a@x")
 
 
-@pytest.mark.xfail(strict=True, reason="#15 review: SOAP's offset-less `created` of an order placed in the repeated "
-                   "DST fall-back hour is read as the first pass, GraphQL's createdAt is the second: for that "
-                   "order's whole life the two queues never show 'the same version' (every same-second tie is "
-                   "applied again) and the ERP's `created` moves by an hour with the queue that delivered last")
 def test_an_order_placed_in_the_dst_fall_back_hour_is_one_version_later_on(engine: Engine) -> None:
     placed = "2026-10-25 02:30:00"  # Stockholm, the second pass: 01:30:00Z
     assert store(engine, soap_order(10, T0, created=placed)) == ["applied"]  # a December change of it
     assert store(engine, gql_order(1, "2026-12-01T12:00:00Z", created="2026-10-25T01:30:00Z")) == ["superseded"]
+    # a later version from GraphQL writes its unambiguous `created`; SOAP's later ones never flip it back
+    assert store(engine, gql_order(2, "2026-12-01T12:00:05Z", status="PROCESSING",
+                                   created="2026-10-25T01:30:00Z")) == ["applied"]
+    assert store(engine, soap_order(11, T0 + timedelta(seconds=9), status="completed", created=placed)) == ["applied"]
+    with Session(engine) as s:
+        created = s.exec(select(CentraOrder.created)).one()[0]  # type: ignore[call-overload]
+    assert created.replace(tzinfo=UTC) == datetime(2026, 10, 25, 1, 30, tzinfo=UTC)
+    # and the same state again from GraphQL is that version (its `created` matches SOAP's either reading)
+    assert store(engine, gql_order(3, "2026-12-01T12:00:09Z", status="SHIPPED",
+                                   created="2026-10-25T01:30:00Z")) == ["superseded"]
 
 
 def test_an_order_event_with_an_unreadable_reference_is_parked_and_confirmed(engine: Engine) -> None:
