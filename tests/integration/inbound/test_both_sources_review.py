@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
