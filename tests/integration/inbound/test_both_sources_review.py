@@ -295,18 +295,42 @@ def test_a_soap_only_field_change_survives_graphql_storing_its_second_first(engi
     assert customer_row(engine) == (3, "a@x", "NO")
 
 
-def test_soap_only_columns_follow_soap_within_one_batch_and_for_a_wholesale_buyer(engine: Engine) -> None:
+def test_soap_only_columns_follow_soap_within_one_batch(engine: Engine) -> None:
     """SOAP applied, GraphQL's later state and SOAP's snapshot of it in one batch: the row written
-    once keeps SOAP's market (only the last winner per object is written). A wholesale order's buyer
-    (not in GraphQL's WholesaleOrder) follows SOAP; a retail order's customer follows the version."""
+    once keeps SOAP's market (only the last winner per object is written); a retail order's
+    customer_id (both queues carry it) follows the version."""
     later = gql_order(1, "2026-12-01T12:00:07Z", status="PROCESSING")
     snap = soap_order(11, T0 + timedelta(seconds=7), status="processing")
     snap.change.columns["market"] = "Retail-NO"  # type: ignore[union-attr]
+    snap.change.columns["customer_id"] = "99"  # type: ignore[union-attr]
     assert store(engine, soap_order(10, T0), later, snap) == ["applied", "applied", "superseded"]
     with Session(engine) as s:
         row = tuple(s.exec(select(CentraOrder.version, CentraOrder.status, CentraOrder.market,  # type: ignore[call-overload]
-                                  CentraOrder.last_event_id, CentraOrder.soap_event_seq)).one())
-    assert row == (3, "processing", "Retail-NO", "gql:1", 11)
+                                  CentraOrder.last_event_id, CentraOrder.soap_event_seq,
+                                  CentraOrder.customer_id)).one())
+    assert row == (3, "processing", "Retail-NO", "gql:1", 11, "81")
+
+
+def test_a_wholesale_orders_buyer_follows_soap(engine: Engine) -> None:
+    """WholesaleOrder has no buyer in the GraphQL shape: SOAP's later event sets it even when its
+    version is superseded."""
+    assert store(engine, soap_order(10, T0)) == ["applied"]  # customer 81
+    order = dict(gql_order(1, "2026-12-01T12:00:05Z").change.columns["payload"])  # type: ignore[union-attr]
+    order.update({"__typename": "WholesaleOrder", "account": {"id": 5, "name": "Shop AB"}, "status": "PROCESSING"})
+    order.pop("customer")
+    event = {"id": 1, "objectType": "Order", "changeType": "UPDATED", "objectReference": 1201,
+             "createdAt": "2026-12-01T12:00:05Z", "object": None}
+    wholesale = gql_transform.to_inbound_item(event, order)
+    assert wholesale.change is not None and "customer_id" not in wholesale.change.columns
+    assert store(engine, replace(wholesale, meta=replace(wholesale.meta, read_at=T0 + timedelta(hours=3)))) == [
+        "applied"]
+    buyer = soap_order(11, T0 + timedelta(seconds=5), status="processing")
+    buyer.change.columns["customer_id"] = "82"  # type: ignore[union-attr]
+    assert store(engine, buyer) == ["superseded"]
+    with Session(engine) as s:
+        row = tuple(s.exec(select(CentraOrder.version, CentraOrder.customer_id,  # type: ignore[call-overload]
+                                  CentraOrder.last_event_id)).one())
+    assert row == (3, "82", "gql:1")
 
 
 def test_customer_events_straddling_pages_never_bring_an_older_state_back(engine: Engine) -> None:
