@@ -64,6 +64,7 @@ from erpsync.outbound.stock import PushStock
 from erpsync.soap.client import CentraSoapClient
 from erpsync.store import migrate
 from erpsync.store.engine import make_engine, make_read_engine
+from erpsync.store.inbox import InboxRepository
 from erpsync.store.quota_repo import SqlQuotaStore
 
 log = get_logger("erpsync.daemon")
@@ -235,7 +236,9 @@ def soap_client(w: Wiring) -> Any:
 
 
 def _build_pull(w: Wiring) -> Any:
-    return PullJob(w.engine, soap_client(w), store_tz=w.settings.store_tz,
+    # with the GraphQL queue read too (source = "both"), objects it stored follow its events
+    repository = InboxRepository(graphql_queue_read=w.settings.centra.events.source != "soap")
+    return PullJob(w.engine, soap_client(w), store_tz=w.settings.store_tz, repository=repository,
                    max_batches=w.settings.pull.max_batches_per_run,
                    malformed_retries=w.settings.pull.malformed_retries, **w.job_kwargs())
 

@@ -119,7 +119,10 @@ def pull_cmd(obj: Any, once: bool, as_json: bool, source: str | None) -> None:
                 client = gql_client(engine)
             job: PullJob
             if source == "soap":
-                job = PullJob(engine, client, store_tz=settings.store_tz, stop_event=stop,
+                from erpsync.store.inbox import InboxRepository
+
+                repository = InboxRepository(graphql_queue_read=settings.centra.events.source != "soap")
+                job = PullJob(engine, client, store_tz=settings.store_tz, stop_event=stop, repository=repository,
                               max_batches=settings.pull.max_batches_per_run,
                               malformed_retries=settings.pull.malformed_retries)
             else:
@@ -254,7 +257,7 @@ def parked_retry(obj: Any, ids: tuple[int, ...], all_: bool, kind: str | None) -
     from erpsync.store.inbox import InboxRepository
 
     settings = obj.settings(require_secrets=False)
-    repo = InboxRepository()
+    repo = InboxRepository(graphql_queue_read=settings.centra.events.source != "soap")
     still = 0
     imports: list[tuple[int, str]] = []
     with _database(settings) as engine:

@@ -23,6 +23,7 @@ is always complete: every line has a quantity, a price and a subtotal.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime, tzinfo
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any
@@ -39,7 +40,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from erpsync.errors import ItemRejected
-from erpsync.soap.models import parse_centra_date
+from erpsync.soap.models import is_ambiguous_local, parse_centra_date
 from erpsync.store.inbox import ObjectChange
 
 _INTEGER = re.compile(r"\s*-?[0-9]+\s*")
@@ -330,7 +331,11 @@ def object_change(etype: str, key: str, data: dict[str, Any], *, store_tz: tzinf
         raise ItemRejected(f"{etype} {key}: " + "; ".join(_describe(e) for e in exc.errors())) from None
     if isinstance(obj, Generic):
         return obj.change(key, data, etype)
-    return obj.change(key, data)  # type: ignore[attr-defined, no-any-return]
+    change: ObjectChange = obj.change(key, data)  # type: ignore[attr-defined]
+    if etype == "order" and is_ambiguous_local(data.get("created"), store_tz):
+        # read as the first pass of the repeated hour; it may be the second (the inbox compares both)
+        change = replace(change, ambiguous=frozenset({"created"}))
+    return change
 
 
 def _describe(error: Any) -> str:

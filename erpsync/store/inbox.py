@@ -27,7 +27,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, cast
 
-from sqlalchemy import JSON, String, Table, bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import JSON, String, Table, bindparam, case, delete, func, insert, literal, or_, select, update
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, SQLModel, col
 from sqlmodel import select as sm_select
@@ -86,10 +86,50 @@ class ObjectChange:
     lines: list[dict[str, Any]] | None = None
     shipments: list[dict[str, Any]] | None = None
     generic_type: str | None = None
+    #: columns holding a store-local date in the hour a DST fall-back repeats, read as the first pass
+    #: (it may be the second, an hour later): compared as either reading, never written over the
+    #: other queue's unambiguous value
+    ambiguous: frozenset[str] = frozenset()
 
     @property
     def identity(self) -> tuple[str, str, str]:
         return (self.table, self.generic_type or "", self.key)
+
+
+@dataclass
+class _GapMark:
+    """The SOAP event that last wrote an object's SOAP-only columns, and their values."""
+
+    seq: int | None
+    date: datetime | None
+    values: dict[str, Any]
+    dirty: bool = False
+    bumped: bool = False
+
+    def take(self, item: InboundItem, columns: tuple[str, ...], *, whole: bool = False) -> bool:
+        """Record ``item`` (a SOAP event newer than this mark) as the last writer of ``columns``.
+        Returns whether a value the ERP sees changed (not counted for a ``whole`` write: that one is
+        a version of its own)."""
+        change = item.change
+        assert change is not None
+        values = {c: change.columns[c] for c in columns if c in change.columns}
+        changed = any(_comparable(c, v, True) != _comparable(c, self.values.get(c), True) for c, v in values.items())
+        self.values.update(values)
+        self.seq, self.date, self.dirty = item.meta.seq, item.meta.date, True
+        if changed and not whole:
+            self.bumped = True
+        return changed and not whole
+
+
+def _soap_only(table: str, stored: Content | None) -> tuple[str, ...]:
+    """The SOAP-only columns of ``table``; an order's buyer too when the stored order is GraphQL's
+    WholesaleOrder (its shape has no buyer), or for a version SOAP writes whole (``stored`` None)."""
+    cols = SOAP_ONLY.get(table, ())
+    if table == "order":
+        payload = stored.columns.get("payload") if stored is not None else None
+        if stored is None or (isinstance(payload, dict) and payload.get("__typename") == "WholesaleOrder"):
+            cols = (*cols, "customer_id")
+    return cols
 
 
 @dataclass(frozen=True)
@@ -124,9 +164,15 @@ def _newer(seq: int | None, date: datetime | None, cur_seq: int | None, cur_date
 
 
 _DST_REPEAT = timedelta(hours=1)
+#: columns only the SOAP queue carries (the GraphQL shape's gaps, gql_transform.GAPS): they follow
+#: SOAP's own event order (``soap_event_seq`` / ``soap_event_date``), not the both-queues decision.
+#: An order's ``customer_id`` is one of them when the stored GraphQL order is a WholesaleOrder.
+SOAP_ONLY: dict[str, tuple[str, ...]] = {"order": ("market",), "customer": ("country", "status"),
+                                         "account": ("status",)}
 _NOT_CONTENT = frozenset({"id", "centra_id", "type", "version", "last_event_id", "last_event_seq", "last_event_date",
                           "deleted", "deleted_at", "changed_at", "erp_taken_at", "erp_taken_version", "exported_at",
-                          "exported_version", "order_id", "line_no"})
+                          "exported_version", "order_id", "line_no", "soap_event_seq", "soap_event_date",
+                          "last_event_date_ambiguous", "created_ambiguous"})
 #: SOAP order statuses GraphQL cannot tell apart from another (its OrderStatus has no REFUNDED)
 _SAME_STATUS = {"refunded": "completed"}
 
@@ -157,10 +203,13 @@ class Content:
     columns: dict[str, Any]
     deleted: bool
     lines: list[dict[str, Any]] | None
+    #: columns read in a repeated DST hour (``ObjectChange.ambiguous``)
+    ambiguous: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, change: ObjectChange) -> Content:
-        return cls(dict(change.columns), change.delete, list(change.lines) if change.lines is not None else None)
+        return cls(dict(change.columns), change.delete, list(change.lines) if change.lines is not None else None,
+                   change.ambiguous)
 
     def same(self, change: ObjectChange, *, payload: bool) -> bool:
         """Is ``change`` this version? Compared on the columns ``change`` carries (a source leaves out
@@ -174,7 +223,8 @@ class Content:
         for name, value in change.columns.items():
             if name in _NOT_CONTENT or (name == "payload" and not payload):
                 continue
-            if _comparable(name, value, payload) != _comparable(name, self.columns.get(name), payload):
+            if _comparable(name, value, payload) != _comparable(name, self.columns.get(name), payload) and not (
+                    _either_reading(value, self.columns.get(name), name in change.ambiguous, name in self.ambiguous)):
                 return False
         if change.lines is None:
             return True
@@ -199,6 +249,15 @@ class Content:
         return True
 
 
+def _either_reading(mine: Any, theirs: Any, mine_ambiguous: bool, theirs_ambiguous: bool) -> bool:
+    """Are two datetimes the same instant when an ambiguous one (a store-local reading of the repeated
+    DST hour, taken as the first pass) may be the second pass, an hour later?"""
+    if not isinstance(mine, datetime) or not isinstance(theirs, datetime):
+        return False
+    mine, theirs = _aware(mine), _aware(theirs)
+    return (mine_ambiguous and mine + _DST_REPEAT == theirs) or (theirs_ambiguous and theirs + _DST_REPEAT == mine)
+
+
 def source_of(event_id: str | None) -> str:
     """The queue an inbox event id came from: ``gql:<n>`` the GraphQL events queue, else SOAP."""
     return "graphql" if event_id and event_id.startswith("gql:") else "soap"
@@ -209,7 +268,18 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
 
+#: tables whose GraphQL object has no time of its own: its version time (the newest createdAt of its
+#: events in the page) is only a lower bound of the state it shows (gql_transform.to_inbound_item)
+LOWER_BOUND_TIMES = frozenset({"customer", "account"})
+
+
 class InboxRepository:
+    def __init__(self, *, graphql_queue_read: bool = True) -> None:
+        """``graphql_queue_read``: the GraphQL events queue is being read (``[centra.events] source``
+        ``graphql`` or ``both``), so every change of an object has a GraphQL event still to come. False
+        (source ``soap``, e.g. after a roll-back) lets SOAP's snapshots move objects GraphQL stored."""
+        self.graphql_queue_read = graphql_queue_read
+
     def store_batch(
         self,
         session: Session,
@@ -300,6 +370,7 @@ class InboxRepository:
     def _apply(self, session: Session, items: Sequence[InboundItem], *, now: datetime) -> dict[str, str]:
         """Decide and write the object changes of ``items``; returns event_id -> status."""
         self._sources.clear()
+        self._ambiguous_dates.clear()
         statuses: dict[str, str] = {}
         by_table: dict[tuple[str, str], list[InboundItem]] = {}
         for item in items:
@@ -318,8 +389,20 @@ class InboxRepository:
             contents: dict[str, Content] = {}
             gql_keys = [i.change.key for i in group
                         if i.change is not None and source_of(i.meta.event_id) == "graphql" and i.change.key in current]
-            if gql_keys:
-                contents = self._stored_contents(session, model, list(dict.fromkeys(gql_keys)), generic_type)
+            # the SOAP-only columns of objects both queues write (loaded only then: SOAP alone never needs them)
+            gql_in_group = {i.change.key for i in group if i.change is not None
+                            and source_of(i.meta.event_id) == "graphql"}
+            gap_keys = [i.change.key for i in group if i.change is not None and table_name in SOAP_ONLY
+                        and source_of(i.meta.event_id) == "soap"
+                        and (i.change.key in gql_in_group
+                             or self._sources.get((name, generic_type, i.change.key)) == "graphql")]
+            gap_keys = list(dict.fromkeys(gap_keys))
+            if gql_keys or (gap_keys and table_name == "order"):
+                contents = self._stored_contents(
+                    session, model, list(dict.fromkeys(gql_keys + (gap_keys if table_name == "order" else []))),
+                    generic_type)
+            marks = self._gap_marks(session, model, table_name, [k for k in gap_keys if k in current])
+            marks.update({k: _GapMark(None, None, {}) for k in gap_keys if k not in current})
             winners: dict[str, tuple[InboundItem, int]] = {}
             for item in group:
                 ch = item.change
@@ -328,12 +411,28 @@ class InboxRepository:
                 ident = (name, generic_type, ch.key)
                 src = source_of(item.meta.event_id)
                 newer = cur is None or self._is_newer(item, src, cur, self._sources.get(ident, "soap"),
-                                                      contents.get(ch.key))
+                                                      contents.get(ch.key), ident in self._ambiguous_dates)
+                mark = marks.get(ch.key)
                 if not newer:
                     statuses[item.meta.event_id] = SUPERSEDED
+                    if (src == "soap" and mark is not None and cur is not None and not ch.delete
+                            and _newer(item.meta.seq, item.meta.date, mark.seq, mark.date,
+                                       item.meta.date_ambiguous)):
+                        # its version is superseded, not its SOAP-only columns: they follow SOAP's order
+                        bumped = mark.take(item, _soap_only(table_name, contents.get(ch.key)))
+                        if bumped:
+                            current[ch.key] = (cur[0], cur[1], cur[2] + 1)  # the ERP must take the row again
+                        if bumped and ch.key in winners:
+                            winners[ch.key] = (winners[ch.key][0], cur[2] + 1)
                     continue
                 self._sources[ident] = src
+                if item.meta.date_ambiguous:
+                    self._ambiguous_dates.add(ident)
+                else:
+                    self._ambiguous_dates.discard(ident)
                 contents[ch.key] = Content.of(ch)
+                if src == "soap" and mark is not None and not ch.delete:
+                    mark.take(item, _soap_only(table_name, None), whole=True)
                 version = (cur[2] if cur is not None else 0) + 1
                 if ch.key in winners:
                     prev = winners[ch.key][0]
@@ -350,7 +449,7 @@ class InboxRepository:
                     winners[ch.key] = (item, version)
                 current[ch.key] = (item.meta.seq, item.meta.date, version)
                 statuses[item.meta.event_id] = APPLIED
-            self._write(session, model, table_name, generic_type, list(winners.values()), now)
+            self._write(session, model, table_name, generic_type, list(winners.values()), now, marks, current)
         return statuses
 
     @staticmethod
@@ -371,13 +470,15 @@ class InboxRepository:
                     for key in chunk if key not in known]
             upsert_many(session, t, rows, ["entity", "centra_id"], [])
 
-    @staticmethod
-    def _is_newer(item: InboundItem, src: str, cur: tuple[int | None, datetime | None, int], cur_src: str,
-                  stored: Content | None) -> bool:
+    def _is_newer(self, item: InboundItem, src: str, cur: tuple[int | None, datetime | None, int], cur_src: str,
+                  stored: Content | None, cur_ambiguous: bool = False) -> bool:
         """Does ``item`` (from queue ``src``) carry a newer version than the stored one (written by
         ``cur_src``)? Each version is applied once whichever queue brings it first (docs/erp-tables.md).
 
         - SOAP after SOAP: by event id, else date (the SOAP rule, unchanged).
+        - SOAP after a customer or account GraphQL stored (while the GraphQL queue is read): superseded,
+          whatever the times. GraphQL's time of them is only a lower bound of the state it shows;
+          every later change has its own GraphQL event still queued. (SOAP-only columns: ``_GapMark``.)
         - Otherwise by the object's time in whole seconds (both queues give seconds: a SOAP event's
           date is the time of the change its snapshot shows, GraphQL's ``updatedAt`` the time of the
           current state it shows): later is newer, earlier is older.
@@ -395,11 +496,19 @@ class InboxRepository:
             return _newer(item.meta.seq, item.meta.date, cur[0], cur[1], item.meta.date_ambiguous)
         change = item.change
         assert change is not None
+        if src == "soap" and cur_src == "graphql" and change.table in LOWER_BOUND_TIMES and self.graphql_queue_read:
+            # GraphQL stored the customer's (account's) state current when it read it, stamped with a
+            # time that is only a lower bound (events of it may sit on a later page): a SOAP snapshot
+            # of a later time may still be older. Every change after that read has a GraphQL event
+            # still queued, which brings it: the snapshot never moves the row (its SOAP-only columns do)
+            return False
         if src == "graphql" and cur_src == "graphql" and stored is not None and stored.same(change, payload=True):
             return False
         mine, theirs = _second(item.meta.date), _second(cur[1])
         if mine is None or theirs is None:
             return True  # unknowns go to the later arrival, as in the SOAP rule
+        if src == "graphql" and cur_src == "soap" and cur_ambiguous and mine == theirs + _DST_REPEAT:
+            theirs = mine  # the stored SOAP date's other reading (the second pass): the same second
         if mine != theirs:
             return mine > theirs
         if src == "soap":
@@ -414,6 +523,27 @@ class InboxRepository:
             # snapshot may be the newer state of the second; GraphQL's own later event settles it
             return _aware(stored_at) <= item.meta.read_at
         return True
+
+    @staticmethod
+    def _gap_marks(session: Session, model: type[SQLModel], table_name: str, keys: list[str]) -> dict[str, _GapMark]:
+        """The SOAP-only columns of ``keys`` (rows locked by ``_current_versions``) and the SOAP event that
+        wrote them: ``soap_event_*``, else the row's last event when SOAP wrote it (rows stored before
+        migration 0004), else unknown (a SOAP event then counts as newer, as in the SOAP rule)."""
+        if not keys:
+            return {}
+        t = table_of(model)
+        cols = _soap_only(table_name, None)
+        found: dict[str, _GapMark] = {}
+        for start in range(0, len(keys), 500):
+            stmt = select(t.c.centra_id, t.c.soap_event_seq, t.c.soap_event_date, t.c.last_event_id,
+                          t.c.last_event_seq, t.c.last_event_date, *(t.c[c] for c in cols)).where(
+                t.c.centra_id.in_(keys[start:start + 500]))
+            for r in session.connection().execute(stmt):
+                seq, date = r.soap_event_seq, r.soap_event_date
+                if seq is None and date is None and source_of(r.last_event_id) == "soap":
+                    seq, date = r.last_event_seq, r.last_event_date
+                found[r.centra_id] = _GapMark(seq, date, {c: r._mapping[c] for c in cols})
+        return found
 
     def _stored_contents(self, session: Session, model: type[SQLModel], keys: list[str],
                          generic_type: str) -> dict[str, Content]:
@@ -434,8 +564,18 @@ class InboxRepository:
                     lines.setdefault(r._mapping["order_id"], []).append(dict(r._mapping))
             for row in rows:
                 out[row["centra_id"]] = Content(row, bool(row.get("deleted")),
-                                                lines.get(row["centra_id"], []) if t.name == "centra_order" else None)
+                                                lines.get(row["centra_id"], []) if t.name == "centra_order" else None,
+                                                frozenset({"created"}) if row.get("created_ambiguous") else frozenset())
         return out
+
+    @property
+    def _ambiguous_dates(self) -> set[tuple[str, str, str]]:
+        """Objects whose stored version's date is a SOAP date read in a repeated DST hour (one ``_apply``)."""
+        found: set[tuple[str, str, str]] | None = getattr(self, "_ambiguous_set", None)
+        if found is None:
+            found = set()
+            self._ambiguous_set = found
+        return found
 
     @property
     def _sources(self) -> dict[tuple[str, str, str], str]:
@@ -452,41 +592,68 @@ class InboxRepository:
         t = model.__table__  # type: ignore[attr-defined]
         found: dict[str, tuple[int | None, datetime | None, int]] = {}
         for start in range(0, len(keys), 500):
+            flag = t.c.last_event_date_ambiguous if "last_event_date_ambiguous" in t.c else literal(None)
             stmt = select(t.c.centra_id, t.c.last_event_seq, t.c.last_event_date, t.c.version,
-                          t.c.last_event_id).where(t.c.centra_id.in_(keys[start:start + 500]))
+                          t.c.last_event_id, flag).where(t.c.centra_id.in_(keys[start:start + 500]))
             if generic_type:
                 stmt = stmt.where(t.c.type == generic_type)
             stmt = stmt.with_for_update()
-            for cid, seq, date, version, last_id in session.connection().execute(stmt):
+            for cid, seq, date, version, last_id, ambiguous in session.connection().execute(stmt):
                 found[cid] = (seq, date, version)
                 if source_of(last_id) != "soap":
                     self._sources[(str(t.name), generic_type, cid)] = source_of(last_id)
+                if ambiguous:
+                    self._ambiguous_dates.add((str(t.name), generic_type, cid))
         return found
 
     def _write(
         self, session: Session, model: type[SQLModel], table_name: str, generic_type: str,
-        winners: list[tuple[InboundItem, int]], now: datetime,
+        winners: list[tuple[InboundItem, int]], now: datetime, marks: dict[str, _GapMark] | None = None,
+        current: dict[str, tuple[int | None, datetime | None, int]] | None = None,
     ) -> None:
+        table = model.__table__  # type: ignore[attr-defined]
+        marks = marks or {}
+        won = {item.change.key for item, _v in winners if item.change is not None}
+        for key, mark in marks.items():
+            if mark.dirty and key not in won:
+                # only the SOAP-only columns of a superseded SOAP event (its version came from GraphQL)
+                values: dict[str, Any] = {**mark.values, "soap_event_seq": mark.seq, "soap_event_date": mark.date}
+                if mark.bumped and current is not None:
+                    values.update(version=current[key][2], changed_at=now)
+                session.connection().execute(update(table).where(table.c.centra_id == key).values(**values))
         if not winners:
             return
-        table = model.__table__  # type: ignore[attr-defined]
         key_cols = ["centra_id", "type"] if generic_type else ["centra_id"]
         updates: list[dict[str, Any]] = []
         deletes: list[dict[str, Any]] = []
+        kept_created = self._unambiguous_created(session, table_name, winners)
         for item, version in winners:
             ch = item.change
             assert ch is not None
+            columns = ch.columns
+            if table_name == "order" and "created" in columns:
+                columns = {**columns, "created_ambiguous": "created" in ch.ambiguous}
+                if ch.key in kept_created:
+                    # the other queue's unambiguous value of the same instant: never flipped by an hour
+                    columns.update(created=kept_created[ch.key], created_ambiguous=False)
             base: dict[str, Any] = {
                 "centra_id": ch.key, "last_event_id": item.meta.event_id, "last_event_seq": item.meta.seq,
                 "last_event_date": item.meta.date, "version": version, "changed_at": now,
             }
             if generic_type:
                 base["type"] = generic_type
+            if table_name in SOAP_ONLY:
+                gap = marks.get(ch.key)
+                if gap is not None and gap.dirty:
+                    base.update(gap.values, soap_event_seq=gap.seq, soap_event_date=gap.date)
+                elif source_of(item.meta.event_id) == "soap":
+                    base.update(soap_event_seq=item.meta.seq, soap_event_date=item.meta.date)
+                base["last_event_date_ambiguous"] = item.meta.date_ambiguous
             if ch.delete and not ch.columns:
                 deletes.append({**base, "deleted": True, "deleted_at": item.meta.date or now})
             else:
                 deleted_at = (item.meta.date or now) if ch.delete else None
-                updates.append({**base, "deleted": ch.delete, "deleted_at": deleted_at, **ch.columns})
+                updates.append({**base, "deleted": ch.delete, "deleted_at": deleted_at, **columns})
         # rows of one statement must share their columns: group by column set
         for rows in (updates, deletes):
             for group in _group_by_columns(rows):
@@ -515,6 +682,29 @@ class InboxRepository:
                 for rows, tbl in ((lines, CentraOrderLine), (shipments, CentraOrderShipment)):
                     for group in _group_by_columns(rows):
                         insert_rows(session, table_of(tbl), group)
+
+    @staticmethod
+    def _unambiguous_created(session: Session, table_name: str,
+                             winners: list[tuple[InboundItem, int]]) -> dict[str, datetime]:
+        """Orders whose new ``created`` is an ambiguous SOAP reading while the stored one is the other
+        reading, unambiguous (GraphQL's): that stored value, to keep."""
+        if table_name != "order":
+            return {}
+        mine = {item.change.key: item.change.columns["created"] for item, _v in winners
+                if item.change is not None and "created" in item.change.ambiguous
+                and isinstance(item.change.columns.get("created"), datetime)}
+        if not mine:
+            return {}
+        t = table_of(CentraOrder)
+        keys = sorted(mine)
+        kept: dict[str, datetime] = {}
+        for start in range(0, len(keys), 500):
+            for cid, created, ambiguous in session.connection().execute(
+                    select(t.c.centra_id, t.c.created, t.c.created_ambiguous)
+                    .where(t.c.centra_id.in_(keys[start:start + 500]))):
+                if created is not None and not ambiguous and _either_reading(mine[cid], created, True, False):
+                    kept[cid] = _aware(created)
+        return kept
 
     @staticmethod
     def _stored_lines(session: Session, winners: list[tuple[InboundItem, int]]) -> dict[str, list[dict[str, Any]]]:

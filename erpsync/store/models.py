@@ -80,7 +80,19 @@ class _CentraObject(SQLModel):
     erp_taken_version: int | None = None
 
 
-class CentraOrder(_CentraObject, table=True):
+class _SoapGapMark(SQLModel):
+    """Tables with columns only the SOAP queue carries (the GraphQL shape's gaps, docs/operations.md):
+    the SOAP event that last wrote them. With ``source = "both"`` those columns follow SOAP's own
+    event order, whichever queue's version the other columns show."""
+
+    soap_event_seq: int | None = Field(default=None, sa_type=BigInteger)
+    soap_event_date: datetime | None = None
+    # last_event_date is a store-local SOAP date in the hour a DST fall-back repeats (read as the first
+    # pass; it may be the second): compared with GraphQL's times as either reading
+    last_event_date_ambiguous: bool | None = None
+
+
+class CentraOrder(_CentraObject, _SoapGapMark, table=True):
     __tablename__ = "centra_order"
     order_number: str | None = Field(default=None, max_length=64, index=True)
     status: str | None = Field(default=None, max_length=32, index=True)
@@ -91,6 +103,8 @@ class CentraOrder(_CentraObject, table=True):
     market: str | None = Field(default=None, max_length=128)
     pricelist: str | None = Field(default=None, max_length=128)
     created: datetime | None = None
+    # `created` is SOAP's store-local reading of a repeated DST hour (the first pass; may be the second)
+    created_ambiguous: bool | None = None
     payload: dict[str, Any] | None = _json()
     # `erpsync export`'s cursor: the version last written to an export file
     exported_version: int | None = None
@@ -132,7 +146,7 @@ class CentraOrderShipment(SQLModel, table=True):
     payload: dict[str, Any] | None = _json()
 
 
-class CentraCustomer(_CentraObject, table=True):
+class CentraCustomer(_CentraObject, _SoapGapMark, table=True):
     __tablename__ = "centra_customer"
     email: str | None = Field(default=None, max_length=256, index=True)
     firstname: str | None = Field(default=None, max_length=128)
@@ -142,7 +156,7 @@ class CentraCustomer(_CentraObject, table=True):
     payload: dict[str, Any] | None = _json()
 
 
-class CentraAccount(_CentraObject, table=True):
+class CentraAccount(_CentraObject, _SoapGapMark, table=True):
     __tablename__ = "centra_account"
     name: str | None = Field(default=None, max_length=256)
     status: str | None = Field(default=None, max_length=32)

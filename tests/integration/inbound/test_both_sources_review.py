@@ -12,7 +12,6 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
 from sqlalchemy import Engine, select
 from sqlmodel import Session
 
@@ -282,36 +281,85 @@ def test_an_order_without_lines_from_the_other_queue(engine: Engine) -> None:
     assert store(engine, gql_order(1, "2026-12-01T12:00:00Z", lines=[])) == ["superseded"]
 
 
-@pytest.mark.xfail(strict=True, reason="#15 review: a change of a field only SOAP carries (customer country/"
-                   "status, order market, a wholesale buyer) is superseded when GraphQL stored that second (or a "
-                   "later one) first, so it never reaches the table; needs a merge of SOAP's gap columns into "
-                   "the GraphQL-stored version, not a decision between whole versions")
 def test_a_soap_only_field_change_survives_graphql_storing_its_second_first(engine: Engine) -> None:
     assert store(engine, customer("10", T0, "a@x", country="SE")) == ["applied"]
     moved = T0 + timedelta(seconds=9)
     # the customer moves to Norway: GraphQL's event (same email and name: its shape has no country) first
     assert store(engine, customer("gql:1", moved, "a@x")) == ["applied"]
-    store(engine, customer("11", moved, "a@x", country="NO"))
-    assert customer_row(engine)[2] == "NO"
+    # its version is GraphQL's (superseded: one `applied` per version), its SOAP-only column SOAP's;
+    # the row's version moves on so that the ERP takes it again
+    assert store(engine, customer("11", moved, "a@x", country="NO")) == ["superseded"]
+    assert customer_row(engine) == (3, "a@x", "NO")
+    # an older SOAP event (a parked one retried) never brings its country back
+    assert store(engine, customer("9", T0 - timedelta(seconds=9), "a@x", country="DK")) == ["superseded"]
+    assert customer_row(engine) == (3, "a@x", "NO")
 
 
-@pytest.mark.xfail(strict=True, reason="#15 review: a customer/account's GraphQL time is the newest createdAt "
-                   "of its events in the page; when its later events sit on the next page the current state "
-                   "is stamped too early, and a SOAP snapshot between the two times overwrites it with an "
-                   "OLDER state (documented only as 'applied once more with the same content')")
+def test_soap_only_columns_follow_soap_within_one_batch(engine: Engine) -> None:
+    """SOAP applied, GraphQL's later state and SOAP's snapshot of it in one batch: the row written
+    once keeps SOAP's market (only the last winner per object is written); a retail order's
+    customer_id (both queues carry it) follows the version."""
+    later = gql_order(1, "2026-12-01T12:00:07Z", status="PROCESSING")
+    snap = soap_order(11, T0 + timedelta(seconds=7), status="processing")
+    snap.change.columns["market"] = "Retail-NO"  # type: ignore[union-attr]
+    snap.change.columns["customer_id"] = "99"  # type: ignore[union-attr]
+    assert store(engine, soap_order(10, T0), later, snap) == ["applied", "applied", "superseded"]
+    with Session(engine) as s:
+        row = tuple(s.exec(select(CentraOrder.version, CentraOrder.status, CentraOrder.market,  # type: ignore[call-overload]
+                                  CentraOrder.last_event_id, CentraOrder.soap_event_seq,
+                                  CentraOrder.customer_id)).one())
+    assert row == (3, "processing", "Retail-NO", "gql:1", 11, "81")
+
+
+def test_a_wholesale_orders_buyer_follows_soap(engine: Engine) -> None:
+    """WholesaleOrder has no buyer in the GraphQL shape: SOAP's later event sets it even when its
+    version is superseded."""
+    assert store(engine, soap_order(10, T0)) == ["applied"]  # customer 81
+    order = dict(gql_order(1, "2026-12-01T12:00:05Z").change.columns["payload"])  # type: ignore[union-attr]
+    order.update({"__typename": "WholesaleOrder", "account": {"id": 5, "name": "Shop AB"}, "status": "PROCESSING"})
+    order.pop("customer")
+    event = {"id": 1, "objectType": "Order", "changeType": "UPDATED", "objectReference": 1201,
+             "createdAt": "2026-12-01T12:00:05Z", "object": None}
+    wholesale = gql_transform.to_inbound_item(event, order)
+    assert wholesale.change is not None and "customer_id" not in wholesale.change.columns
+    assert store(engine, replace(wholesale, meta=replace(wholesale.meta, read_at=T0 + timedelta(hours=3)))) == [
+        "applied"]
+    buyer = soap_order(11, T0 + timedelta(seconds=5), status="processing")
+    buyer.change.columns["customer_id"] = "82"  # type: ignore[union-attr]
+    assert store(engine, buyer) == ["superseded"]
+    with Session(engine) as s:
+        row = tuple(s.exec(select(CentraOrder.version, CentraOrder.customer_id,  # type: ignore[call-overload]
+                                  CentraOrder.last_event_id)).one())
+    assert row == (3, "82", "gql:1")
+
+
 def test_customer_events_straddling_pages_never_bring_an_older_state_back(engine: Engine) -> None:
     assert store(engine, customer("10", T0, "v1@x")) == ["applied"]
     # the customer changed at +5 (v2), +7 and +9 (v3); GraphQL's full page ends with the +5 event, the
     # object it shows is the current v3: stamped +5
     assert store(engine, customer("gql:1", T0 + timedelta(seconds=5), "v3@x")) == ["applied"]
     # SOAP lags: its snapshot of +7 is older than what the table holds
-    store(engine, customer("11", T0 + timedelta(seconds=7), "v2b@x"))
+    assert store(engine, customer("11", T0 + timedelta(seconds=7), "v2b@x")) == ["superseded"]
     assert customer_row(engine)[1] == "v3@x"
+    # GraphQL's next page: the events of +7 and +9, the same current state, stamped +9: the same version
+    assert store(engine, customer("gql:2", T0 + timedelta(seconds=9), "v3@x"),
+                 customer("gql:3", T0 + timedelta(seconds=9), "v3@x")) == ["superseded", "superseded"]
+    assert customer_row(engine)[:2] == (2, "v3@x")
+    # a real later change comes through GraphQL's own event (SOAP's snapshot of it is superseded)
+    assert store(engine, customer("12", T0 + timedelta(seconds=20), "v4@x")) == ["superseded"]
+    assert store(engine, customer("gql:4", T0 + timedelta(seconds=20), "v4@x")) == ["applied"]
+    assert customer_row(engine)[:2] == (3, "v4@x")
 
 
-@pytest.mark.xfail(strict=True, reason="#15 review (documented limit): a SOAP date without offset in the "
-                   "repeated DST fall-back hour is read as the first pass against GraphQL's times, so the "
-                   "same version from GraphQL an hour 'later' is applied a second time")
+def test_with_the_graphql_queue_no_longer_read_soap_moves_what_graphql_stored(engine: Engine) -> None:
+    """source = "soap" again (a roll-back): no GraphQL event will come, SOAP's later snapshot is newer."""
+    assert store(engine, customer("gql:1", T0 + timedelta(seconds=5), "v3@x")) == ["applied"]
+    with transaction(engine) as session:
+        out = InboxRepository(graphql_queue_read=False).store_batch(
+            session, [customer("11", T0 + timedelta(seconds=7), "v4@x")], now=T0 + timedelta(hours=2))
+    assert out.applied == 1 and customer_row(engine) == (2, "v4@x", "SE")
+
+
 def test_dst_fall_back_second_pass_is_one_version(engine: Engine) -> None:
     # Stockholm 2026-10-25 02:10:00 second pass = 01:10:00Z; SOAP's offset-less date reads it 00:10:00Z
     soap_at = datetime(2026, 10, 25, 2, 10, tzinfo=TZ).astimezone(UTC)  # fold=0: the first pass
@@ -428,14 +476,20 @@ def test_a_lost_confirm_after_the_commit_redelivers_without_a_second_application
     assert customer_row(engine)[:2] == (1, "a@x")
 
 
-@pytest.mark.xfail(strict=True, reason="#15 review: SOAP's offset-less `created` of an order placed in the repeated "
-                   "DST fall-back hour is read as the first pass, GraphQL's createdAt is the second: for that "
-                   "order's whole life the two queues never show 'the same version' (every same-second tie is "
-                   "applied again) and the ERP's `created` moves by an hour with the queue that delivered last")
 def test_an_order_placed_in_the_dst_fall_back_hour_is_one_version_later_on(engine: Engine) -> None:
     placed = "2026-10-25 02:30:00"  # Stockholm, the second pass: 01:30:00Z
     assert store(engine, soap_order(10, T0, created=placed)) == ["applied"]  # a December change of it
     assert store(engine, gql_order(1, "2026-12-01T12:00:00Z", created="2026-10-25T01:30:00Z")) == ["superseded"]
+    # a later version from GraphQL writes its unambiguous `created`; SOAP's later ones never flip it back
+    assert store(engine, gql_order(2, "2026-12-01T12:00:05Z", status="PROCESSING",
+                                   created="2026-10-25T01:30:00Z")) == ["applied"]
+    assert store(engine, soap_order(11, T0 + timedelta(seconds=9), status="completed", created=placed)) == ["applied"]
+    with Session(engine) as s:
+        created = s.exec(select(CentraOrder.created)).one()[0]  # type: ignore[call-overload]
+    assert created.replace(tzinfo=UTC) == datetime(2026, 10, 25, 1, 30, tzinfo=UTC)
+    # and the same state again from GraphQL is that version (its `created` matches SOAP's either reading)
+    assert store(engine, gql_order(3, "2026-12-01T12:00:09Z", status="SHIPPED",
+                                   created="2026-10-25T01:30:00Z")) == ["superseded"]
 
 
 def test_an_order_event_with_an_unreadable_reference_is_parked_and_confirmed(engine: Engine) -> None:
