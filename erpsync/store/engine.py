@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
@@ -21,7 +22,7 @@ def make_engine(url: str, *, busy_timeout_ms: int = 10_000, echo: bool = False, 
     e-mails, addresses, payloads) are never logged nor put in error messages, at any log level
     (``hide_parameters``): the statement is enough to diagnose."""
     kwargs.setdefault("hide_parameters", True)
-    kwargs.setdefault("json_serializer", _JSON.encode)
+    kwargs.setdefault("json_serializer", json_text)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -38,6 +39,17 @@ def make_engine(url: str, *, busy_timeout_ms: int = 10_000, echo: bool = False, 
 # json.dumps does, without its reference-cycle bookkeeping (payloads are trees parsed from XML or
 # JSON: they cannot hold a cycle). A fifth cheaper, measured on order payloads.
 _JSON = json.JSONEncoder(check_circular=False)
+
+
+def json_text(value: Any) -> str:
+    """A JSON column's text: orjson (several times faster than the json module on Centra payloads:
+    the largest share of storing an order on SQLite), falling back to ``json`` for what orjson
+    refuses (integers beyond 64 bits, keys that are not strings) so every value json could store
+    still stores. The text is compact; both databases read it back to the same value."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        return _JSON.encode(value)
 
 
 def make_read_engine(url: str, *, busy_timeout_ms: int = 10_000) -> Engine:
