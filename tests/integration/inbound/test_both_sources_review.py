@@ -1,6 +1,5 @@
 """Review of source = "both" (#15): the two queues as a real Centra may interleave them, on SQLite and
-PostgreSQL. Each test names the situation; an ``xfail(strict=True)`` marks a defect left open (reason
-given), the others hold (or were fixed with this test)."""
+PostgreSQL. Each test names the situation; each held, or was fixed together with its test."""
 
 from __future__ import annotations
 
