@@ -14,17 +14,14 @@ harmless. Requests and complexity are spent from the governor's ``events`` lane.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Engine
 
-from erpsync.clock import Clock
 from erpsync.errors import ProtocolError
-from erpsync.inbound.crash import CrashPoints
 from erpsync.inbound.gql_documents import (
     ALL_CHANGE_TYPES,
     CONFIRM_EVENTS,
@@ -39,10 +36,9 @@ from erpsync.inbound.gql_documents import (
 )
 from erpsync.inbound.gql_transform import SOURCE_PREFIX, is_digits, safe_date, to_inbound_item
 from erpsync.inbound.pull import PullJob
-from erpsync.inbound.retry import Backoff
 from erpsync.job import RunContext
 from erpsync.logs import get_logger
-from erpsync.store.inbox import InboundItem, InboxRepository
+from erpsync.store.inbox import InboundItem
 
 log = get_logger("erpsync.inbound.gql_source")
 LANE = "events"
@@ -123,24 +119,12 @@ class GraphqlPullJob(PullJob):
     name = "pull_graphql"
     page_size = PAGE_LIMIT
 
-    def __init__(
-        self,
-        engine: Engine,
-        source: GraphqlEventSource,
-        *,
-        clock: Clock | None = None,
-        stop_event: threading.Event | None = None,
-        may_write: Callable[[], bool] | None = None,
-        max_batches: int = 1000,
-        backoff: Backoff | None = None,
-        crash: CrashPoints | None = None,
-        repository: InboxRepository | None = None,
-    ) -> None:
+    def __init__(self, engine: Engine, source: GraphqlEventSource, **options: Any) -> None:
+        """``options`` as ``PullJob``'s (clock, stop_event, may_write, max_batches, backoff, crash,
+        repository); GraphQL dates carry their offset, so no store time zone."""
         from datetime import UTC
 
-        super().__init__(engine, source, store_tz=UTC, clock=clock, stop_event=stop_event,  # type: ignore[arg-type]
-                         may_write=may_write, max_batches=max_batches, backoff=backoff, crash=crash,
-                         repository=repository)
+        super().__init__(engine, source, store_tz=UTC, **options)  # type: ignore[arg-type]
         self.gql_source = source
         self.page_size = source.page_limit
         self._listeners_ok = False
