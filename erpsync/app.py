@@ -155,25 +155,23 @@ class StopAwareClock:
         return self.inner.real_monotonic()
 
     def sleep(self, seconds: float) -> None:
-        end = self.inner.monotonic() + seconds
-        while True:
-            if self.stop_event.is_set():
-                raise StopRequested("shutdown requested during a wait")
-            left = end - self.inner.monotonic()
-            if left <= 0:
-                return
-            # a scaled clock (the simulator's) runs `factor` times faster than real time
-            self.inner.sleep(min(left, self.SLICE * float(getattr(self.inner, "factor", 1.0))))
+        # a scaled clock (the simulator's) runs `factor` times faster than real time
+        self._wait(seconds, self.inner.monotonic, self.inner.sleep,
+                   self.SLICE * float(getattr(self.inner, "factor", 1.0)))
 
     def real_sleep(self, seconds: float) -> None:
-        end = self.inner.real_monotonic() + seconds
+        self._wait(seconds, self.inner.real_monotonic, self.inner.real_sleep, self.SLICE)
+
+    def _wait(self, seconds: float, now: Callable[[], float], sleep: Callable[[float], None], piece: float) -> None:
+        """Sleep ``seconds`` of the ``now`` clock in pieces of at most ``piece``, ending early at a stop."""
+        end = now() + seconds
         while True:
             if self.stop_event.is_set():
                 raise StopRequested("shutdown requested during a wait")
-            left = end - self.inner.real_monotonic()
+            left = end - now()
             if left <= 0:
                 return
-            self.inner.real_sleep(min(left, self.SLICE))
+            sleep(min(left, piece))
 
 
 @dataclass
