@@ -279,6 +279,10 @@ class InboxRepository:
         ``graphql`` or ``both``), so every change of an object has a GraphQL event still to come. False
         (source ``soap``, e.g. after a roll-back) lets SOAP's snapshots move objects GraphQL stored."""
         self.graphql_queue_read = graphql_queue_read
+        # during one ``_apply``: which queue delivered the stored version of an object, and the objects
+        # whose stored date is a SOAP date read in a repeated DST hour; keyed (table, type, key)
+        self._sources: dict[tuple[str, str, str], str] = {}
+        self._ambiguous_dates: set[tuple[str, str, str]] = set()
 
     def store_batch(
         self,
@@ -567,24 +571,6 @@ class InboxRepository:
                                                 lines.get(row["centra_id"], []) if t.name == "centra_order" else None,
                                                 frozenset({"created"}) if row.get("created_ambiguous") else frozenset())
         return out
-
-    @property
-    def _ambiguous_dates(self) -> set[tuple[str, str, str]]:
-        """Objects whose stored version's date is a SOAP date read in a repeated DST hour (one ``_apply``)."""
-        found: set[tuple[str, str, str]] | None = getattr(self, "_ambiguous_set", None)
-        if found is None:
-            found = set()
-            self._ambiguous_set = found
-        return found
-
-    @property
-    def _sources(self) -> dict[tuple[str, str, str], str]:
-        """Which queue delivered the stored version of an object (during one ``_apply``)."""
-        found: dict[tuple[str, str, str], str] | None = getattr(self, "_source_map", None)
-        if found is None:
-            found = {}
-            self._source_map = found
-        return found
 
     def _current_versions(
         self, session: Session, model: type[SQLModel], keys: list[str], generic_type: str,
